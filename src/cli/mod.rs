@@ -1,0 +1,145 @@
+//! The command line: one module per subcommand. Errors become exit code 2, failed checks 1.
+
+mod rules;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::rules::{LoadOptions, LoadReport, Placeholders, RuleSet};
+
+/// Exit status of a command that ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0: success.
+    Ok,
+    /// 1: a check failed (a rule test case, `--expect`, `--fail-on`).
+    CheckFailed,
+    /// 2: usage, input or validation error.
+    Invalid,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        ExitCode::from(match o {
+            Outcome::Ok => 0,
+            Outcome::CheckFailed => 1,
+            Outcome::Invalid => 2,
+        })
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trailwatch",
+    version,
+    about = "Detection engine for AWS CloudTrail: Sigma rules over live and archived events",
+    long_about = "trailwatch evaluates Sigma detection rules over AWS CloudTrail records.\n\n\
+        Rules are Sigma YAML (SigmaHQ's AWS rules work unmodified) with optional `tests:` \
+        inside each rule file. Without --rules, the built-in rule set compiled into the \
+        binary is used.\n\n\
+        Exit codes: 0 success; 1 a check failed (a rule test case, --expect, --fail-on); \
+        2 usage, input or validation error.",
+    after_help = "Examples:\n  trailwatch rules validate my-rules/\n  trailwatch rules test my-rules/\n  trailwatch rules list --format json"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write, check and inspect detection rules.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+}
+
+/// Which rules to load (shared by every command that loads rules).
+#[derive(Args, Debug, Clone)]
+pub struct RuleSource {
+    /// Rule files or directories (searched recursively for .yml/.yaml). Without any, the
+    /// built-in rules are used.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Also load the built-in rules when PATHs are given.
+    #[arg(long)]
+    pub builtin: bool,
+    /// YAML file with values for `|expand` placeholders (`name: [value, ...]`).
+    #[arg(long, value_name = "FILE")]
+    pub placeholders: Option<PathBuf>,
+}
+
+impl RuleSource {
+    /// Loads the rules; the report carries every diagnostic.
+    pub fn load(&self) -> Result<LoadReport> {
+        let placeholders = match &self.placeholders {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read placeholders file {}", p.display()))?;
+                match Placeholders::from_yaml(&p.display().to_string(), &text) {
+                    Ok(ph) => Some(ph),
+                    Err(diags) => {
+                        for d in &diags {
+                            eprint!("{}", d.render(Some(&text)));
+                        }
+                        anyhow::bail!("invalid placeholders file {}", p.display());
+                    }
+                }
+            }
+        };
+        let with_builtin = self.paths.is_empty() || self.builtin;
+        Ok(crate::rules::load(
+            &self.paths,
+            with_builtin,
+            LoadOptions { placeholders },
+        ))
+    }
+
+    /// Loads the rules for a run: errors stop start-up unless `skip_invalid`, in which case
+    /// they are printed as warnings and the broken rules are left out.
+    pub fn load_for_run(&self, skip_invalid: bool) -> Result<RuleSet> {
+        let report = self.load()?;
+        let errors = report.errors().count();
+        for d in &report.diagnostics {
+            if d.is_error() || d.severity == crate::rules::diag::Severity::Warning {
+                eprint!("{}", report.render(d));
+            }
+        }
+        if errors > 0 && !skip_invalid {
+            anyhow::bail!(
+                "{errors} problem(s) in the rules; fix them (see `trailwatch rules validate`) or pass --skip-invalid to run without the broken rules"
+            );
+        }
+        if errors > 0 {
+            eprintln!("warning: running without {errors} broken rule(s) (--skip-invalid)");
+        }
+        Ok(RuleSet::new(report.rules))
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Rules(cmd) => rules::run(cmd),
+    };
+    match result {
+        Ok(o) => o.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `trailwatch rules validate|test|list`.
+
+use super::{Outcome, RuleSource};
+use crate::rules::diag::Severity;
+use crate::rules::testcase::run_case;
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use std::io::Write;
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Load every rule and report every problem at once (file:line:column, a snippet and a
+    /// hint). Exit 2 when any rule is invalid.
+    Validate {
+        #[command(flatten)]
+        source: RuleSource,
+        /// Also print notes (e.g. rules skipped because their logsource is not CloudTrail).
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Run the test cases written inside the rule files (`tests:`). Exit 1 when a case fails;
+    /// failures explain which selection and which field decided.
+    Test {
+        #[command(flatten)]
+        source: RuleSource,
+        /// Print passing cases too.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Print the loaded rules: id, level, title and source file.
+    List {
+        #[command(flatten)]
+        source: RuleSource,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+pub fn run(cmd: RulesCommand) -> Result<Outcome> {
+    match cmd {
+        RulesCommand::Validate { source, verbose } => validate(&source, verbose),
+        RulesCommand::Test { source, verbose } => test(&source, verbose),
+        RulesCommand::List { source, format } => list(&source, format),
+    }
+}
+
+fn print_diagnostics(report: &crate::rules::LoadReport, verbose: bool) {
+    for d in &report.diagnostics {
+        if verbose || d.severity != Severity::Note {
+            eprint!("{}", report.render(d));
+        }
+    }
+}
+
+fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
+    let report = source.load()?;
+    print_diagnostics(&report, verbose);
+    let errors = report.errors().count();
+    let warnings = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    let files = report.sources.len();
+    println!(
+        "{} rules valid in {files} files; {errors} errors, {warnings} warnings, {} documents skipped (not CloudTrail)",
+        report.rules.len(),
+        report.skipped
+    );
+    Ok(if errors > 0 {
+        Outcome::Invalid
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
+    let report = source.load()?;
+    print_diagnostics(&report, false);
+    if report.has_errors() {
+        eprintln!("error: the rules above are invalid; fix them before their tests can run");
+        return Ok(Outcome::Invalid);
+    }
+    let mut out = std::io::stdout().lock();
+    let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
+    for rule in &report.rules {
+        if rule.tests.is_empty() {
+            untested += 1;
+            continue;
+        }
+        for case in &rule.tests {
+            let r = run_case(rule, case);
+            let place = format!("{}:{}:{}", rule.source.file, r.pos.line, r.pos.col);
+            if r.passed {
+                passed += 1;
+                if verbose {
+                    writeln!(out, "ok    {} › {} ({place})", rule.meta.title, r.name)?;
+                }
+            } else {
+                failed += 1;
+                writeln!(out, "FAIL  {} › {} ({place})", rule.meta.title, r.name)?;
+                for line in &r.explanation {
+                    writeln!(out, "        {line}")?;
+                }
+            }
+        }
+    }
+    if untested > 0 {
+        writeln!(out, "{untested} rules have no tests")?;
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(if failed > 0 {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
+    let report = source.load()?;
+    print_diagnostics(&report, false);
+    let mut out = std::io::stdout().lock();
+    match format {
+        ListFormat::Json => {
+            let items: Vec<serde_json::Value> = report
+                .rules
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.meta.id,
+                        "level": r.meta.level,
+                        "title": r.meta.title,
+                        "status": r.meta.status,
+                        "tags": r.meta.tags,
+                        "file": r.source.file,
+                        "tests": r.tests.len(),
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+        }
+        ListFormat::Text => {
+            for r in &report.rules {
+                writeln!(
+                    out,
+                    "{:<36}  {:<13}  {}  ({})",
+                    r.meta.id, r.meta.level, r.meta.title, r.source.file
+                )?;
+            }
+            writeln!(out, "{} rules", report.rules.len())?;
+        }
+    }
+    Ok(if report.has_errors() {
+        Outcome::Invalid
+    } else {
+        Outcome::Ok
+    })
+}

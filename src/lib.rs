@@ -1,0 +1,8 @@
+//! trailwatch: a detection engine for AWS CloudTrail.
+//!
+//! The modules follow the data flow: records are decoded into [`event::Event`]s, matched by
+//! [`rules`] (Sigma rules compiled once and selected per event through a candidate index).
+
+pub mod cli;
+pub mod event;
+pub mod rules;
