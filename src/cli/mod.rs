@@ -68,6 +68,11 @@ pub struct RuleSource {
     /// YAML file with values for `|expand` placeholders (`name: [value, ...]`).
     #[arg(long, value_name = "FILE")]
     pub placeholders: Option<PathBuf>,
+    /// Also accept rules whose logsource is `product: aws` with this `service` (repeatable).
+    /// Some rule sets name the AWS service whose API calls CloudTrail records (`iam`, `ec2`)
+    /// instead of `cloudtrail`; such rules are otherwise skipped with a note.
+    #[arg(long, value_name = "NAME")]
+    pub logsource_service: Vec<String>,
 }
 
 impl RuleSource {
@@ -93,7 +98,10 @@ impl RuleSource {
         Ok(crate::rules::load(
             &self.paths,
             with_builtin,
-            LoadOptions { placeholders },
+            LoadOptions {
+                placeholders,
+                extra_services: self.logsource_service.clone(),
+            },
         ))
     }
 

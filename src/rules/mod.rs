@@ -72,15 +72,15 @@ pub struct Logsource {
 impl Logsource {
     /// `product: aws` with `service: cloudtrail` (or no service), or `service: cloudtrail`
     /// alone. A rule without any `logsource` is also taken as a CloudTrail rule.
-    pub fn is_cloudtrail(&self) -> bool {
+    pub fn is_cloudtrail(&self, extra_services: &[String]) -> bool {
         let product_ok = self
             .product
             .as_deref()
             .is_none_or(|p| p.eq_ignore_ascii_case("aws"));
-        let service_ok = self
-            .service
-            .as_deref()
-            .is_none_or(|s| s.eq_ignore_ascii_case("cloudtrail"));
+        let service_ok = self.service.as_deref().is_none_or(|s| {
+            s.eq_ignore_ascii_case("cloudtrail")
+                || extra_services.iter().any(|e| e.eq_ignore_ascii_case(s))
+        });
         let said_something = self.product.is_some() || self.service.is_some();
         product_ok && service_ok && (said_something || self.category.is_none())
     }
@@ -199,6 +199,9 @@ impl Placeholders {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub placeholders: Option<Placeholders>,
+    /// Extra `logsource.service` names (with `product: aws`) to accept as CloudTrail rules;
+    /// some rule sets name the AWS service (`iam`, `ec2`) whose API calls CloudTrail records.
+    pub extra_services: Vec<String>,
 }
 
 /// Everything a load produced: the rules that compiled and every diagnostic.
@@ -380,6 +383,7 @@ impl Loader {
             label,
             &mut self.report.diagnostics,
             self.opts.placeholders.as_ref(),
+            &self.opts.extra_services,
             base_dir,
         );
         for doc in docs {

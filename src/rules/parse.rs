@@ -110,6 +110,7 @@ pub(crate) struct Ctx<'a> {
     pub file: &'a str,
     pub diags: &'a mut Vec<Diagnostic>,
     pub placeholders: Option<&'a Placeholders>,
+    pub extra_services: &'a [String],
     /// Directory that `event_file` paths are relative to; `None` for built-in rules.
     pub base_dir: Option<&'a Path>,
     errors: usize,
@@ -120,12 +121,14 @@ impl<'a> Ctx<'a> {
         file: &'a str,
         diags: &'a mut Vec<Diagnostic>,
         placeholders: Option<&'a Placeholders>,
+        extra_services: &'a [String],
         base_dir: Option<&'a Path>,
     ) -> Self {
         Ctx {
             file,
             diags,
             placeholders,
+            extra_services,
             base_dir,
             errors: 0,
         }
@@ -208,15 +211,21 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
 
     let logsource = read_logsource(ctx, root);
     if let Some(ls) = &logsource
-        && !ls.is_cloudtrail()
+        && !ls.is_cloudtrail(ctx.extra_services)
     {
         let pos = root.get("logsource").map_or(root.pos, |n| n.pos);
         ctx.note(
             pos,
             format!(
-                "skipped: logsource is not AWS CloudTrail (product: {}, service: {})",
+                "skipped: logsource is not AWS CloudTrail (product: {}, service: {}){}",
                 ls.product.as_deref().unwrap_or("-"),
-                ls.service.as_deref().unwrap_or("-")
+                ls.service.as_deref().unwrap_or("-"),
+                match (&ls.product, &ls.service) {
+                    (Some(p), Some(s)) if p.eq_ignore_ascii_case("aws") => format!(
+                        "; if its events are CloudTrail records, pass --logsource-service {s}"
+                    ),
+                    _ => String::new(),
+                }
             ),
         );
         return DocOutcome::Skipped;
