@@ -3,6 +3,11 @@
 //! The modules follow the data flow: records are decoded into [`event::Event`]s, matched by
 //! [`rules`] (Sigma rules compiled once and selected per event through a candidate index).
 
+pub mod backtest;
 pub mod cli;
+pub mod decode;
+pub mod engine;
 pub mod event;
+pub mod finding;
 pub mod rules;
+pub mod source;

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand. Errors become exit code 2, failed checks 1.
 
+mod backtest;
 mod rules;
 
 use anyhow::{Context, Result};
@@ -41,7 +42,7 @@ impl From<Outcome> for ExitCode {
         binary is used.\n\n\
         Exit codes: 0 success; 1 a check failed (a rule test case, --expect, --fail-on); \
         2 usage, input or validation error.",
-    after_help = "Examples:\n  trailwatch rules validate my-rules/\n  trailwatch rules test my-rules/\n  trailwatch rules list --format json"
+    after_help = "Examples:\n  trailwatch backtest fixtures/samples/\n  trailwatch rules validate my-rules/\n  trailwatch rules test my-rules/\n  trailwatch rules list --format json"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -50,6 +51,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Replay archived CloudTrail files through the rules and report what would have fired.
+    Backtest(backtest::BacktestArgs),
     /// Write, check and inspect detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -142,6 +145,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Backtest(args) => backtest::run(args),
     };
     match result {
         Ok(o) => o.into(),

@@ -96,9 +96,11 @@ pub fn explain(rule: &Rule, ev: &Event<'_>) -> Vec<String> {
                     }
                     for f in fields {
                         let ok = f.matches(ev);
-                        let mark = if ok { "ok  " } else { "FAIL" };
+                        let mark = if ok { "matches " } else { "no match" };
                         let what = match &f.test {
-                            FieldTest::Exists(_) => describe_test(f),
+                            FieldTest::Exists(_) => {
+                                format!("{}; event has {}", describe_test(f), observed(f, ev))
+                            }
                             FieldTest::Values { .. } => format!("event has {}", observed(f, ev)),
                         };
                         out.push(format!("      {mark} {}: {what}", f.key));

@@ -1,0 +1,129 @@
+//! Rule evaluation cost per CloudTrail event.
+//!
+//! The 57 SigmaHQ CloudTrail rules (`fixtures/sigmahq/`) over 3,313 real records
+//! (`fixtures/bench/`, see its README for sources and licences). Records are decompressed and
+//! split once, then parsed into [`Event`]s outside the timed loops, so `rules/indexed` and
+//! `rules/full_scan` measure matching alone; `decode/event_parse` measures `Event::parse` of
+//! each record's JSON text. Every group reports throughput in events, so the time per event
+//! is the measured time divided by the number of events (printed at start-up).
+//!
+//! Run with `cargo bench --bench rules`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use flate2::read::GzDecoder;
+use std::hint::black_box;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use trailwatch::event::Event;
+use trailwatch::rules::{LoadOptions, Loader, RuleSet};
+
+const EVENT_ARCHIVES: &[&str] = &[
+    "stratus-red-team-detonation-logs.json.gz",
+    "invictus-aws-dataset.json.gz",
+    "otrf-ec2-proxy-s3-exfiltration.json.gz",
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn load_rules() -> RuleSet {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.load_path(&fixtures().join("sigmahq"));
+    let report = loader.finish();
+    for d in report.errors() {
+        eprintln!("{}", report.render(d));
+    }
+    assert!(!report.has_errors(), "the SigmaHQ fixture rules must load");
+    RuleSet::new(report.rules)
+}
+
+/// The JSON text of every record, one compact string per record.
+fn load_records() -> Vec<String> {
+    let mut out = Vec::new();
+    for name in EVENT_ARCHIVES {
+        let path = fixtures().join("bench").join(name);
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut text = String::new();
+        GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let records = match doc.get_mut("Records").map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(r)) => r,
+            _ => panic!("{}: no `Records` list", path.display()),
+        };
+        out.extend(records.iter().map(|r| r.to_string()));
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = load_rules();
+    let records = load_records();
+    let events: Vec<Event<'_>> = records
+        .iter()
+        .map(|r| Event::parse(r).expect("every fixture record is a JSON object"))
+        .collect();
+    let n = events.len() as u64;
+
+    // The index must select exactly what a full scan finds; also gives the match count.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut matched_events = 0usize;
+    let mut matches = 0usize;
+    for ev in &events {
+        rules.matching(ev, &mut a);
+        rules.matching_full_scan(ev, &mut b);
+        assert_eq!(a, b, "indexed and full-scan results differ");
+        matched_events += usize::from(!a.is_empty());
+        matches += a.len();
+    }
+    let bytes: usize = records.iter().map(String::len).sum();
+    eprintln!(
+        "rules: {} rules, {n} events ({bytes} bytes of JSON), {matches} matches on {matched_events} events; \
+         time per event = reported time / {n}",
+        rules.len()
+    );
+
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("indexed", |bench| {
+        let mut out = Vec::with_capacity(16);
+        bench.iter(|| {
+            let mut total = 0usize;
+            for ev in &events {
+                rules.matching(black_box(ev), &mut out);
+                total += out.len();
+            }
+            black_box(total)
+        })
+    });
+    group.bench_function("full_scan", |bench| {
+        let mut out = Vec::with_capacity(16);
+        bench.iter(|| {
+            let mut total = 0usize;
+            for ev in &events {
+                rules.matching_full_scan(black_box(ev), &mut out);
+                total += out.len();
+            }
+            black_box(total)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("event_parse", |bench| {
+        bench.iter(|| {
+            for r in &records {
+                let ev = Event::parse(black_box(r.as_str())).expect("parses");
+                black_box(&ev);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,455 @@
+//! Bytes → CloudTrail record texts, for every shape CloudTrail data comes in.
+//!
+//! The shape is detected from content, not from file names: gzip by its magic bytes, then
+//! - `{"Records":[…]}` (S3 archive files),
+//! - a CloudTrail digest file (skipped: not events),
+//! - a CloudWatch Logs subscription payload (`DATA_MESSAGE`; `CONTROL_MESSAGE` skipped), raw
+//!   or base64+gzip as a Lambda receives it,
+//! - `LookupEvents` / CloudTrail Lake output where each record is a JSON string in
+//!   `CloudTrailEvent`,
+//! - a JSON array of records, a single record, or JSON lines.
+//!
+//! Records are returned as text slices of the input where possible (no re-serialisation);
+//! each is parsed into an [`crate::event::Event`] by the caller.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::io::Read;
+
+/// Largest decompressed size accepted for one input (guards against gzip bombs).
+pub const MAX_DECOMPRESSED: u64 = 2 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    Records,
+    Array,
+    Object,
+    JsonLines,
+    CwlData,
+    CwlControl,
+    LookupEvents,
+    Digest,
+    /// Not JSON or gzip (a README, a binary): skipped.
+    NotCloudTrail,
+}
+
+/// Where in its input a record was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loc {
+    /// 0-based index in a list of records.
+    Index(usize),
+    /// 1-based line of JSON lines.
+    Line(usize),
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loc::Index(i) => write!(f, "record {i}"),
+            Loc::Line(l) => write!(f, "line {l}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RecordText<'a> {
+    pub text: Cow<'a, str>,
+    pub loc: Loc,
+}
+
+/// Why an input could not be decoded (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("corrupt gzip data: {0}")]
+    Gzip(std::io::Error),
+    #[error("decompresses to more than {MAX_DECOMPRESSED} bytes")]
+    TooLarge,
+    #[error("not UTF-8 text at byte {0}")]
+    Utf8(usize),
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid base64 CloudWatch Logs payload: {0}")]
+    Base64(String),
+}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> Self {
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        DecodeError::Json {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
+    }
+}
+
+/// A problem with one record (the rest of the input is still used).
+#[derive(Debug)]
+pub struct RecordIssue {
+    pub loc: Loc,
+    pub message: String,
+}
+
+/// The records of one input.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub shape: Shape,
+    pub records: Vec<RecordText<'a>>,
+    pub issues: Vec<RecordIssue>,
+}
+
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
+pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(64 << 20));
+    let mut reader = flate2::read::MultiGzDecoder::new(bytes).take(MAX_DECOMPRESSED + 1);
+    reader.read_to_end(&mut out).map_err(DecodeError::Gzip)?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Decompresses when gzip; otherwise borrows.
+pub fn maybe_gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+    if is_gzip(bytes) {
+        gunzip(bytes).map(Cow::Owned)
+    } else {
+        Ok(Cow::Borrowed(bytes))
+    }
+}
+
+#[derive(Deserialize)]
+struct TopLevel<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, rename = "messageType")]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(rename = "logEvents")]
+    log_events: Option<Vec<LogEvent>>,
+    #[serde(borrow, rename = "Events")]
+    events: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "CloudTrailEvent")]
+    cloudtrail_event: Option<String>,
+    #[serde(borrow, rename = "digestStartTime")]
+    digest_start: Option<&'a RawValue>,
+    #[serde(borrow, rename = "logFiles")]
+    log_files: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct LogEvent {
+    message: String,
+}
+
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Decodes one (already decompressed) input.
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match first_byte(text) {
+        Some(b'{') => decode_object_or_lines(text),
+        Some(b'[') => decode_array(text),
+        Some(b'H') if text.trim_start().starts_with("H4sI") => decode_base64_cwl(text.trim()),
+        _ => Ok(Decoded {
+            shape: Shape::NotCloudTrail,
+            records: Vec::new(),
+            issues: Vec::new(),
+        }),
+    }
+}
+
+/// Does this text look like a CloudTrail-ish input at all (for skipping READMEs quietly)?
+pub fn looks_like_input(bytes: &[u8]) -> bool {
+    if is_gzip(bytes) {
+        return true;
+    }
+    let head = &bytes[..bytes.len().min(64)];
+    match head.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => true,
+        Some(b'H') => head.windows(4).any(|w| w == b"H4sI"),
+        _ => bytes.starts_with(&[0xef, 0xbb, 0xbf]),
+    }
+}
+
+fn decode_base64_cwl(text: &str) -> Result<Decoded<'static>, DecodeError> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| DecodeError::Base64(e.to_string()))?;
+    let json = maybe_gunzip(&raw)?.into_owned();
+    let json =
+        String::from_utf8(json).map_err(|e| DecodeError::Utf8(e.utf8_error().valid_up_to()))?;
+    let top: TopLevel = serde_json::from_str(&json)?;
+    Ok(from_top(top, &json).map(into_owned).unwrap_or(Decoded {
+        shape: Shape::NotCloudTrail,
+        records: Vec::new(),
+        issues: Vec::new(),
+    }))
+}
+
+fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
+    Decoded {
+        shape: d.shape,
+        records: d
+            .records
+            .into_iter()
+            .map(|r| RecordText {
+                text: Cow::Owned(r.text.into_owned()),
+                loc: r.loc,
+            })
+            .collect(),
+        issues: d.issues,
+    }
+}
+
+/// Interprets a parsed top-level object; `None` when it is a plain record.
+fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
+    let list = |items: Vec<Cow<'a, str>>, shape| Decoded {
+        shape,
+        records: items
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| RecordText {
+                text,
+                loc: Loc::Index(i),
+            })
+            .collect(),
+        issues: Vec::new(),
+    };
+    if let Some(records) = top.records {
+        return Some(list(
+            records
+                .into_iter()
+                .map(|r| Cow::Borrowed(r.get()))
+                .collect(),
+            Shape::Records,
+        ));
+    }
+    if top.digest_start.is_some() && top.log_files.is_some() {
+        return Some(list(Vec::new(), Shape::Digest));
+    }
+    if let Some(mt) = &top.message_type {
+        if mt == "CONTROL_MESSAGE" {
+            return Some(list(Vec::new(), Shape::CwlControl));
+        }
+        let events = top.log_events.unwrap_or_default();
+        return Some(list(
+            events.into_iter().map(|e| Cow::Owned(e.message)).collect(),
+            Shape::CwlData,
+        ));
+    }
+    if let Some(events) = top.events {
+        let mut d = list(Vec::new(), Shape::LookupEvents);
+        for (i, e) in events.into_iter().enumerate() {
+            lookup_event(e.get(), i, &mut d);
+        }
+        return Some(d);
+    }
+    if let Some(inner) = top.cloudtrail_event {
+        return Some(list(vec![Cow::Owned(inner)], Shape::LookupEvents));
+    }
+    if let Some(data) = top.data {
+        // `{"data": <envelope>}` as some test harnesses wrap subscription payloads.
+        let inner: TopLevel<'a> = serde_json::from_str(data.get()).ok()?;
+        return from_top(inner, whole);
+    }
+    let _ = whole;
+    None
+}
+
+fn lookup_event<'a>(raw: &'a str, i: usize, d: &mut Decoded<'a>) {
+    #[derive(Deserialize)]
+    struct Lookup {
+        #[serde(rename = "CloudTrailEvent")]
+        cloudtrail_event: Option<String>,
+    }
+    match serde_json::from_str::<Lookup>(raw) {
+        Ok(Lookup {
+            cloudtrail_event: Some(s),
+        }) => d.records.push(RecordText {
+            text: Cow::Owned(s),
+            loc: Loc::Index(i),
+        }),
+        Ok(_) => d.issues.push(RecordIssue {
+            loc: Loc::Index(i),
+            message: "entry has no `CloudTrailEvent` string".into(),
+        }),
+        Err(e) => d.issues.push(RecordIssue {
+            loc: Loc::Index(i),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
+    match serde_json::from_str::<TopLevel>(text) {
+        Ok(top) => Ok(from_top(top, text).unwrap_or(Decoded {
+            shape: Shape::Object,
+            records: vec![RecordText {
+                text: Cow::Borrowed(text),
+                loc: Loc::Index(0),
+            }],
+            issues: Vec::new(),
+        })),
+        // More than one value: JSON lines.
+        Err(e) if e.to_string().starts_with("trailing characters") => Ok(decode_lines(text)),
+        Err(e) => {
+            // A broken first line in JSON lines still leaves the other lines usable.
+            if text.trim_end().lines().count() > 1 {
+                Ok(decode_lines(text))
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+fn decode_lines(text: &str) -> Decoded<'_> {
+    let mut d = Decoded {
+        shape: Shape::JsonLines,
+        records: Vec::new(),
+        issues: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        d.records.push(RecordText {
+            text: Cow::Borrowed(line),
+            loc: Loc::Line(i + 1),
+        });
+    }
+    d
+}
+
+fn decode_array(text: &str) -> Result<Decoded<'_>, DecodeError> {
+    let items: Vec<&RawValue> = serde_json::from_str(text)?;
+    let mut d = Decoded {
+        shape: Shape::Array,
+        records: Vec::new(),
+        issues: Vec::new(),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let raw = item.get();
+        // LookupEvents entries carry the record as a string; subscription envelopes nest it.
+        if raw.contains("\"CloudTrailEvent\"") && !raw.contains("\"eventVersion\"") {
+            d.shape = Shape::LookupEvents;
+            lookup_event(raw, i, &mut d);
+        } else if raw.contains("\"logEvents\"") && raw.contains("\"messageType\"") {
+            match serde_json::from_str::<TopLevel>(raw)
+                .ok()
+                .and_then(|t| from_top(t, raw))
+            {
+                Some(inner) => {
+                    d.shape = inner.shape;
+                    d.records.extend(inner.records.into_iter().map(|mut r| {
+                        r.loc = Loc::Index(i);
+                        r
+                    }));
+                }
+                None => d.records.push(RecordText {
+                    text: Cow::Borrowed(raw),
+                    loc: Loc::Index(i),
+                }),
+            }
+        } else {
+            d.records.push(RecordText {
+                text: Cow::Borrowed(raw),
+                loc: Loc::Index(i),
+            });
+        }
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(d: &Decoded) -> Vec<String> {
+        d.records.iter().map(|r| r.text.to_string()).collect()
+    }
+
+    #[test]
+    fn records_file() {
+        let d = decode(br#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#).unwrap();
+        assert_eq!(d.shape, Shape::Records);
+        assert_eq!(
+            texts(&d),
+            vec![r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#]
+        );
+    }
+
+    #[test]
+    fn json_lines_array_and_single() {
+        let d = decode(b"{\"eventName\":\"A\"}\n\n{\"eventName\":\"B\"}\n").unwrap();
+        assert_eq!(d.shape, Shape::JsonLines);
+        assert_eq!(d.records[1].loc, Loc::Line(3));
+        let d = decode(br#"[{"eventName":"A"}]"#).unwrap();
+        assert_eq!(d.shape, Shape::Array);
+        let d = decode(br#"{"eventName":"A","eventVersion":"1.08"}"#).unwrap();
+        assert_eq!(d.shape, Shape::Object);
+    }
+
+    #[test]
+    fn digest_and_control_are_skipped() {
+        let d = decode(br#"{"digestStartTime":"x","logFiles":[]}"#).unwrap();
+        assert_eq!((d.shape, d.records.len()), (Shape::Digest, 0));
+        let d = decode(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#).unwrap();
+        assert_eq!((d.shape, d.records.len()), (Shape::CwlControl, 0));
+    }
+
+    #[test]
+    fn subscription_payload_base64_gzip() {
+        use std::io::Write;
+        let env = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"{\"eventName\":\"StopLogging\"}"}]}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(env.as_bytes()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let d = decode(b64.as_bytes()).unwrap();
+        assert_eq!(d.shape, Shape::CwlData);
+        assert_eq!(texts(&d), vec![r#"{"eventName":"StopLogging"}"#]);
+    }
+
+    #[test]
+    fn lookup_events_output() {
+        let d =
+            decode(br#"{"Events":[{"EventId":"1","CloudTrailEvent":"{\"eventName\":\"A\"}"}]}"#)
+                .unwrap();
+        assert_eq!(d.shape, Shape::LookupEvents);
+        assert_eq!(texts(&d), vec![r#"{"eventName":"A"}"#]);
+    }
+
+    #[test]
+    fn corrupt_gzip_and_bad_json_are_errors() {
+        assert!(matches!(
+            maybe_gunzip(&[0x1f, 0x8b, 0, 1, 2]),
+            Err(DecodeError::Gzip(_))
+        ));
+        assert!(matches!(
+            decode(b"[{\"a\":1},"),
+            Err(DecodeError::Json { .. })
+        ));
+    }
+}

@@ -1,0 +1,255 @@
+//! The finding: what trailwatch reports, with a stable id, redacted event and a summary a
+//! human can act on. Its JSON form is the public contract (keys are added, never renamed).
+
+use crate::event::{Event, Value};
+use crate::rules::{Level, Rule};
+use serde::Serialize;
+
+/// Replaces secret values in findings; the key is kept so people see something was there.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Is the value under this key a secret? Keys are compared case-insensitively.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    const EXACT: &[&str] = &[
+        "sessiontoken",
+        "secretaccesskey",
+        "secretkey",
+        "privatekey",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "authtoken",
+        "clientsecret",
+        "secretstring",
+        "secretbinary",
+        "apikey",
+        "samlresponse",
+        "assertion",
+        "webidentitytoken",
+        "keymaterial",
+        "plaintext",
+    ];
+    EXACT.contains(&k.as_str())
+        || k.contains("password")
+        || k.contains("passphrase")
+        || k.ends_with("secret")
+        || k.ends_with("_token")
+}
+
+/// A copy of `v` as JSON with every secret value replaced by [`REDACTED`].
+pub fn redact(v: &Value<'_>) -> serde_json::Value {
+    match v {
+        Value::Object(members) => serde_json::Value::Object(
+            members
+                .iter()
+                .map(|(k, val)| {
+                    let out = if is_secret_key(k) && !matches!(val, Value::Null) {
+                        serde_json::Value::String(REDACTED.into())
+                    } else {
+                        redact(val)
+                    };
+                    (k.to_string(), out)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => serde_json::Value::Array(items.iter().map(redact).collect()),
+        other => other.to_json(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRef {
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Match,
+    Correlation,
+    Anomaly,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub id: String,
+    pub incident: String,
+    pub kind: Kind,
+    pub rule: RuleRef,
+    pub time: Option<String>,
+    pub principal: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub event_ids: Vec<String>,
+    pub event_count: u64,
+    pub summary: String,
+    pub details: serde_json::Value,
+    pub event: Option<serde_json::Value>,
+}
+
+/// 128-bit FNV-1a, hex: a stable, dependency-free digest for finding ids (not a security
+/// boundary: ids only need to be deterministic and practically unique).
+pub fn stable_id(parts: &[&str]) -> String {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+    }
+    format!("{h:032x}")
+}
+
+/// Who acted, per the finding contract: the identity ARN; else the session issuer; else
+/// `<type>:<invokedBy or principalId>`.
+pub fn principal(ev: &Event<'_>) -> String {
+    if let Some(arn) = ev.identity_str("arn") {
+        return arn.to_string();
+    }
+    let ui = ev.root().get("userIdentity");
+    if let Some(issuer) = ui
+        .and_then(|u| u.get("sessionContext"))
+        .and_then(|s| s.get("sessionIssuer"))
+        .and_then(|s| s.get("arn"))
+        .and_then(Value::as_str)
+    {
+        return issuer.to_string();
+    }
+    let ty = ev.identity_str("type").unwrap_or("unknown");
+    let who = ev
+        .identity_str("invokedBy")
+        .or_else(|| ev.identity_str("principalId"))
+        .or_else(|| ev.top_str("sourceIPAddress"))
+        .unwrap_or("unknown");
+    format!("{ty}:{who}")
+}
+
+/// One plain sentence: who did what, where, and whether it failed.
+pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
+    let action = match (ev.event_name(), ev.event_source()) {
+        (Some(n), Some(s)) => format!("called {n} ({s})"),
+        (Some(n), None) => format!("called {n}"),
+        _ => match ev.top_str("eventType") {
+            Some(t) => format!("produced a {t} record"),
+            None => "produced a record".into(),
+        },
+    };
+    let mut s = format!("{}: {who} {action}", rule.meta.title);
+    if let Some(r) = ev.aws_region() {
+        s.push_str(&format!(" in {r}"));
+    }
+    if let Some(a) = ev.recipient_account_id() {
+        s.push_str(&format!(", account {a}"));
+    }
+    if let Some(ip) = ev.top_str("sourceIPAddress") {
+        s.push_str(&format!(", from {ip}"));
+    }
+    if let Some(e) = ev.error_code() {
+        s.push_str(&format!(" — failed with {e}"));
+    }
+    s.push('.');
+    s
+}
+
+impl Finding {
+    /// The finding for one rule match.
+    pub fn from_match(rule: &Rule, ev: &Event<'_>) -> Finding {
+        let who = principal(ev);
+        let event_id = ev.event_id().map(str::to_string);
+        // eventID is the primary key of real records; time and name are added because test
+        // and hand-made data reuse ids. Without an eventID, the content identifies the record.
+        let basis = match &event_id {
+            Some(id) => format!(
+                "{id}|{}|{}",
+                ev.event_time().unwrap_or(""),
+                ev.event_name().unwrap_or("")
+            ),
+            None => serde_json::to_string(ev.root()).unwrap_or_default(),
+        };
+        let id = stable_id(&["match", &rule.meta.id, &basis]);
+        let mut details = serde_json::Map::new();
+        details.insert("rule_file".into(), rule.source.file.clone().into());
+        if let Some(t) = ev.top_str("eventType") {
+            details.insert("event_type".into(), t.into());
+        }
+        let account = ev.recipient_account_id().map(str::to_string);
+        if let (Some(acct), Some(own)) = (&account, ev.identity_str("accountId"))
+            && acct != own
+        {
+            details.insert("identity_account".into(), own.into());
+        }
+        Finding {
+            incident: id.clone(),
+            id,
+            kind: Kind::Match,
+            rule: RuleRef {
+                id: rule.meta.id.clone(),
+                title: rule.meta.title.clone(),
+                level: rule.meta.level,
+                tags: rule.meta.tags.clone(),
+            },
+            time: ev.event_time().map(str::to_string),
+            summary: summary(rule, ev, &who),
+            principal: who,
+            account,
+            region: ev.aws_region().map(str::to_string),
+            event_ids: event_id.into_iter().collect(),
+            event_count: 1,
+            details: serde_json::Value::Object(details),
+            event: Some(redact(ev.root())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secrets_and_keeps_keys() {
+        let text = r#"{"responseElements":{"credentials":{"accessKeyId":"ASIA1","sessionToken":"IQo","secretAccessKey":"abc"}},
+            "requestParameters":{"masterUserPassword":"hunter2","userName":"bob","clientSecret":null}}"#;
+        let ev = Event::parse(text).unwrap();
+        let red = redact(ev.root());
+        assert_eq!(
+            red["responseElements"]["credentials"]["sessionToken"],
+            REDACTED
+        );
+        assert_eq!(
+            red["responseElements"]["credentials"]["secretAccessKey"],
+            REDACTED
+        );
+        assert_eq!(
+            red["responseElements"]["credentials"]["accessKeyId"],
+            "ASIA1"
+        );
+        assert_eq!(red["requestParameters"]["masterUserPassword"], REDACTED);
+        assert_eq!(red["requestParameters"]["userName"], "bob");
+        assert!(red["requestParameters"]["clientSecret"].is_null());
+        assert!(!red.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn principal_fallbacks() {
+        let ev = Event::parse(
+            r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}}"#,
+        )
+        .unwrap();
+        assert_eq!(principal(&ev), "AWSService:ec2.amazonaws.com");
+        let ev = Event::parse(r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"}}"#)
+            .unwrap();
+        assert_eq!(principal(&ev), "arn:aws:iam::1:root");
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        assert_eq!(stable_id(&["a", "b"]), stable_id(&["a", "b"]));
+        assert_ne!(stable_id(&["a", "b"]), stable_id(&["ab", ""]));
+        assert_eq!(stable_id(&["x"]).len(), 32);
+    }
+}

@@ -1,0 +1,171 @@
+//! Archived CloudTrail files: walk directories (including the S3 layout
+//! `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/`), order files by the delivery
+//! time in their names, and read them (standard input for `-`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One input to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    pub fn label(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "<stdin>".into(),
+        }
+    }
+
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Input::File(p) => std::fs::read(p),
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                std::io::stdin().lock().read_to_end(&mut buf)?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// What walking the paths found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub inputs: Vec<Input>,
+    /// `CloudTrail-Digest/` files: integrity digests, not events.
+    pub digests: usize,
+    /// Paths that could not be listed or do not exist.
+    pub errors: Vec<(String, std::io::Error)>,
+}
+
+fn is_digest_path(p: &Path) -> bool {
+    p.components()
+        .any(|c| c.as_os_str().to_str() == Some("CloudTrail-Digest"))
+}
+
+/// The `YYYYMMDDTHHMMZ` delivery stamp of a CloudTrail file name, for ordering.
+pub fn time_key(p: &Path) -> Option<&str> {
+    let name = p.file_name()?.to_str()?;
+    name.split('_').find(|part| {
+        let b = part.as_bytes();
+        b.len() == 14
+            && b[8] == b'T'
+            && b[13] == b'Z'
+            && b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    })
+}
+
+fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            d.errors.push((dir.display().to_string(), e));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        let ft = match entry.file_type() {
+            Ok(ft) => ft,
+            Err(e) => {
+                d.errors.push((p.display().to_string(), e));
+                continue;
+            }
+        };
+        if ft.is_dir() {
+            walk(&p, d, files);
+        } else if is_digest_path(&p) {
+            d.digests += 1;
+        } else if ft.is_file() || ft.is_symlink() {
+            files.push(p);
+        }
+    }
+}
+
+/// Expands `paths` (files, directories, `-`) into inputs, ordered by the delivery time in
+/// CloudTrail file names, then by path.
+pub fn discover(paths: &[PathBuf]) -> Discovery {
+    let mut d = Discovery::default();
+    let mut files = Vec::new();
+    let mut stdin = false;
+    for p in paths {
+        if p.as_os_str() == "-" {
+            stdin = true;
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files),
+            Ok(_) if is_digest_path(p) => d.digests += 1,
+            Ok(_) => files.push(p.clone()),
+            Err(e) => d.errors.push((p.display().to_string(), e)),
+        }
+    }
+    files.sort_by(|a, b| (time_key(a), a).cmp(&(time_key(b), b)));
+    files.dedup();
+    d.inputs = files.into_iter().map(Input::File).collect();
+    if stdin {
+        d.inputs.push(Input::Stdin);
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_key_from_cloudtrail_names() {
+        let p = Path::new(
+            "x/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json.gz",
+        );
+        assert_eq!(time_key(p), Some("20230710T1145Z"));
+        assert_eq!(time_key(Path::new("events.json")), None);
+    }
+
+    #[test]
+    fn walks_and_skips_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let ct = dir.path().join("AWSLogs/1/CloudTrail/us-east-1/2023/07/10");
+        let dg = dir
+            .path()
+            .join("AWSLogs/1/CloudTrail-Digest/us-east-1/2023/07/10");
+        std::fs::create_dir_all(&ct).unwrap();
+        std::fs::create_dir_all(&dg).unwrap();
+        std::fs::write(
+            ct.join("1_CloudTrail_us-east-1_20230710T1200Z_b.json.gz"),
+            b"x",
+        )
+        .unwrap();
+        std::fs::write(
+            ct.join("1_CloudTrail_us-east-1_20230710T1145Z_a.json.gz"),
+            b"x",
+        )
+        .unwrap();
+        std::fs::write(
+            dg.join("1_CloudTrail-Digest_us-east-1_20230710T1200Z.json.gz"),
+            b"x",
+        )
+        .unwrap();
+        let d = discover(&[dir.path().to_path_buf()]);
+        assert_eq!(d.digests, 1);
+        let names: Vec<String> = d
+            .inputs
+            .iter()
+            .map(|i| match i {
+                Input::File(p) => p.file_name().unwrap().to_string_lossy().to_string(),
+                Input::Stdin => "-".into(),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "1_CloudTrail_us-east-1_20230710T1145Z_a.json.gz",
+                "1_CloudTrail_us-east-1_20230710T1200Z_b.json.gz"
+            ]
+        );
+    }
+}
