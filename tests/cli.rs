@@ -1,0 +1,304 @@
+//! The `trailwatch` command end to end: exit codes, outputs, error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run trailwatch")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn builtin_rules_validate_and_their_tests_pass() {
+    let o = run(&["rules", "validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&["rules", "test"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(" passed, 0 failed"), "{}", stdout(&o));
+}
+
+#[test]
+fn validate_reports_every_problem_with_position_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "bad.yml",
+        "title: bad\nid: x1\ndetection:\n  sel:\n    eventName|contain: StopLogging\n  condition: sel and not filtr\n---\ntitle: also bad\nid: x2\ndetection:\n  sel:\n    sourceIPAddress|cidr: 10.0.0.0/33\n  condition: sel\n",
+    );
+    let o = run(&["rules", "validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let file = f.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:5:15: error: unknown modifier `contain`")),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `contains`?"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:6:26: error: condition refers to undefined selection `filtr`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:12:27: error: invalid CIDR")),
+        "{err}"
+    );
+    // The snippet with a caret under the problem.
+    assert!(
+        err.contains("5 |     eventName|contain: StopLogging\n  |               ^"),
+        "{err}"
+    );
+}
+
+#[test]
+fn failing_rule_test_exits_1_and_explains() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "r.yml",
+        r#"title: stop
+id: t1
+detection:
+  selection:
+    eventSource: cloudtrail.amazonaws.com
+    eventName: StopLogging
+  condition: selection
+tests:
+  - name: wrong name
+    event: {eventSource: cloudtrail.amazonaws.com, eventName: DeleteTrail}
+    expect: match
+  - name: right
+    event: {eventSource: cloudtrail.amazonaws.com, eventName: stoplogging}
+    expect: match
+"#,
+    );
+    let o = run(&["rules", "test", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL  stop › wrong name"), "{out}");
+    assert!(
+        out.contains("no match eventName: event has \"DeleteTrail\""),
+        "{out}"
+    );
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn event_file_is_relative_to_the_rule_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("events")).unwrap();
+    write(
+        &dir.path().join("events"),
+        "e.json",
+        r#"{"Records":[{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com"}]}"#,
+    );
+    let f = write(
+        dir.path(),
+        "r.yml",
+        "title: t\nid: t2\ndetection:\n  s: {eventName: StopLogging}\n  condition: s\ntests:\n  - name: from file\n    event_file: events/e.json\n    expect: match\n  - name: missing file\n    event_file: events/nope.json\n    expect: match\n",
+    );
+    let o = run(&["rules", "test", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+    assert!(out.contains("cannot read"), "{out}");
+}
+
+#[test]
+fn list_json_includes_builtin_rules() {
+    let o = run(&["rules", "list", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let items = v.as_array().unwrap();
+    assert!(items.len() >= 5);
+    assert!(items.iter().all(|r| r["id"].is_string()
+        && r["level"].is_string()
+        && r["file"].as_str().unwrap().starts_with("builtin:rules/")));
+}
+
+#[test]
+fn sigmahq_rules_all_validate() {
+    let o = run(&["rules", "validate", "fixtures/sigmahq"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("57 rules valid"), "{}", stdout(&o));
+}
+
+#[test]
+fn broken_rule_stops_backtest_unless_skip_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(
+        &rules,
+        "good.yml",
+        "title: stop\nid: g1\nlevel: high\ndetection:\n  s: {eventName: StopLogging}\n  condition: s\n",
+    );
+    write(
+        &rules,
+        "bad.yml",
+        "title: bad\nid: b1\ndetection:\n  s: {eventName|nope: x}\n  condition: s\n",
+    );
+    let events = write(
+        dir.path(),
+        "ev.json",
+        r#"[{"eventName":"StopLogging","eventID":"e1"}]"#,
+    );
+    let (r, e) = (rules.to_str().unwrap(), events.to_str().unwrap());
+    let o = run(&["backtest", "--rules", r, e]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--skip-invalid"), "{}", stderr(&o));
+    let o = run(&[
+        "backtest",
+        "--rules",
+        r,
+        "--skip-invalid",
+        "--format",
+        "jsonl",
+        e,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let o = run(&[
+        "backtest",
+        "--rules",
+        r,
+        "--fail-on",
+        "high",
+        "--skip-invalid",
+        e,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn backtest_samples_finds_real_attacks_and_skips_non_cloudtrail() {
+    let o = run(&["backtest", "--format", "json", "fixtures/samples"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let titles: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule"]["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Root account used",
+        "CloudTrail logging stopped or trail deleted",
+        "Console sign-in without MFA",
+    ] {
+        assert!(titles.contains(&want), "missing {want}: {titles:?}");
+    }
+    let s = &v["summary"];
+    assert_eq!(s["records"], 3329);
+    assert_eq!(s["malformed_records"], 0);
+    assert!(
+        s["files_skipped"].as_u64().unwrap() >= 1,
+        "README is skipped"
+    );
+    // Ids are unique and stable across runs.
+    let ids: std::collections::BTreeSet<&str> =
+        findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), findings.len());
+    let again: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "backtest",
+        "--format",
+        "json",
+        "fixtures/samples",
+    ])))
+    .unwrap();
+    assert_eq!(again["findings"], v["findings"]);
+}
+
+#[test]
+fn backtest_reports_corrupt_inputs_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.json",
+        r#"{"Records":[{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","eventID":"1"}]}"#,
+    );
+    std::fs::write(dir.path().join("b.json.gz"), [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    write(dir.path(), "c.json", "{\"eventName\": \"x\"}\n{not json}\n");
+    write(dir.path(), "d.json", r#"{"Records":[{"eventName": "x"}, "#);
+    let o = run(&[
+        "backtest",
+        "--rules",
+        "fixtures/sigmahq",
+        "--format",
+        "json",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("b.json.gz: corrupt gzip data"), "{err}");
+    assert!(err.contains("c.json: line 2:"), "{err}");
+    assert!(err.contains("d.json: malformed JSON at line 1"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["summary"]["records"], 3);
+    assert_eq!(v["summary"]["malformed_records"], 1);
+}
+
+#[test]
+fn backtest_redacts_secrets_in_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "r.yml",
+        "title: t\nid: r1\ndetection:\n  s: {eventName: GetSessionToken}\n  condition: s\n",
+    );
+    let ev = write(
+        dir.path(),
+        "e.json",
+        r#"{"eventName":"GetSessionToken","eventID":"1","responseElements":{"credentials":{"accessKeyId":"ASIAEXAMPLE","sessionToken":"IQoJb3JpZ2luX2VjEXAMPLETOKEN","expiration":"x"}}}"#,
+    );
+    let o = run(&[
+        "backtest",
+        "--rules",
+        rule.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("IQoJb3JpZ2luX2VjEXAMPLETOKEN"), "{out}");
+    assert!(out.contains("\"sessionToken\":\"[REDACTED]\""), "{out}");
+    assert!(out.contains("ASIAEXAMPLE"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["backtest"]).status.code(), Some(2));
+    assert_eq!(run(&["nonsense"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["backtest", "--fail-on", "severe", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(run(&["backtest", "/does/not/exist"]).status.code(), Some(2));
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+}
