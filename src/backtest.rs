@@ -1,11 +1,48 @@
-//! Replays archived CloudTrail through the engine and keeps the tallies a report needs.
+//! Replays archived CloudTrail through the rules: files are decoded and matched in parallel,
+//! and results are put back into event-time order through a bounded re-order buffer, so the
+//! output is the same whatever the number of threads.
+//!
+//! Ordering: files are taken in the order of the delivery stamp in their names (then path),
+//! in batches decoded in parallel; batch results are merged in file order. Results wait in
+//! a buffer until the newest event time seen is more than the re-order window (default 1 h)
+//! past them, then leave in `(eventTime, file, record)` order. A record older than what was
+//! already released is *late*: it is still processed, immediately, and counted.
 
 use crate::decode::{self, Shape};
-use crate::engine::Engine;
+use crate::engine::Matcher;
 use crate::event::Event;
 use crate::finding::Finding;
-use crate::source::files::Discovery;
-use std::collections::BTreeMap;
+use crate::rules::RuleSet;
+use crate::source::files::{Discovery, Input};
+use crate::time::{Millis, parse_event_time};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+/// How long results wait for older records by default (CloudTrail delivers within minutes;
+/// archives from several accounts and regions overlap by about as much).
+pub const DEFAULT_REORDER_WINDOW: Millis = 3_600_000;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keep records with `eventTime >= since`.
+    pub since: Option<Millis>,
+    /// Keep records with `eventTime < until`.
+    pub until: Option<Millis>,
+    /// Worker threads for decoding and matching (at least 1).
+    pub threads: usize,
+    pub reorder_window: Millis,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            since: None,
+            until: None,
+            threads: 1,
+            reorder_window: DEFAULT_REORDER_WINDOW,
+        }
+    }
+}
 
 /// A problem with one input or record; the run goes on.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,10 +71,23 @@ pub struct Summary {
     pub files_skipped: usize,
     pub digest_files_skipped: usize,
     pub control_messages_skipped: usize,
+    /// Records read (in the time range or not).
     pub records: u64,
     pub malformed_records: u64,
+    /// Records outside `--since`/`--until`.
+    pub records_out_of_range: u64,
+    /// Records without a usable `eventTime` (processed in arrival order).
+    pub records_without_time: u64,
+    /// Records older than what the re-order window had already released.
+    pub late_records: u64,
+    /// Findings identical to one already reported (the same record delivered twice).
+    pub duplicate_findings: u64,
+    pub first_event_time: Option<String>,
+    pub last_event_time: Option<String>,
     pub findings: u64,
     pub by_rule: BTreeMap<String, RuleTally>,
+    /// Principals with the most findings (at most 10).
+    pub top_principals: Vec<(String, u64)>,
     pub issues: Vec<Issue>,
     /// Issues beyond the first [`MAX_ISSUES`] are counted, not kept.
     pub issues_not_shown: u64,
@@ -53,10 +103,222 @@ impl Summary {
             self.issues_not_shown += 1;
         }
     }
+
+    /// Any input problem (for `--strict`).
+    pub fn has_input_problems(&self) -> bool {
+        !self.issues.is_empty() || self.issues_not_shown > 0 || self.malformed_records > 0
+    }
 }
 
-/// Runs every input of `discovery` through `engine`, calling `emit` for each finding.
-pub fn run(discovery: &Discovery, engine: &mut Engine, mut emit: impl FnMut(&Finding)) -> Summary {
+/// What a worker produced for one input file.
+#[derive(Default)]
+struct FileResult {
+    label: String,
+    skipped: Option<Shape>,
+    records: u64,
+    malformed: u64,
+    out_of_range: u64,
+    without_time: u64,
+    min_time: Option<Millis>,
+    max_time: Option<Millis>,
+    issues: Vec<Issue>,
+    /// Records that produced findings, in record order.
+    items: Vec<(Option<Millis>, u32, Vec<Finding>)>,
+}
+
+fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
+    let mut r = FileResult {
+        label: input.label(),
+        ..FileResult::default()
+    };
+    let bytes = match input.read() {
+        Ok(b) => b,
+        Err(e) => {
+            r.issues.push(Issue {
+                place: r.label.clone(),
+                message: format!("cannot read: {e}"),
+            });
+            return r;
+        }
+    };
+    if bytes.is_empty() {
+        r.issues.push(Issue {
+            place: r.label.clone(),
+            message: "empty file".into(),
+        });
+        return r;
+    }
+    if !decode::looks_like_input(&bytes) {
+        r.skipped = Some(Shape::NotCloudTrail);
+        return r;
+    }
+    // Inflate, then let the compressed copy go (one copy of the file in memory).
+    let plain = if decode::is_gzip(&bytes) {
+        let inflated = decode::gunzip(&bytes);
+        drop(bytes);
+        match inflated {
+            Ok(p) => p,
+            Err(e) => {
+                r.issues.push(Issue {
+                    place: r.label.clone(),
+                    message: e.to_string(),
+                });
+                return r;
+            }
+        }
+    } else {
+        bytes
+    };
+    // Invalid UTF-8 is reported, then replaced (U+FFFD) so the file's records still count.
+    let plain = match std::str::from_utf8(&plain) {
+        Ok(_) => plain,
+        Err(e) => {
+            r.issues.push(Issue {
+                place: r.label.clone(),
+                message: format!(
+                    "invalid UTF-8 at byte {} (replaced with U+FFFD; records are still read)",
+                    e.valid_up_to()
+                ),
+            });
+            String::from_utf8_lossy(&plain).into_owned().into_bytes()
+        }
+    };
+    let decoded = match decode::decode(&plain) {
+        Ok(d) => d,
+        Err(e) => {
+            r.issues.push(Issue {
+                place: r.label.clone(),
+                message: e.to_string(),
+            });
+            return r;
+        }
+    };
+    if matches!(
+        decoded.shape,
+        Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
+    ) {
+        r.skipped = Some(decoded.shape);
+        return r;
+    }
+    for issue in decoded.issues {
+        r.malformed += 1;
+        r.issues.push(Issue {
+            place: format!("{}: {}", r.label, issue.loc),
+            message: issue.message,
+        });
+    }
+    let mut matcher = Matcher::new(rules);
+    for (i, rec) in decoded.records.iter().enumerate() {
+        r.records += 1;
+        let ev = match Event::parse(&rec.text) {
+            Ok(ev) => ev,
+            Err(e) => {
+                r.malformed += 1;
+                r.issues.push(Issue {
+                    place: format!("{}: {}", r.label, rec.loc),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        // Logstash exports rename eventTime to @timestamp; use it when eventTime is absent.
+        let time = ev
+            .event_time()
+            .or_else(|| ev.top_str("@timestamp"))
+            .and_then(parse_event_time);
+        match time {
+            Some(t) => {
+                if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
+                    r.out_of_range += 1;
+                    continue;
+                }
+                r.min_time = Some(r.min_time.map_or(t, |m| m.min(t)));
+                r.max_time = Some(r.max_time.map_or(t, |m| m.max(t)));
+            }
+            None => {
+                if opts.since.is_some() || opts.until.is_some() {
+                    r.out_of_range += 1;
+                    continue;
+                }
+                r.without_time += 1;
+            }
+        }
+        let findings = matcher.findings(&ev);
+        if !findings.is_empty() {
+            r.items.push((time, i as u32, findings));
+        }
+    }
+    r
+}
+
+/// Ordering key of a buffered result.
+type Key = (Millis, u32, u32);
+
+struct Reorder<F: FnMut(&Finding)> {
+    heap: BinaryHeap<Reverse<(Key, usize)>>,
+    slots: HashMap<usize, Vec<Finding>>,
+    next_slot: usize,
+    max_seen: Option<Millis>,
+    released: Option<Millis>,
+    window: Millis,
+    late: u64,
+    emit: F,
+}
+
+impl<F: FnMut(&Finding)> Reorder<F> {
+    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, findings: Vec<Finding>) {
+        let Some(t) = time else {
+            // No event time: nothing to order by; released in arrival order.
+            findings.iter().for_each(&mut self.emit);
+            return;
+        };
+        if self.released.is_some_and(|r| t < r) {
+            self.late += 1;
+            findings.iter().for_each(&mut self.emit);
+            return;
+        }
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        self.slots.insert(slot, findings);
+        self.heap.push(Reverse(((t, file, rec), slot)));
+    }
+
+    /// Counts a record that produced no finding against lateness (it still moves time on).
+    fn observe(&mut self, t: Millis) {
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+    }
+
+    fn release(&mut self, up_to: Option<Millis>) {
+        while let Some(Reverse(((t, _, _), _))) = self.heap.peek() {
+            if up_to.is_some_and(|u| *t > u) {
+                break;
+            }
+            let Some(Reverse(((t, _, _), slot))) = self.heap.pop() else {
+                break;
+            };
+            self.released = Some(self.released.map_or(t, |r| r.max(t)));
+            if let Some(fs) = self.slots.remove(&slot) {
+                fs.iter().for_each(&mut self.emit);
+            }
+        }
+    }
+
+    fn watermark(&self) -> Option<Millis> {
+        self.max_seen.map(|m| m - self.window)
+    }
+}
+
+/// Runs every input of `discovery`, calling `emit` for each finding in event-time order and
+/// `progress(files_done, records_done)` after each batch.
+pub fn run(
+    discovery: &Discovery,
+    rules: &RuleSet,
+    opts: &Options,
+    emit: impl FnMut(&Finding),
+    mut progress: impl FnMut(usize, u64),
+) -> Summary {
+    use rayon::prelude::*;
     let mut s = Summary {
         digest_files_skipped: discovery.digests,
         ..Summary::default()
@@ -64,78 +326,99 @@ pub fn run(discovery: &Discovery, engine: &mut Engine, mut emit: impl FnMut(&Fin
     for (path, e) in &discovery.errors {
         s.issue(path.clone(), format!("cannot read: {e}"));
     }
-    let mut findings = Vec::new();
-    for input in &discovery.inputs {
-        let label = input.label();
-        let bytes = match input.read() {
-            Ok(b) => b,
-            Err(e) => {
-                s.issue(label, format!("cannot read: {e}"));
-                continue;
-            }
-        };
-        if !decode::looks_like_input(&bytes) {
-            s.files_skipped += 1;
-            continue;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build();
+    let mut principals: HashMap<String, u64> = HashMap::new();
+    let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
+    let mut seen_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut duplicates = 0u64;
+    let mut count = |f: &Finding| -> bool {
+        // CloudTrail occasionally delivers a record twice; its finding is reported once.
+        if !seen_ids.insert(f.id.clone()) {
+            duplicates += 1;
+            return false;
         }
-        let plain = match decode::maybe_gunzip(&bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                s.issue(label, e.to_string());
-                continue;
-            }
-        };
-        let decoded = match decode::decode(&plain) {
-            Ok(d) => d,
-            Err(e) => {
-                s.issue(label, e.to_string());
-                continue;
-            }
-        };
-        match decoded.shape {
-            Shape::NotCloudTrail => {
-                s.files_skipped += 1;
-                continue;
-            }
-            Shape::Digest => {
-                s.digest_files_skipped += 1;
-                continue;
-            }
-            Shape::CwlControl => {
-                s.control_messages_skipped += 1;
-                continue;
-            }
-            _ => {}
+        let t = tallies.entry(f.rule.id.clone()).or_default();
+        t.title.clone_from(&f.rule.title);
+        t.level = f.rule.level.to_string();
+        t.findings += 1;
+        if t.principal_set.insert(f.principal.clone()) {
+            t.principals = t.principal_set.len();
         }
-        s.files_read += 1;
-        for issue in decoded.issues {
-            s.malformed_records += 1;
-            s.issue(format!("{label}: {}", issue.loc), issue.message);
-        }
-        for rec in &decoded.records {
-            s.records += 1;
-            let ev = match Event::parse(&rec.text) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    s.malformed_records += 1;
-                    s.issue(format!("{label}: {}", rec.loc), e.to_string());
-                    continue;
-                }
-            };
-            findings.clear();
-            engine.process(&ev, &mut findings);
-            for f in &findings {
-                s.findings += 1;
-                let t = s.by_rule.entry(f.rule.id.clone()).or_default();
-                t.title.clone_from(&f.rule.title);
-                t.level = f.rule.level.to_string();
-                t.findings += 1;
-                if t.principal_set.insert(f.principal.clone()) {
-                    t.principals = t.principal_set.len();
-                }
+        *principals.entry(f.principal.clone()).or_default() += 1;
+        true
+    };
+    let mut emit = emit;
+    let mut reorder = Reorder {
+        heap: BinaryHeap::new(),
+        slots: HashMap::new(),
+        next_slot: 0,
+        max_seen: None,
+        released: None,
+        window: opts.reorder_window.max(0),
+        late: 0,
+        emit: |f: &Finding| {
+            if count(f) {
                 emit(f);
             }
+        },
+    };
+    let (mut min_t, mut max_t): (Option<Millis>, Option<Millis>) = (None, None);
+    let batch = opts.threads.max(1) * 4;
+    let mut done = 0usize;
+    for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
+        let work = |input: &Input| process_file(input, rules, opts);
+        let results: Vec<FileResult> = match &pool {
+            Ok(p) => p.install(|| chunk.par_iter().map(work).collect()),
+            Err(_) => chunk.iter().map(work).collect(),
+        };
+        for (k, r) in results.into_iter().enumerate() {
+            let file_idx = (b * batch + k) as u32;
+            match r.skipped {
+                Some(Shape::Digest) => s.digest_files_skipped += 1,
+                Some(Shape::CwlControl) => s.control_messages_skipped += 1,
+                Some(_) => s.files_skipped += 1,
+                None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
+                None => {}
+            }
+            s.records += r.records;
+            s.malformed_records += r.malformed;
+            s.records_out_of_range += r.out_of_range;
+            s.records_without_time += r.without_time;
+            for i in r.issues {
+                s.issue(i.place, i.message);
+            }
+            if let Some(t) = r.min_time {
+                min_t = Some(min_t.map_or(t, |m| m.min(t)));
+            }
+            if let Some(t) = r.max_time {
+                max_t = Some(max_t.map_or(t, |m| m.max(t)));
+            }
+            for (time, rec, findings) in r.items {
+                reorder.push(time, file_idx, rec, findings);
+            }
+            // The file's newest record moves time on even if it produced nothing.
+            if let Some(t) = r.max_time {
+                reorder.observe(t);
+            }
+            let wm = reorder.watermark();
+            reorder.release(wm);
         }
+        done += chunk.len();
+        progress(done, s.records);
     }
+    reorder.release(None);
+    s.late_records = reorder.late;
+    drop(reorder);
+    s.duplicate_findings = duplicates;
+    s.findings = tallies.values().map(|t| t.findings).sum();
+    s.by_rule = tallies;
+    let mut top: Vec<(String, u64)> = principals.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(10);
+    s.top_principals = top;
+    s.first_event_time = min_t.map(crate::time::format_millis);
+    s.last_event_time = max_t.map(crate::time::format_millis);
     s
 }

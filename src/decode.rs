@@ -63,8 +63,11 @@ pub struct RecordText<'a> {
 /// Why an input could not be decoded (the caller names the file).
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("corrupt gzip data: {0}")]
-    Gzip(std::io::Error),
+    #[error("corrupt gzip data after {inflated} bytes of output: {error}")]
+    Gzip {
+        inflated: usize,
+        error: std::io::Error,
+    },
     #[error("decompresses to more than {MAX_DECOMPRESSED} bytes")]
     TooLarge,
     #[error("not UTF-8 text at byte {0}")]
@@ -117,7 +120,12 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(64 << 20));
     let mut reader = flate2::read::MultiGzDecoder::new(bytes).take(MAX_DECOMPRESSED + 1);
-    reader.read_to_end(&mut out).map_err(DecodeError::Gzip)?;
+    if let Err(error) = reader.read_to_end(&mut out) {
+        return Err(DecodeError::Gzip {
+            inflated: out.len(),
+            error,
+        });
+    }
     if out.len() as u64 > MAX_DECOMPRESSED {
         return Err(DecodeError::TooLarge);
     }
@@ -314,8 +322,11 @@ fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
         // More than one value: JSON lines.
         Err(e) if e.to_string().starts_with("trailing characters") => Ok(decode_lines(text)),
         Err(e) => {
-            // A broken first line in JSON lines still leaves the other lines usable.
-            if text.trim_end().lines().count() > 1 {
+            // JSON lines whose first line is a complete record but a later one is broken
+            // are still JSON lines; anything else is one malformed document.
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let more = text.trim_end().lines().count() > 1;
+            if more && serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok() {
                 Ok(decode_lines(text))
             } else {
                 Err(e.into())
@@ -445,7 +456,7 @@ mod tests {
     fn corrupt_gzip_and_bad_json_are_errors() {
         assert!(matches!(
             maybe_gunzip(&[0x1f, 0x8b, 0, 1, 2]),
-            Err(DecodeError::Gzip(_))
+            Err(DecodeError::Gzip { .. })
         ));
         assert!(matches!(
             decode(b"[{\"a\":1},"),

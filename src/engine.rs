@@ -1,32 +1,32 @@
-//! One event in, findings out. Synchronous and deterministic: the same events in the same
-//! order give the same findings, whether they come from a backtest or the live tail.
+//! One event in, findings out. Deterministic: the same events in the same order give the
+//! same findings, whether they come from a backtest or the live tail.
+//!
+//! [`Matcher`] is the stateless part (rule matches), cheap to create per worker thread.
 
 use crate::event::Event;
 use crate::finding::Finding;
 use crate::rules::RuleSet;
 
-pub struct Engine {
-    rules: RuleSet,
+/// Evaluates the rule set on events, reusing its scratch space.
+pub struct Matcher<'r> {
+    rules: &'r RuleSet,
     scratch: Vec<u32>,
 }
 
-impl Engine {
-    pub fn new(rules: RuleSet) -> Self {
-        Engine {
+impl<'r> Matcher<'r> {
+    pub fn new(rules: &'r RuleSet) -> Self {
+        Matcher {
             rules,
             scratch: Vec::new(),
         }
     }
 
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
-    }
-
-    /// Evaluates every candidate rule on `ev`, appending findings to `out`.
-    pub fn process(&mut self, ev: &Event<'_>, out: &mut Vec<Finding>) {
+    /// The findings of every rule that matches `ev`, in rule order.
+    pub fn findings(&mut self, ev: &Event<'_>) -> Vec<Finding> {
         self.rules.matching(ev, &mut self.scratch);
-        for &i in &self.scratch {
-            out.push(Finding::from_match(&self.rules.rules()[i as usize], ev));
-        }
+        self.scratch
+            .iter()
+            .map(|&i| Finding::from_match(&self.rules.rules()[i as usize], ev))
+            .collect()
     }
 }

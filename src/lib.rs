@@ -11,3 +11,4 @@ pub mod event;
 pub mod finding;
 pub mod rules;
 pub mod source;
+pub mod time;

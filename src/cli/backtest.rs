@@ -2,12 +2,15 @@
 
 use super::{Outcome, RuleSource};
 use crate::backtest::{self, Summary};
-use crate::engine::Engine;
 use crate::finding::Finding;
 use crate::rules::Level;
+use crate::rules::yaml;
 use crate::source::files::discover;
+use crate::time::{Millis, parse_duration, parse_time_arg};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,6 +55,60 @@ pub struct BacktestArgs {
     /// Exit with 1 if any finding is at or above this level.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     fail_on: Option<Level>,
+    /// Only events at or after this time: RFC 3339, a date (2024-01-31), or a duration
+    /// before now (7d, 12h).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// YAML map of rule id → expected number of findings; rules not listed are expected to
+    /// produce none. Exit 1 with a diff on any mismatch (for rule regression tests in CI).
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
+    /// Treat any input problem (unreadable file, corrupt gzip, malformed record) as an error:
+    /// exit 2 after the run.
+    #[arg(long)]
+    strict: bool,
+    /// Worker threads for decoding and matching [default: available cores]. The output does
+    /// not depend on it.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// How far back in event time results wait for older records before being released in
+    /// order; records older than that are processed at once and counted as late.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    reorder_window: Millis,
+}
+
+/// Reads an `--expect` file: rule id → count.
+fn read_expect(path: &std::path::Path) -> Result<BTreeMap<String, u64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read expectations file {}", path.display()))?;
+    let label = path.display();
+    let docs = yaml::parse_documents(&text)
+        .map_err(|e| anyhow::anyhow!("{label}:{}:{}: {}", e.pos.line, e.pos.col, e.message))?;
+    let mut out = BTreeMap::new();
+    let Some(doc) = docs.first() else {
+        return Ok(out);
+    };
+    let map = doc.root.as_map().ok_or_else(|| {
+        anyhow::anyhow!("{label}: expected a mapping of rule id to number of findings")
+    })?;
+    for (k, v) in map {
+        let id = k.scalar_text().unwrap_or_default().to_string();
+        let n = v
+            .scalar_text()
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{label}:{}:{}: the expected count for `{id}` must be a whole number",
+                    v.pos.line,
+                    v.pos.col
+                )
+            })?;
+        out.insert(id, n);
+    }
+    Ok(out)
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -98,15 +155,70 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
     writeln!(out)?;
     writeln!(
         out,
-        "{} findings from {} records in {} files ({} skipped: not CloudTrail, {} digest files) in {:.2}s",
-        s.findings, s.records, s.files_read, s.files_skipped, s.digest_files_skipped, secs
+        "{} findings from {} events in {} files, {} to {}, in {:.2}s",
+        s.findings,
+        s.records,
+        s.files_read,
+        s.first_event_time.as_deref().unwrap_or("-"),
+        s.last_event_time.as_deref().unwrap_or("-"),
+        secs
     )?;
+    let mut notes = Vec::new();
+    if s.files_skipped > 0 {
+        notes.push(format!(
+            "{} files skipped (not CloudTrail)",
+            s.files_skipped
+        ));
+    }
+    if s.digest_files_skipped > 0 {
+        notes.push(format!("{} digest files skipped", s.digest_files_skipped));
+    }
+    if s.control_messages_skipped > 0 {
+        notes.push(format!(
+            "{} CloudWatch Logs control messages skipped",
+            s.control_messages_skipped
+        ));
+    }
+    if s.records_out_of_range > 0 {
+        notes.push(format!(
+            "{} events outside --since/--until",
+            s.records_out_of_range
+        ));
+    }
+    if s.records_without_time > 0 {
+        notes.push(format!(
+            "{} events without eventTime",
+            s.records_without_time
+        ));
+    }
+    if s.late_records > 0 {
+        notes.push(format!(
+            "{} events arrived after newer events beyond the re-order window and were processed out of order",
+            s.late_records
+        ));
+    }
+    if s.duplicate_findings > 0 {
+        notes.push(format!(
+            "{} duplicate findings (records delivered twice) reported once",
+            s.duplicate_findings
+        ));
+    }
+    if s.malformed_records > 0 || !s.issues.is_empty() {
+        notes.push(format!(
+            "{} input problems, {} malformed records (listed on stderr)",
+            s.issues.len() as u64 + s.issues_not_shown,
+            s.malformed_records
+        ));
+    }
+    if !notes.is_empty() {
+        writeln!(out, "{}", notes.join("; "))?;
+    }
     if !s.by_rule.is_empty() {
         let mut rows: Vec<_> = s.by_rule.iter().collect();
         rows.sort_by(|a, b| b.1.findings.cmp(&a.1.findings).then(a.0.cmp(b.0)));
         writeln!(
             out,
-            "{:>8}  {:>10}  {:<13} rule",
+            "\n{:>8}  {:>10}  {:<13} rule",
             "findings", "principals", "level"
         )?;
         for (id, t) in rows {
@@ -116,13 +228,10 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
                 t.findings, t.principals, t.level, t.title
             )?;
         }
-    }
-    if s.malformed_records > 0 {
-        writeln!(
-            out,
-            "{} malformed records (see warnings)",
-            s.malformed_records
-        )?;
+        writeln!(out, "\ntop principals:")?;
+        for (p, n) in s.top_principals.iter().take(5) {
+            writeln!(out, "{n:>8}  {p}")?;
+        }
     }
     Ok(())
 }
@@ -151,27 +260,68 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut engine = Engine::new(rules);
+    let now = chrono::Utc::now();
+    let time_arg = |v: &Option<String>, flag: &str| -> Result<Option<Millis>> {
+        v.as_deref()
+            .map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    let opts = backtest::Options {
+        since: time_arg(&args.since, "--since")?,
+        until: time_arg(&args.until, "--until")?,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+        reorder_window: args.reorder_window,
+    };
+    let expected = args.expect.as_deref().map(read_expect).transpose()?;
+    let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
+        let b = indicatif::ProgressBar::new(discovery.inputs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} files  {msg}  {per_sec} files/s  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut kept: Vec<Finding> = Vec::new();
     let mut worst: Option<Level> = None;
     let mut write_err: Option<std::io::Error> = None;
-    let summary = backtest::run(&discovery, &mut engine, |f| {
-        worst = worst.max(Some(f.rule.level));
-        let r = match args.format {
-            Format::Text => write_text(&mut out, f),
-            Format::Jsonl => serde_json::to_writer(&mut out, f)
-                .map_err(std::io::Error::other)
-                .and_then(|_| writeln!(out)),
-            Format::Json => {
-                kept.push(f.clone());
-                Ok(())
+    let summary = backtest::run(
+        &discovery,
+        &rules,
+        &opts,
+        |f| {
+            worst = worst.max(Some(f.rule.level));
+            let r = match args.format {
+                Format::Text => write_text(&mut out, f),
+                Format::Jsonl => serde_json::to_writer(&mut out, f)
+                    .map_err(std::io::Error::other)
+                    .and_then(|_| writeln!(out)),
+                Format::Json => {
+                    kept.push(f.clone());
+                    Ok(())
+                }
+            };
+            if let (Err(e), None) = (r, &write_err) {
+                write_err = Some(e);
             }
-        };
-        if let (Err(e), None) = (r, &write_err) {
-            write_err = Some(e);
-        }
-    });
+        },
+        |files, records| {
+            if let Some(b) = &bar {
+                b.set_position(files as u64);
+                b.set_message(format!("{records} events"));
+            }
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if let Some(e) = write_err {
         return Err(e).context("cannot write findings");
     }
@@ -192,11 +342,56 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         }
     }
     out.flush().context("cannot write findings")?;
+    if args.strict && summary.has_input_problems() {
+        eprintln!("error: input problems found and --strict is set");
+        return Ok(Outcome::Invalid);
+    }
+    let mut outcome = Outcome::Ok;
+    if let Some(expected) = expected {
+        let diff = expect_diff(&expected, &summary);
+        if diff.is_empty() {
+            eprintln!(
+                "--expect: all {} rules produced the expected number of findings",
+                rules.len()
+            );
+        } else {
+            eprintln!("--expect: {} mismatches", diff.len());
+            for line in diff {
+                eprintln!("  {line}");
+            }
+            outcome = Outcome::CheckFailed;
+        }
+    }
     if let (Some(threshold), Some(w)) = (args.fail_on, worst)
         && w >= threshold
     {
         eprintln!("a finding at level {w} reached --fail-on {threshold}");
-        return Ok(Outcome::CheckFailed);
+        outcome = Outcome::CheckFailed;
     }
-    Ok(Outcome::Ok)
+    Ok(outcome)
+}
+
+/// Lines describing every difference between expected and actual findings per rule.
+fn expect_diff(expected: &BTreeMap<String, u64>, s: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, want) in expected {
+        let got = s.by_rule.get(id).map_or(0, |t| t.findings);
+        if got != *want {
+            let title = s
+                .by_rule
+                .get(id)
+                .map(|t| format!(" ({})", t.title))
+                .unwrap_or_default();
+            out.push(format!("{id}{title}: expected {want}, got {got}"));
+        }
+    }
+    for (id, t) in &s.by_rule {
+        if !expected.contains_key(id) {
+            out.push(format!(
+                "{id} ({}): expected 0 (not listed), got {}",
+                t.title, t.findings
+            ));
+        }
+    }
+    out
 }
