@@ -231,7 +231,7 @@ impl P<'_> {
                     ));
                 };
                 self.i += 1;
-                let chosen: Vec<usize> = if pattern == "them" {
+                let chosen: Vec<usize> = if pattern.eq_ignore_ascii_case("them") {
                     (0..self.names.len())
                         .filter(|&k| !self.names[k].starts_with('_'))
                         .collect()

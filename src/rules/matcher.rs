@@ -110,9 +110,9 @@ impl Cidr {
                 .to_ipv4_mapped()
                 .is_some_and(|a| u32::from(a) & mask == *net),
             (Cidr::V6 { net, mask }, IpAddr::V6(a)) => u128::from(a) & mask == *net,
-            (Cidr::V6 { net, mask }, IpAddr::V4(a)) => {
-                u128::from(a.to_ipv6_mapped()) & mask == *net
-            }
+            // An IPv4 address is not inside an IPv6 network (even `::/0`), as in Python's
+            // `ipaddress` and the SQL backends of pySigma.
+            (Cidr::V6 { .. }, IpAddr::V4(_)) => false,
         }
     }
 }
@@ -524,6 +524,7 @@ mod tests {
         let c6 = Cidr::parse("2001:db8::/32").unwrap();
         assert!(c6.contains("2001:db8::1"));
         assert!(!c6.contains("2001:db9::1"));
+        assert!(!Cidr::parse("::/0").unwrap().contains("1.2.3.4"));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4"));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("nonsense/8").is_err());

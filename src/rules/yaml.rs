@@ -236,6 +236,8 @@ enum Frame {
     Map {
         members: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Scalar keys seen so far, with where they were (duplicates are errors).
+        seen: std::collections::HashMap<String, Pos>,
         pos: Pos,
         anchor: usize,
     },
@@ -329,6 +331,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                     Frame::Map {
                         members: Vec::new(),
                         key: None,
+                        seen: std::collections::HashMap::new(),
                         pos,
                         anchor,
                     }
@@ -375,8 +378,26 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         match stack.last_mut() {
             None => root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { members, key, .. }) => match key.take() {
-                None => *key = Some(node),
+            Some(Frame::Map {
+                members, key, seen, ..
+            }) => match key.take() {
+                None => {
+                    // YAML requires unique keys; a repeated key silently dropping a value
+                    // would change what a rule means.
+                    if let Some(text) = node.scalar_text() {
+                        if let Some(first) = seen.get(text) {
+                            return Err(YamlError {
+                                pos: node.pos,
+                                message: format!(
+                                    "duplicate key `{text}` (first at line {}, column {})",
+                                    first.line, first.col
+                                ),
+                            });
+                        }
+                        seen.insert(text.to_string(), node.pos);
+                    }
+                    *key = Some(node)
+                }
                 Some(k) => members.push((k, node)),
             },
         }
@@ -431,6 +452,16 @@ mod tests {
         }
         let err = parse_documents(&bomb).unwrap_err();
         assert!(err.message.contains("expands to more than"), "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 3, col: 1 });
+        assert!(
+            err.message.contains("duplicate key `a` (first at line 1"),
+            "{err:?}"
+        );
     }
 
     #[test]
