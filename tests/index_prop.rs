@@ -192,3 +192,23 @@ fn index_files_rules_by_name_and_source() {
     let set = RuleSet::new(loader.finish().rules);
     assert_eq!(set.index().stats(), (1, 1, 1));
 }
+
+/// Most SigmaHQ AWS rules are filed by eventName or eventSource.
+#[test]
+fn sigmahq_rules_are_mostly_indexed() {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.load_path(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sigmahq"));
+    let report = loader.finish();
+    let set = RuleSet::new(report.rules);
+    let (by_name, by_source, always) = set.index().stats();
+    eprintln!(
+        "SigmaHQ: {by_name} by eventName, {by_source} by eventSource, {always} always evaluated"
+    );
+    for r in set.rules() {
+        if trailwatch::rules::index::key_for(r) == trailwatch::rules::index::IndexKey::Always {
+            eprintln!("  always: {}", r.source.file);
+        }
+    }
+    assert_eq!(by_name + by_source + always, 57);
+    assert!(always <= 5, "{always} rules are evaluated for every event");
+}
