@@ -65,16 +65,25 @@ fn field_entry() -> impl Strategy<Value = String> {
         })
 }
 
+/// A YAML flow mapping of field entries, keeping the first entry of each key (YAML keys are
+/// unique).
+fn mapping(fields: &[String]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&str> = fields
+        .iter()
+        .filter(|f| seen.insert(f.split(':').next().unwrap_or("").to_string()))
+        .map(String::as_str)
+        .collect();
+    format!("{{{}}}", unique.join(", "))
+}
+
 fn selection() -> impl Strategy<Value = String> {
     prop_oneof![
         // A mapping (AND of fields).
-        prop::collection::vec(field_entry(), 1..3).prop_map(|fs| format!("{{{}}}", fs.join(", "))),
+        prop::collection::vec(field_entry(), 1..3).prop_map(|fs| mapping(&fs)),
         // A list of mappings (OR).
         prop::collection::vec(prop::collection::vec(field_entry(), 1..3), 1..3).prop_map(|gs| {
-            let maps: Vec<String> = gs
-                .iter()
-                .map(|fs| format!("{{{}}}", fs.join(", ")))
-                .collect();
+            let maps: Vec<String> = gs.iter().map(|fs| mapping(fs)).collect();
             format!("[{}]", maps.join(", "))
         }),
     ]

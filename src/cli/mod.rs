@@ -124,7 +124,9 @@ impl RuleSource {
             );
         }
         if errors > 0 {
-            eprintln!("warning: running without {errors} broken rule(s) (--skip-invalid)");
+            eprintln!(
+                "warning: running without the rules reported above ({errors} problem(s); --skip-invalid)"
+            );
         }
         Ok(RuleSet::new(report.rules))
     }

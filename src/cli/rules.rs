@@ -69,9 +69,12 @@ fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
         .count();
     let files = report.sources.len();
     println!(
-        "{} rules valid in {files} files; {errors} errors, {warnings} warnings, {} documents skipped (not CloudTrail)",
-        report.rules.len(),
-        report.skipped
+        "{} valid in {}; {}, {}, {} skipped (not CloudTrail)",
+        plural(report.rules.len(), "rule"),
+        plural(files, "file"),
+        plural(errors, "error"),
+        plural(warnings, "warning"),
+        plural(report.skipped, "document")
     );
     Ok(if errors > 0 {
         Outcome::Invalid
@@ -112,7 +115,8 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
         }
     }
     if untested > 0 {
-        writeln!(out, "{untested} rules have no tests")?;
+        let verb = if untested == 1 { "has" } else { "have" };
+        writeln!(out, "{} {verb} no tests", plural(untested, "rule"))?;
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed > 0 {
@@ -161,4 +165,13 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// `1 rule`, `2 rules`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

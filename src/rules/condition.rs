@@ -287,12 +287,12 @@ pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
         let (message, hint) = if near {
             (
                 "`| near ...` is the deprecated Sigma syntax for events close in time",
-                "write a Sigma correlation rule of `type: temporal` over the selections' rules instead",
+                "this version does not evaluate it; the modern form is a Sigma correlation rule of `type: temporal`, not supported yet either",
             )
         } else {
             (
                 "`| count() ...` is the deprecated Sigma aggregation syntax",
-                "write a Sigma correlation rule (`correlation: {type: event_count, ...}`) referring to this rule instead",
+                "this version does not evaluate aggregations; the modern form is a separate Sigma correlation rule (`correlation: {type: event_count, ...}`), not supported yet either",
             )
         };
         return Err(CondError {

@@ -58,7 +58,7 @@ impl Level {
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -365,16 +365,17 @@ impl Loader {
         let docs = match yaml::parse_documents(text) {
             Ok(d) => d,
             Err(e) => {
-                self.report.diagnostics.push(
-                    Diagnostic::new(
-                        Severity::Error,
-                        label,
-                        Some(e.pos),
+                // Limits (alias expansion, nesting, duplicate keys) are not syntax errors.
+                let (message, hint) = if e.limit {
+                    (e.message, None)
+                } else {
+                    (
                         format!("YAML syntax: {}", e.message),
+                        Some("check indentation and quoting around this place".to_string()),
                     )
-                    .with_hint(Some(
-                        "check indentation and quoting around this place".into(),
-                    )),
+                };
+                self.report.diagnostics.push(
+                    Diagnostic::new(Severity::Error, label, Some(e.pos), message).with_hint(hint),
                 );
                 return;
             }
@@ -428,6 +429,15 @@ impl Loader {
         for i in dup.into_iter().rev() {
             self.report.rules.remove(i);
         }
+        // Files in load order; within a file, by position.
+        let mut order: HashMap<String, usize> = HashMap::new();
+        for d in &self.report.diagnostics {
+            let n = order.len();
+            order.entry(d.file.clone()).or_insert(n);
+        }
+        self.report
+            .diagnostics
+            .sort_by_key(|d| (order.get(&d.file).copied(), d.line, d.column));
         self.report
     }
 }

@@ -431,7 +431,7 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
                 ctx.error(
                     k.pos,
                     "`timeframe` belongs to the deprecated Sigma aggregation syntax and is not supported",
-                    Some("express counting over time as a Sigma correlation rule with `timespan`".into()),
+                    Some("the modern form is a Sigma correlation rule with `timespan`, not supported by this version yet".into()),
                 );
             }
             _ => {
@@ -859,7 +859,14 @@ fn compile_text(ctx: &mut Ctx<'_>, mods: &Mods, v: &Node, t: &str) -> Option<Nee
                         Some("simplify the pattern (large counted repetitions multiply its size)".to_string()),
                     ),
                     _ => (
-                        format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")),
+                        format!(
+                            "invalid regex: {}",
+                            e.to_string()
+                                .lines()
+                                .last()
+                                .unwrap_or("")
+                                .trim_start_matches("error: ")
+                        ),
                         Some("trailwatch uses Rust regex syntax: no look-around and no back-references".to_string()),
                     ),
                 };

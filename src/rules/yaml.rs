@@ -217,6 +217,8 @@ fn is_float(t: &str) -> bool {
 pub struct YamlError {
     pub pos: Pos,
     pub message: String,
+    /// A limit or well-formedness rule (aliases, depth, duplicate keys), not a syntax error.
+    pub limit: bool,
 }
 
 /// One document of a (possibly multi-document) YAML stream.
@@ -258,6 +260,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         let (event, span): (Event, Span) = next.map_err(|e| YamlError {
             pos: Pos::from_marker(e.marker()),
             message: e.info().to_string(),
+            limit: false,
         })?;
         let pos = Pos::from_marker(&span.start);
         let finished: Option<(Node, usize)> = match event {
@@ -282,6 +285,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                 let target = anchors.get(&id).ok_or_else(|| YamlError {
                     pos,
                     message: "alias refers to an unknown anchor".into(),
+                    limit: false,
                 })?;
                 // Count before cloning, so an expansion bomb is refused before it is built.
                 nodes += target.size();
@@ -291,6 +295,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                         message: format!(
                             "document expands to more than {MAX_NODES} nodes through aliases (a \"billion laughs\" file?)"
                         ),
+                        limit: true,
                     });
                 }
                 Some((target.clone(), 0))
@@ -319,6 +324,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                     return Err(YamlError {
                         pos,
                         message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                        limit: true,
                     });
                 }
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
@@ -367,6 +373,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                 message: format!(
                     "document expands to more than {MAX_NODES} nodes (aliases nested too deeply?)"
                 ),
+                limit: true,
             });
         }
         let Some((node, anchor)) = finished else {
@@ -392,6 +399,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                                     "duplicate key `{text}` (first at line {}, column {})",
                                     first.line, first.col
                                 ),
+                                limit: true,
                             });
                         }
                         seen.insert(text.to_string(), node.pos);
