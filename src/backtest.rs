@@ -5,8 +5,9 @@
 //! Ordering: files are taken in the order of the delivery stamp in their names (then path),
 //! in batches decoded in parallel; batch results are merged in file order. Results wait in
 //! a buffer until the newest event time seen is more than the re-order window (default 1 h)
-//! past them, then leave in `(eventTime, file, record)` order. A record older than what was
-//! already released is *late*: it is still processed, immediately, and counted.
+//! past them, then leave in `(eventTime, file, record)` order. A record older than the
+//! newest time seen minus the window is *late*: it is still processed, immediately, and
+//! counted. Nothing is dropped.
 
 use crate::decode::{self, Shape};
 use crate::engine::Matcher;
@@ -122,8 +123,9 @@ struct FileResult {
     min_time: Option<Millis>,
     max_time: Option<Millis>,
     issues: Vec<Issue>,
-    /// Records that produced findings, in record order.
-    items: Vec<(Option<Millis>, u32, Vec<Finding>)>,
+    control_messages: usize,
+    /// Every record in range, in record order: its event time and findings.
+    items: Vec<(Option<Millis>, Vec<Finding>)>,
 }
 
 fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
@@ -169,6 +171,13 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
     } else {
         bytes
     };
+    if plain.iter().all(u8::is_ascii_whitespace) {
+        r.issues.push(Issue {
+            place: r.label.clone(),
+            message: "empty after decompression".into(),
+        });
+        return r;
+    }
     // Invalid UTF-8 is reported, then replaced (U+FFFD) so the file's records still count.
     let plain = match std::str::from_utf8(&plain) {
         Ok(_) => plain,
@@ -193,6 +202,7 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
             return r;
         }
     };
+    r.control_messages = decoded.control_messages;
     if matches!(
         decoded.shape,
         Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
@@ -208,7 +218,7 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
         });
     }
     let mut matcher = Matcher::new(rules);
-    for (i, rec) in decoded.records.iter().enumerate() {
+    for rec in &decoded.records {
         r.records += 1;
         let ev = match Event::parse(&rec.text) {
             Ok(ev) => ev,
@@ -243,10 +253,7 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
                 r.without_time += 1;
             }
         }
-        let findings = matcher.findings(&ev);
-        if !findings.is_empty() {
-            r.items.push((time, i as u32, findings));
-        }
+        r.items.push((time, matcher.findings(&ev)));
     }
     r
 }
@@ -259,45 +266,41 @@ struct Reorder<F: FnMut(&Finding)> {
     slots: HashMap<usize, Vec<Finding>>,
     next_slot: usize,
     max_seen: Option<Millis>,
-    released: Option<Millis>,
     window: Millis,
     late: u64,
     emit: F,
 }
 
 impl<F: FnMut(&Finding)> Reorder<F> {
+    /// Takes one record's findings. A record older than the watermark (newest time seen
+    /// minus the window) is late: its findings leave at once and it is counted.
     fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, findings: Vec<Finding>) {
         let Some(t) = time else {
             // No event time: nothing to order by; released in arrival order.
             findings.iter().for_each(&mut self.emit);
             return;
         };
-        if self.released.is_some_and(|r| t < r) {
+        if self.watermark().is_some_and(|w| t < w) {
             self.late += 1;
             findings.iter().for_each(&mut self.emit);
-            return;
+        } else if !findings.is_empty() {
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            self.slots.insert(slot, findings);
+            self.heap.push(Reverse(((t, file, rec), slot)));
         }
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
-        let slot = self.next_slot;
-        self.next_slot += 1;
-        self.slots.insert(slot, findings);
-        self.heap.push(Reverse(((t, file, rec), slot)));
     }
 
-    /// Counts a record that produced no finding against lateness (it still moves time on).
-    fn observe(&mut self, t: Millis) {
-        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
-    }
-
+    /// Releases, in order, everything at or before `up_to` (everything when `None`).
     fn release(&mut self, up_to: Option<Millis>) {
         while let Some(Reverse(((t, _, _), _))) = self.heap.peek() {
             if up_to.is_some_and(|u| *t > u) {
                 break;
             }
-            let Some(Reverse(((t, _, _), slot))) = self.heap.pop() else {
+            let Some(Reverse((_, slot))) = self.heap.pop() else {
                 break;
             };
-            self.released = Some(self.released.map_or(t, |r| r.max(t)));
             if let Some(fs) = self.slots.remove(&slot) {
                 fs.iter().for_each(&mut self.emit);
             }
@@ -355,7 +358,6 @@ pub fn run(
         slots: HashMap::new(),
         next_slot: 0,
         max_seen: None,
-        released: None,
         window: opts.reorder_window.max(0),
         late: 0,
         emit: |f: &Finding| {
@@ -377,7 +379,7 @@ pub fn run(
             let file_idx = (b * batch + k) as u32;
             match r.skipped {
                 Some(Shape::Digest) => s.digest_files_skipped += 1,
-                Some(Shape::CwlControl) => s.control_messages_skipped += 1,
+                Some(Shape::CwlControl) => {}
                 Some(_) => s.files_skipped += 1,
                 None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
                 None => {}
@@ -395,12 +397,9 @@ pub fn run(
             if let Some(t) = r.max_time {
                 max_t = Some(max_t.map_or(t, |m| m.max(t)));
             }
-            for (time, rec, findings) in r.items {
-                reorder.push(time, file_idx, rec, findings);
-            }
-            // The file's newest record moves time on even if it produced nothing.
-            if let Some(t) = r.max_time {
-                reorder.observe(t);
+            s.control_messages_skipped += r.control_messages;
+            for (rec, (time, findings)) in r.items.into_iter().enumerate() {
+                reorder.push(time, file_idx, rec as u32, findings);
             }
             let wm = reorder.watermark();
             reorder.release(wm);

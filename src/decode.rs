@@ -110,6 +110,8 @@ pub struct Decoded<'a> {
     pub shape: Shape,
     pub records: Vec<RecordText<'a>>,
     pub issues: Vec<RecordIssue>,
+    /// CloudWatch Logs `CONTROL_MESSAGE` envelopes met inside the input (skipped).
+    pub control_messages: usize,
 }
 
 pub fn is_gzip(bytes: &[u8]) -> bool {
@@ -182,6 +184,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
             shape: Shape::NotCloudTrail,
             records: Vec::new(),
             issues: Vec::new(),
+            control_messages: 0,
         }),
     }
 }
@@ -191,11 +194,14 @@ pub fn looks_like_input(bytes: &[u8]) -> bool {
     if is_gzip(bytes) {
         return true;
     }
-    let head = &bytes[..bytes.len().min(64)];
-    match head.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | Some(b'[') => true,
-        Some(b'H') => head.windows(4).any(|w| w == b"H4sI"),
-        _ => bytes.starts_with(&[0xef, 0xbb, 0xbf]),
+    let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
+    match bytes.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(i) => match bytes[i] {
+            b'{' | b'[' => true,
+            b'H' => bytes[i..].starts_with(b"H4sI"),
+            _ => false,
+        },
+        None => false,
     }
 }
 
@@ -212,6 +218,7 @@ fn decode_base64_cwl(text: &str) -> Result<Decoded<'static>, DecodeError> {
         shape: Shape::NotCloudTrail,
         records: Vec::new(),
         issues: Vec::new(),
+        control_messages: 0,
     }))
 }
 
@@ -227,6 +234,7 @@ fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
             })
             .collect(),
         issues: d.issues,
+        control_messages: d.control_messages,
     }
 }
 
@@ -243,6 +251,7 @@ fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
             })
             .collect(),
         issues: Vec::new(),
+        control_messages: usize::from(shape == Shape::CwlControl),
     };
     if let Some(records) = top.records {
         return Some(list(
@@ -269,7 +278,7 @@ fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
     if let Some(events) = top.events {
         let mut d = list(Vec::new(), Shape::LookupEvents);
         for (i, e) in events.into_iter().enumerate() {
-            lookup_event(e.get(), i, &mut d);
+            lookup_event(e.get(), Loc::Index(i), &mut d);
         }
         return Some(d);
     }
@@ -285,7 +294,7 @@ fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
     None
 }
 
-fn lookup_event<'a>(raw: &'a str, i: usize, d: &mut Decoded<'a>) {
+fn lookup_event<'a>(raw: &'a str, loc: Loc, d: &mut Decoded<'a>) {
     #[derive(Deserialize)]
     struct Lookup {
         #[serde(rename = "CloudTrailEvent")]
@@ -296,14 +305,14 @@ fn lookup_event<'a>(raw: &'a str, i: usize, d: &mut Decoded<'a>) {
             cloudtrail_event: Some(s),
         }) => d.records.push(RecordText {
             text: Cow::Owned(s),
-            loc: Loc::Index(i),
+            loc,
         }),
         Ok(_) => d.issues.push(RecordIssue {
-            loc: Loc::Index(i),
+            loc,
             message: "entry has no `CloudTrailEvent` string".into(),
         }),
         Err(e) => d.issues.push(RecordIssue {
-            loc: Loc::Index(i),
+            loc,
             message: e.to_string(),
         }),
     }
@@ -318,15 +327,24 @@ fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
                 loc: Loc::Index(0),
             }],
             issues: Vec::new(),
+            control_messages: 0,
         })),
         // More than one value: JSON lines.
         Err(e) if e.to_string().starts_with("trailing characters") => Ok(decode_lines(text)),
         Err(e) => {
-            // JSON lines whose first line is a complete record but a later one is broken
-            // are still JSON lines; anything else is one malformed document.
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            let more = text.trim_end().lines().count() > 1;
-            if more && serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok() {
+            // JSON lines with some broken lines are still JSON lines (each line stands
+            // alone); a pretty-printed document with a syntax error is one malformed
+            // document. Told apart by how many lines parse on their own.
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let whole = lines
+                .iter()
+                .filter(|l| serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok())
+                .count();
+            if lines.len() > 1 && whole * 2 >= lines.len() {
                 Ok(decode_lines(text))
             } else {
                 Err(e.into())
@@ -340,18 +358,68 @@ fn decode_lines(text: &str) -> Decoded<'_> {
         shape: Shape::JsonLines,
         records: Vec::new(),
         issues: Vec::new(),
+        control_messages: 0,
     };
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        d.records.push(RecordText {
-            text: Cow::Borrowed(line),
-            loc: Loc::Line(i + 1),
-        });
+        let loc = Loc::Line(i + 1);
+        // Several values on one line (Firehose concatenates envelopes without newlines).
+        if line.starts_with('{') && line.ends_with('}') && line.contains("}{") {
+            let mut stream = serde_json::Deserializer::from_str(line).into_iter::<&RawValue>();
+            let mut values = Vec::new();
+            let complete = loop {
+                match stream.next() {
+                    Some(Ok(v)) => values.push(v),
+                    Some(Err(_)) => break false,
+                    None => break true,
+                }
+            };
+            if complete && values.len() > 1 {
+                for v in values {
+                    classify_item(v.get(), loc, &mut d);
+                }
+                continue;
+            }
+        }
+        classify_item(line, loc, &mut d);
     }
     d
+}
+
+/// One element of an array or one line: a record, a LookupEvents entry, or a subscription
+/// envelope holding records.
+fn classify_item<'a>(raw: &'a str, loc: Loc, d: &mut Decoded<'a>) {
+    if raw.contains("\"CloudTrailEvent\"") && !raw.contains("\"eventVersion\"") {
+        lookup_event(raw, loc, d);
+    } else if raw.contains("\"logEvents\"") && raw.contains("\"messageType\"") {
+        match serde_json::from_str::<TopLevel>(raw)
+            .ok()
+            .and_then(|t| from_top(t, raw))
+        {
+            Some(inner) => {
+                if inner.shape == Shape::CwlControl {
+                    d.control_messages += 1;
+                }
+                d.records.extend(inner.records.into_iter().map(|mut r| {
+                    r.loc = loc;
+                    r
+                }));
+                d.issues.extend(inner.issues);
+            }
+            None => d.records.push(RecordText {
+                text: Cow::Borrowed(raw),
+                loc,
+            }),
+        }
+    } else {
+        d.records.push(RecordText {
+            text: Cow::Borrowed(raw),
+            loc,
+        });
+    }
 }
 
 fn decode_array(text: &str) -> Result<Decoded<'_>, DecodeError> {
@@ -360,36 +428,10 @@ fn decode_array(text: &str) -> Result<Decoded<'_>, DecodeError> {
         shape: Shape::Array,
         records: Vec::new(),
         issues: Vec::new(),
+        control_messages: 0,
     };
     for (i, item) in items.into_iter().enumerate() {
-        let raw = item.get();
-        // LookupEvents entries carry the record as a string; subscription envelopes nest it.
-        if raw.contains("\"CloudTrailEvent\"") && !raw.contains("\"eventVersion\"") {
-            d.shape = Shape::LookupEvents;
-            lookup_event(raw, i, &mut d);
-        } else if raw.contains("\"logEvents\"") && raw.contains("\"messageType\"") {
-            match serde_json::from_str::<TopLevel>(raw)
-                .ok()
-                .and_then(|t| from_top(t, raw))
-            {
-                Some(inner) => {
-                    d.shape = inner.shape;
-                    d.records.extend(inner.records.into_iter().map(|mut r| {
-                        r.loc = Loc::Index(i);
-                        r
-                    }));
-                }
-                None => d.records.push(RecordText {
-                    text: Cow::Borrowed(raw),
-                    loc: Loc::Index(i),
-                }),
-            }
-        } else {
-            d.records.push(RecordText {
-                text: Cow::Borrowed(raw),
-                loc: Loc::Index(i),
-            });
-        }
+        classify_item(item.get(), Loc::Index(i), &mut d);
     }
     Ok(d)
 }
