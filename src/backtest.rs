@@ -218,14 +218,22 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
         });
     }
     let mut matcher = Matcher::new(rules);
-    for rec in &decoded.records {
+    let texts = decoded
+        .records
+        .iter()
+        .map(|rec| (rec.loc, Event::parse(&rec.text)));
+    let split = decoded
+        .split
+        .into_iter()
+        .map(|(loc, slot)| (loc, Event::from_slot(slot)));
+    for (loc, parsed) in texts.chain(split) {
         r.records += 1;
-        let ev = match Event::parse(&rec.text) {
+        let ev = match parsed {
             Ok(ev) => ev,
             Err(e) => {
                 r.malformed += 1;
                 r.issues.push(Issue {
-                    place: format!("{}: {}", r.label, rec.loc),
+                    place: format!("{}: {}", r.label, loc),
                     message: e.to_string(),
                 });
                 continue;

@@ -12,6 +12,7 @@
 //! Records are returned as text slices of the input where possible (no re-serialisation);
 //! each is parsed into an [`crate::event::Event`] by the caller.
 
+use crate::event::Slot;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -109,6 +110,8 @@ pub struct RecordIssue {
 pub struct Decoded<'a> {
     pub shape: Shape,
     pub records: Vec<RecordText<'a>>,
+    /// Records of a `{"Records":[…]}` file, already split into members in the same pass.
+    pub split: Vec<(Loc, Slot<'a>)>,
     pub issues: Vec<RecordIssue>,
     /// CloudWatch Logs `CONTROL_MESSAGE` envelopes met inside the input (skipped).
     pub control_messages: usize,
@@ -146,7 +149,7 @@ pub fn maybe_gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
 #[derive(Deserialize)]
 struct TopLevel<'a> {
     #[serde(borrow, rename = "Records")]
-    records: Option<Vec<&'a RawValue>>,
+    records: Option<Vec<Slot<'a>>>,
     #[serde(borrow, rename = "messageType")]
     message_type: Option<Cow<'a, str>>,
     #[serde(rename = "logEvents")]
@@ -184,6 +187,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
             shape: Shape::NotCloudTrail,
             records: Vec::new(),
             issues: Vec::new(),
+            split: Vec::new(),
             control_messages: 0,
         }),
     }
@@ -218,11 +222,16 @@ fn decode_base64_cwl(text: &str) -> Result<Decoded<'static>, DecodeError> {
         shape: Shape::NotCloudTrail,
         records: Vec::new(),
         issues: Vec::new(),
+        split: Vec::new(),
         control_messages: 0,
     }))
 }
 
 fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
+    let split_texts = d.split.iter().map(|(loc, slot)| RecordText {
+        text: Cow::Owned(slot.to_json_text()),
+        loc: *loc,
+    });
     Decoded {
         shape: d.shape,
         records: d
@@ -232,7 +241,9 @@ fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
                 text: Cow::Owned(r.text.into_owned()),
                 loc: r.loc,
             })
+            .chain(split_texts)
             .collect(),
+        split: Vec::new(),
         issues: d.issues,
         control_messages: d.control_messages,
     }
@@ -251,16 +262,17 @@ fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
             })
             .collect(),
         issues: Vec::new(),
+        split: Vec::new(),
         control_messages: usize::from(shape == Shape::CwlControl),
     };
     if let Some(records) = top.records {
-        return Some(list(
-            records
-                .into_iter()
-                .map(|r| Cow::Borrowed(r.get()))
-                .collect(),
-            Shape::Records,
-        ));
+        let mut d = list(Vec::new(), Shape::Records);
+        d.split = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (Loc::Index(i), r))
+            .collect();
+        return Some(d);
     }
     if top.digest_start.is_some() && top.log_files.is_some() {
         return Some(list(Vec::new(), Shape::Digest));
@@ -327,6 +339,7 @@ fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
                 loc: Loc::Index(0),
             }],
             issues: Vec::new(),
+            split: Vec::new(),
             control_messages: 0,
         })),
         // More than one value: JSON lines.
@@ -358,6 +371,7 @@ fn decode_lines(text: &str) -> Decoded<'_> {
         shape: Shape::JsonLines,
         records: Vec::new(),
         issues: Vec::new(),
+        split: Vec::new(),
         control_messages: 0,
     };
     for (i, line) in text.lines().enumerate() {
@@ -407,6 +421,8 @@ fn classify_item<'a>(raw: &'a str, loc: Loc, d: &mut Decoded<'a>) {
                     r.loc = loc;
                     r
                 }));
+                d.split
+                    .extend(inner.split.into_iter().map(|(_, s)| (loc, s)));
                 d.issues.extend(inner.issues);
             }
             None => d.records.push(RecordText {
@@ -428,6 +444,7 @@ fn decode_array(text: &str) -> Result<Decoded<'_>, DecodeError> {
         shape: Shape::Array,
         records: Vec::new(),
         issues: Vec::new(),
+        split: Vec::new(),
         control_messages: 0,
     };
     for (i, item) in items.into_iter().enumerate() {
@@ -441,7 +458,11 @@ mod tests {
     use super::*;
 
     fn texts(d: &Decoded) -> Vec<String> {
-        d.records.iter().map(|r| r.text.to_string()).collect()
+        d.records
+            .iter()
+            .map(|r| r.text.to_string())
+            .chain(d.split.iter().map(|(_, s)| s.to_json_text()))
+            .collect()
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub fn principal(ev: &Event<'_>) -> String {
     if let Some(arn) = ev.identity_str("arn") {
         return arn.to_string();
     }
-    let ui = ev.root().get("userIdentity");
+    let ui = ev.get("userIdentity");
     if let Some(issuer) = ui
         .and_then(|u| u.get("sessionContext"))
         .and_then(|s| s.get("sessionIssuer"))

@@ -10,6 +10,9 @@ mod value;
 
 pub use value::{Scalar, Value};
 
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 
 /// Errors from turning bytes into an [`Event`].
@@ -42,36 +45,160 @@ impl From<serde_json::Error> for DecodeError {
 }
 
 /// One CloudTrail record, borrowed from the buffer it was parsed from.
+///
+/// Parsing splits the record into its top-level members without building them; a member is
+/// parsed (into a borrowed [`Value`]) the first time something asks for it, and kept. The
+/// candidate index needs only `eventName` and `eventSource`, so most events never have their
+/// large members (`requestParameters`, `responseElements`) built at all.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    root: Value<'a>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    parsed: Box<[OnceCell<Value<'a>>]>,
+    root: OnceCell<Value<'a>>,
+}
+
+/// The top-level members of a JSON object, values left unparsed.
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// One element of a record list, split into members in the same pass that reads the list
+/// (a `{"Records":[…]}` file is scanned once). Elements that are not objects are kept as
+/// their type name, to be reported.
+#[derive(Debug)]
+pub enum Slot<'a> {
+    Object(Members<'a>),
+    NotObject(&'static str),
+}
+
+impl Slot<'_> {
+    /// The element as JSON text again (rare paths only).
+    pub fn to_json_text(&self) -> String {
+        match self {
+            Slot::Object(m) => {
+                let map: serde_json::Map<String, serde_json::Value> = m
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            serde_json::from_str(v.get()).unwrap_or(serde_json::Value::Null),
+                        )
+                    })
+                    .collect();
+                serde_json::Value::Object(map).to_string()
+            }
+            Slot::NotObject(_) => "null".into(),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Slot<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Slot<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a CloudTrail record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(32));
+                while let Some(value::BorrowedStr(k)) = map.next_key()? {
+                    let v: &'a RawValue = map.next_value()?;
+                    members.push((k, v));
+                }
+                Ok(Slot::Object(members))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Slot::NotObject("array"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("string"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("number"))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Slot::NotObject("null"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl<'a> Event<'a> {
-    /// Parses one record (a JSON object) from `text`.
+    /// Parses one record (a JSON object) from `text`. The whole text is checked to be valid
+    /// JSON; members are built later, on demand.
     pub fn parse(text: &'a str) -> Result<Self, DecodeError> {
-        let root: Value<'a> = serde_json::from_str(text)?;
-        Self::from_value(root)
-    }
-
-    /// Wraps an already parsed JSON value, which must be an object.
-    pub fn from_value(root: Value<'a>) -> Result<Self, DecodeError> {
-        match root {
-            Value::Object(_) => Ok(Event { root }),
-            other => Err(DecodeError::NotAnObject {
-                found: other.kind(),
-            }),
+        match serde_json::from_str(text)? {
+            Slot::Object(members) => Ok(Self::from_members(members)),
+            Slot::NotObject(found) => Err(DecodeError::NotAnObject { found }),
         }
     }
 
-    /// The whole record.
+    /// An event from an element already split by [`Slot`]'s deserializer.
+    pub fn from_slot(slot: Slot<'a>) -> Result<Self, DecodeError> {
+        match slot {
+            Slot::Object(members) => Ok(Self::from_members(members)),
+            Slot::NotObject(found) => Err(DecodeError::NotAnObject { found }),
+        }
+    }
+
+    fn from_members(members: Members<'a>) -> Self {
+        let parsed = (0..members.len()).map(|_| OnceCell::new()).collect();
+        Event {
+            members,
+            parsed,
+            root: OnceCell::new(),
+        }
+    }
+
+    /// Top-level member `key` (the first one, if a record repeats a key).
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        let i = self.members.iter().position(|(k, _)| k == key)?;
+        Some(self.member(i))
+    }
+
+    fn member(&self, i: usize) -> &Value<'a> {
+        self.parsed[i].get_or_init(|| {
+            let raw: &'a str = self.members[i].1.get();
+            // The text was validated as JSON when the record was split; it parses.
+            serde_json::from_str(raw).unwrap_or(Value::Null)
+        })
+    }
+
+    /// The whole record as one tree (built on first use; for output, not for matching).
     pub fn root(&self) -> &Value<'a> {
-        &self.root
+        self.root.get_or_init(|| {
+            Value::Object(
+                (0..self.members.len())
+                    .map(|i| (self.members[i].0.clone(), self.member(i).clone()))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Visits every leaf of the record (keyword searches). Returns `true` as soon as `f` does.
+    pub fn any_leaf(&self, f: &mut dyn FnMut(Scalar<'_>) -> bool) -> bool {
+        (0..self.members.len()).any(|i| self.member(i).any_leaf(f))
     }
 
     /// A top-level string field, if present and a string.
     pub fn top_str(&self, key: &str) -> Option<&str> {
-        match self.root.get(key)? {
+        match self.get(key)? {
             Value::String(s) => Some(s),
             _ => None,
         }
@@ -101,7 +228,7 @@ impl<'a> Event<'a> {
 
     /// `userIdentity.<key>` as a string.
     pub fn identity_str(&self, key: &str) -> Option<&str> {
-        match self.root.get("userIdentity")?.get(key)? {
+        match self.get("userIdentity")?.get(key)? {
             Value::String(s) => Some(s),
             _ => None,
         }
@@ -110,7 +237,13 @@ impl<'a> Event<'a> {
     /// Calls `f` with every value the path reaches; a path that crosses an array visits every
     /// element. Stops early (and returns `true`) as soon as `f` returns `true`.
     pub fn any_at(&self, path: &FieldPath, f: &mut dyn FnMut(&Value<'a>) -> bool) -> bool {
-        self.root.any_at(&path.segments, f)
+        match path.segments.split_first() {
+            Some((first, rest)) => match self.get(first) {
+                Some(v) => v.any_at(rest, f),
+                None => false,
+            },
+            None => false,
+        }
     }
 }
 

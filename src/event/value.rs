@@ -185,7 +185,7 @@ impl<'a> Value<'a> {
 }
 
 /// A string that borrows from the input when it contains no escapes.
-struct BorrowedStr<'a>(Cow<'a, str>);
+pub(crate) struct BorrowedStr<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for BorrowedStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

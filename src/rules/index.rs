@@ -122,8 +122,8 @@ impl CandidateIndex {
 
     /// Calls `f` with every candidate rule index for `ev` (each once, in no set order).
     pub fn for_candidates(&self, ev: &Event<'_>, mut f: impl FnMut(u32)) {
-        let name = ev.root().get(EVENT_NAME);
-        let source = ev.root().get(EVENT_SOURCE);
+        let name = ev.get(EVENT_NAME);
+        let source = ev.get(EVENT_SOURCE);
         let scalar = |v: Option<&Value<'_>>| matches!(v, None | Some(Value::String(_)));
         if !scalar(name) || !scalar(source) {
             // A non-string eventName/eventSource (arrays, objects, numbers) can match a rule

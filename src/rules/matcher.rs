@@ -483,9 +483,9 @@ impl Selection {
     pub fn matches(&self, ev: &Event<'_>) -> bool {
         match self {
             Selection::Groups(groups) => groups.iter().any(|g| g.iter().all(|f| f.matches(ev))),
-            Selection::Keywords(needles) => ev
-                .root()
-                .any_leaf(&mut |leaf| needles.iter().any(|n| n.matches_leaf(leaf, ev))),
+            Selection::Keywords(needles) => {
+                ev.any_leaf(&mut |leaf| needles.iter().any(|n| n.matches_leaf(leaf, ev)))
+            }
         }
     }
 }
