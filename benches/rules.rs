@@ -14,8 +14,13 @@ use flate2::read::GzDecoder;
 use std::hint::black_box;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use trailwatch::event::Event;
 use trailwatch::rules::{LoadOptions, Loader, RuleSet};
+
+/// Longer than criterion's 5 s default: one iteration is a pass over every event (~1–10 ms),
+/// and this VM's timings vary from sample to sample.
+const MEASUREMENT_TIME: Duration = Duration::from_secs(10);
 
 const EVENT_ARCHIVES: &[&str] = &[
     "stratus-red-team-detonation-logs.json.gz",
@@ -72,12 +77,16 @@ fn bench(c: &mut Criterion) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut matched_events = 0usize;
     let mut matches = 0usize;
+    let mut per_rule = vec![0usize; rules.len()];
     for ev in &events {
         rules.matching(ev, &mut a);
         rules.matching_full_scan(ev, &mut b);
         assert_eq!(a, b, "indexed and full-scan results differ");
         matched_events += usize::from(!a.is_empty());
         matches += a.len();
+        for &i in &a {
+            per_rule[i as usize] += 1;
+        }
     }
     let bytes: usize = records.iter().map(String::len).sum();
     eprintln!(
@@ -85,9 +94,19 @@ fn bench(c: &mut Criterion) {
          time per event = reported time / {n}",
         rules.len()
     );
+    let (by_name, by_source, always) = rules.index().stats();
+    eprintln!(
+        "index: {by_name} rules filed by eventName, {by_source} by eventSource, {always} always evaluated"
+    );
+    for (rule, count) in rules.rules().iter().zip(&per_rule) {
+        if *count > 0 {
+            eprintln!("  {count:5}  {}", rule.meta.title);
+        }
+    }
 
     let mut group = c.benchmark_group("rules");
     group.throughput(Throughput::Elements(n));
+    group.measurement_time(MEASUREMENT_TIME);
     group.bench_function("indexed", |bench| {
         let mut out = Vec::with_capacity(16);
         bench.iter(|| {
@@ -114,6 +133,7 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(n));
+    group.measurement_time(MEASUREMENT_TIME);
     group.bench_function("event_parse", |bench| {
         bench.iter(|| {
             for r in &records {
