@@ -133,21 +133,15 @@ fn level_tag(l: Level) -> &'static str {
     }
 }
 
+/// One line per finding: level, event time, and the summary sentence (which starts with the
+/// rule title). Ids and the redacted event are in the JSON formats.
 fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<8} {}  {}",
         level_tag(f.rule.level),
         f.time.as_deref().unwrap_or("-"),
-        f.rule.title
-    )?;
-    writeln!(out, "         {}", f.summary)?;
-    writeln!(
-        out,
-        "         rule {} · event {} · finding {}",
-        f.rule.id,
-        f.event_ids.first().map(String::as_str).unwrap_or("-"),
-        f.id
+        f.summary
     )
 }
 

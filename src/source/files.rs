@@ -59,7 +59,14 @@ pub fn time_key(p: &Path) -> Option<&str> {
     })
 }
 
-fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>) {
+fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>, ancestors: &mut Vec<PathBuf>) {
+    // Symbolic links to directories are followed, except into a directory being walked
+    // already (a loop).
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if ancestors.contains(&canonical) {
+        return;
+    }
+    ancestors.push(canonical);
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -70,6 +77,13 @@ fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>) {
     for entry in entries.flatten() {
         let p = entry.path();
         let ft = match entry.file_type() {
+            Ok(ft) if ft.is_symlink() => match std::fs::metadata(&p) {
+                Ok(m) => m.file_type(),
+                Err(e) => {
+                    d.errors.push((p.display().to_string(), e));
+                    continue;
+                }
+            },
             Ok(ft) => ft,
             Err(e) => {
                 d.errors.push((p.display().to_string(), e));
@@ -77,13 +91,14 @@ fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>) {
             }
         };
         if ft.is_dir() {
-            walk(&p, d, files);
+            walk(&p, d, files, ancestors);
         } else if is_digest_path(&p) {
             d.digests += 1;
-        } else if ft.is_file() || ft.is_symlink() {
+        } else if ft.is_file() {
             files.push(p);
         }
     }
+    ancestors.pop();
 }
 
 /// Expands `paths` (files, directories, `-`) into inputs, ordered by the delivery time in
@@ -98,7 +113,7 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files),
+            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files, &mut Vec::new()),
             Ok(_) if is_digest_path(p) => d.digests += 1,
             Ok(_) => files.push(p.clone()),
             Err(e) => d.errors.push((p.display().to_string(), e)),
@@ -124,6 +139,19 @@ mod tests {
         );
         assert_eq!(time_key(p), Some("20230710T1145Z"));
         assert_eq!(time_key(Path::new("events.json")), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn follows_directory_links_but_not_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("a.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), real.join("loop")).unwrap();
+        let d = discover(&[dir.path().to_path_buf()]);
+        assert_eq!(d.inputs.len(), 2, "{:?}", d.inputs);
     }
 
     #[test]
