@@ -133,16 +133,21 @@ fn level_tag(l: Level) -> &'static str {
     }
 }
 
-/// One line per finding: level, event time, and the summary sentence (which starts with the
-/// rule title). Ids and the redacted event are in the JSON formats.
+/// One line per finding: level, event time, the summary sentence (which starts with the
+/// rule title) and the CloudTrail event id to look the record up. Finding ids and the
+/// redacted event are in the JSON formats.
 fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
-    writeln!(
+    write!(
         out,
         "{:<8} {}  {}",
         level_tag(f.rule.level),
         f.time.as_deref().unwrap_or("-"),
         f.summary
-    )
+    )?;
+    match f.event_ids.first() {
+        Some(id) => writeln!(out, " [event {id}]"),
+        None => writeln!(out),
+    }
 }
 
 fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::Result<()> {
