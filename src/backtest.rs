@@ -261,7 +261,14 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
                 r.without_time += 1;
             }
         }
-        r.items.push((time, matcher.findings(&ev)));
+        let mut findings = matcher.findings(&ev);
+        for f in &mut findings {
+            // Where the record was read, so people can find it in their archive.
+            if let Some(d) = f.details.as_object_mut() {
+                d.insert("origin".into(), format!("{}: {loc}", r.label).into());
+            }
+        }
+        r.items.push((time, findings));
     }
     r
 }
