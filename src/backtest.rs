@@ -12,6 +12,7 @@
 use crate::decode::{self, Shape};
 use crate::engine::Matcher;
 use crate::event::Event;
+use crate::exceptions::Exceptions;
 use crate::finding::Finding;
 use crate::rules::RuleSet;
 use crate::source::files::{Discovery, Input};
@@ -83,6 +84,8 @@ pub struct Summary {
     pub late_records: u64,
     /// Findings identical to one already reported (the same record delivered twice).
     pub duplicate_findings: u64,
+    /// Matches dropped by `--exceptions`.
+    pub excepted_findings: u64,
     pub first_event_time: Option<String>,
     pub last_event_time: Option<String>,
     pub findings: u64,
@@ -124,11 +127,17 @@ struct FileResult {
     max_time: Option<Millis>,
     issues: Vec<Issue>,
     control_messages: usize,
+    excepted: u64,
     /// Every record in range, in record order: its event time and findings.
     items: Vec<(Option<Millis>, Vec<Finding>)>,
 }
 
-fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
+fn process_file(
+    input: &Input,
+    rules: &RuleSet,
+    exceptions: &Exceptions,
+    opts: &Options,
+) -> FileResult {
     let mut r = FileResult {
         label: input.label(),
         ..FileResult::default()
@@ -217,7 +226,7 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
             message: issue.message,
         });
     }
-    let mut matcher = Matcher::new(rules);
+    let mut matcher = Matcher::new(rules, exceptions);
     let texts = decoded
         .records
         .iter()
@@ -270,6 +279,10 @@ fn process_file(input: &Input, rules: &RuleSet, opts: &Options) -> FileResult {
         }
         r.items.push((time, findings));
     }
+    r.excepted = matcher.excepted;
+    // Records inside a file are unordered (LookupEvents exports are even newest first): put
+    // them in event-time order (stable; records without a time keep their place at the end).
+    r.items.sort_by_key(|(t, _)| t.unwrap_or(Millis::MAX));
     r
 }
 
@@ -332,6 +345,7 @@ impl<F: FnMut(&Finding)> Reorder<F> {
 pub fn run(
     discovery: &Discovery,
     rules: &RuleSet,
+    exceptions: &Exceptions,
     opts: &Options,
     emit: impl FnMut(&Finding),
     mut progress: impl FnMut(usize, u64),
@@ -385,7 +399,7 @@ pub fn run(
     let batch = opts.threads.max(1) * 4;
     let mut done = 0usize;
     for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
-        let work = |input: &Input| process_file(input, rules, opts);
+        let work = |input: &Input| process_file(input, rules, exceptions, opts);
         let results: Vec<FileResult> = match &pool {
             Ok(p) => p.install(|| chunk.par_iter().map(work).collect()),
             Err(_) => chunk.iter().map(work).collect(),
@@ -413,7 +427,9 @@ pub fn run(
                 max_t = Some(max_t.map_or(t, |m| m.max(t)));
             }
             s.control_messages_skipped += r.control_messages;
+            s.excepted_findings += r.excepted;
             for (rec, (time, findings)) in r.items.into_iter().enumerate() {
+                // `rec` is the position after sorting by time: it breaks ties in a fixed way.
                 reorder.push(time, file_idx, rec as u32, findings);
             }
             let wm = reorder.watermark();

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod exceptions;
 pub mod finding;
 pub mod rules;
 pub mod source;

@@ -302,3 +302,70 @@ fn usage_errors_exit_2() {
     assert_eq!(run(&["backtest", "/does/not/exist"]).status.code(), Some(2));
     assert_eq!(run(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn tuning_disable_min_level_and_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Root use (high) and CloudTrail stopped (critical) on the bundled samples.
+    let base = ["backtest", "--format", "json", "fixtures/samples"];
+    let count = |extra: &[&str]| -> (u64, serde_json::Value) {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (v["summary"]["findings"].as_u64().unwrap(), v)
+    };
+    let (all, _) = count(&[]);
+    let (critical_only, v) = count(&["--min-level", "critical"]);
+    assert!(critical_only > 0 && critical_only < all);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"]["level"] == "critical")
+    );
+    let root = "feafee89-21d6-4592-9c50-592c837ca3cd";
+    let (without_root, v) = count(&["--disable", root]);
+    assert!(without_root < all);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"]["id"] != root)
+    );
+    let exc = write(
+        dir.path(),
+        "exceptions.yml",
+        "all:\n  principals: [\"arn:aws:iam::493859302102:root\"]\n",
+    );
+    let (excepted, v) = count(&["--exceptions", exc.to_str().unwrap()]);
+    assert!(excepted < all);
+    assert!(v["summary"]["excepted_findings"].as_u64().unwrap() > 0);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["principal"] != "arn:aws:iam::493859302102:root")
+    );
+    // Typos are errors, not silently ignored.
+    let o = run(&["backtest", "--disable", "no-such-rule", "fixtures/samples"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such-rule"));
+    let bad = write(dir.path(), "bad.yml", "all:\n  principal: [x]\n");
+    let o = run(&[
+        "backtest",
+        "--exceptions",
+        bad.to_str().unwrap(),
+        "fixtures/samples",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown field `principal`"),
+        "{}",
+        stderr(&o)
+    );
+}

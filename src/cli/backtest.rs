@@ -1,6 +1,6 @@
 //! `trailwatch backtest`: replay archived CloudTrail through the rules.
 
-use super::{Outcome, RuleSource};
+use super::{Outcome, RuleSource, parse_level};
 use crate::backtest::{self, Summary};
 use crate::finding::Finding;
 use crate::rules::Level;
@@ -55,6 +55,8 @@ pub struct BacktestArgs {
     /// Exit with 1 if any finding is at or above this level.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     fail_on: Option<Level>,
+    #[command(flatten)]
+    tuning: super::Tuning,
     /// Only events at or after this time: RFC 3339, a date (2024-01-31), or a duration
     /// before now (7d, 12h).
     #[arg(long, value_name = "TIME")]
@@ -109,11 +111,6 @@ fn read_expect(path: &std::path::Path) -> Result<BTreeMap<String, u64>> {
         out.insert(id, n);
     }
     Ok(out)
-}
-
-fn parse_level(s: &str) -> Result<Level, String> {
-    Level::parse(s)
-        .ok_or_else(|| format!("`{s}` is not a level: informational, low, medium, high, critical"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -196,6 +193,12 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
             s.late_records
         ));
     }
+    if s.excepted_findings > 0 {
+        notes.push(format!(
+            "{} matches dropped by --exceptions",
+            s.excepted_findings
+        ));
+    }
     if s.duplicate_findings > 0 {
         notes.push(format!(
             "{} duplicate findings (records delivered twice) reported once",
@@ -242,7 +245,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         placeholders: args.placeholders.clone(),
         logsource_service: args.logsource_service.clone(),
     };
-    let rules = source.load_for_run(args.skip_invalid)?;
+    let (rules, exceptions) = args.tuning.apply(source.load_for_run(args.skip_invalid)?)?;
     if rules.is_empty() {
         anyhow::bail!("no rules loaded; nothing to evaluate");
     }
@@ -294,6 +297,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     let summary = backtest::run(
         &discovery,
         &rules,
+        &exceptions,
         &opts,
         |f| {
             worst = worst.max(Some(f.rule.level));

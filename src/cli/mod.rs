@@ -132,6 +132,69 @@ impl RuleSource {
     }
 }
 
+/// Silencing known-benign activity without editing rules (shared by `backtest` and `run`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Tuning {
+    /// Do not evaluate the rule with this id (repeatable). Unknown ids are an error.
+    #[arg(long, value_name = "RULE_ID")]
+    pub disable: Vec<String>,
+    /// Only evaluate rules at or above this level.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub min_level: Option<crate::rules::Level>,
+    /// YAML file of exceptions: principals, principal patterns, source IPs/CIDRs and accounts,
+    /// for all rules (`all:`) or per rule id (`rules: {<id>: …}`). See docs/rules.md.
+    #[arg(long, value_name = "FILE")]
+    pub exceptions: Option<PathBuf>,
+}
+
+pub fn parse_level(s: &str) -> Result<crate::rules::Level, String> {
+    crate::rules::Level::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a level: informational, low, medium, high, critical"))
+}
+
+impl Tuning {
+    /// Applies `--disable`/`--min-level` to the loaded rules and reads `--exceptions`.
+    pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::exceptions::Exceptions)> {
+        let mut rules: Vec<crate::rules::Rule> = rules.into_rules();
+        let known: std::collections::HashSet<String> =
+            rules.iter().map(|r| r.meta.id.clone()).collect();
+        let unknown: Vec<&String> = self
+            .disable
+            .iter()
+            .filter(|d| !known.contains(*d))
+            .collect();
+        if !unknown.is_empty() {
+            let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+            anyhow::bail!(
+                "--disable: no loaded rule has the id {} (see `trailwatch rules list`)",
+                list.join(", ")
+            );
+        }
+        rules.retain(|r| !self.disable.contains(&r.meta.id));
+        if let Some(min) = self.min_level {
+            rules.retain(|r| r.meta.level >= min);
+        }
+        let exceptions = match &self.exceptions {
+            None => crate::exceptions::Exceptions::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read exceptions file {}", p.display()))?;
+                let x = crate::exceptions::Exceptions::from_yaml(&p.display().to_string(), &text)?;
+                for id in x.rule_ids() {
+                    if !known.contains(id) {
+                        eprintln!(
+                            "warning: {}: rule `{id}` is not loaded; its exceptions do nothing",
+                            p.display()
+                        );
+                    }
+                }
+                x
+            }
+        };
+        Ok((RuleSet::new(rules), exceptions))
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -459,6 +459,11 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The rules, to filter and index anew.
+    pub fn into_rules(self) -> Vec<Rule> {
+        self.rules
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }

@@ -2,6 +2,7 @@
 //! `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/`), order files by the delivery
 //! time in their names, and read them (standard input for `-`).
 
+use crate::time::Millis;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,44 @@ pub fn time_key(p: &Path) -> Option<&str> {
             && b[8] == b'T'
             && b[13] == b'Z'
             && b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    })
+}
+
+/// `YYYYMMDDTHHMMZ` as milliseconds.
+fn stamp_millis(stamp: &str) -> Option<Millis> {
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%MZ")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// How much of a file is read to find its first event time.
+const PEEK_BYTES: u64 = 64 * 1024;
+
+/// The first `eventTime` (or `@timestamp`) in the first 64 KiB of a file, inflated if gzip.
+pub fn peek_time(p: &Path) -> Option<Millis> {
+    let mut head = Vec::new();
+    std::fs::File::open(p)
+        .ok()?
+        .take(PEEK_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = if crate::decode::is_gzip(&head) {
+        let mut out = Vec::new();
+        // A truncated member is expected here (only the head was read); keep what inflated.
+        let _ = flate2::read::MultiGzDecoder::new(&head[..])
+            .take(PEEK_BYTES)
+            .read_to_end(&mut out);
+        out
+    } else {
+        head
+    };
+    let text = String::from_utf8_lossy(&text);
+    ["\"eventTime\"", "\"@timestamp\""].iter().find_map(|key| {
+        let at = text.find(key)? + key.len();
+        let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+        let value = rest.strip_prefix('"')?;
+        let end = value.find('"')?;
+        crate::time::parse_event_time(&value[..end])
     })
 }
 
@@ -119,8 +158,26 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
             Err(e) => d.errors.push((p.display().to_string(), e)),
         }
     }
-    files.sort_by(|a, b| (time_key(a), a).cmp(&(time_key(b), b)));
+    files.sort();
     files.dedup();
+    // Order by time: the delivery stamp in CloudTrail file names, else the first event time
+    // found at the start of the file; files with neither come last, by path.
+    let mut keyed: Vec<(Option<Millis>, PathBuf)> = files
+        .into_iter()
+        .map(|p| {
+            let key = time_key(&p)
+                .and_then(stamp_millis)
+                .or_else(|| peek_time(&p));
+            (key, p)
+        })
+        .collect();
+    keyed.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => (x, &a.1).cmp(&(y, &b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(&b.1),
+    });
+    let files: Vec<PathBuf> = keyed.into_iter().map(|(_, p)| p).collect();
     d.inputs = files.into_iter().map(Input::File).collect();
     if stdin {
         d.inputs.push(Input::Stdin);
@@ -131,6 +188,29 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_without_stamps_are_ordered_by_their_first_event_time() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"[{"eventTime": "2024-01-01T00:00:00Z"}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"Records":[{"eventTime":"2020-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.txt"), "no time here").unwrap();
+        let d = discover(&[dir.path().to_path_buf()]);
+        let names: Vec<String> = d
+            .inputs
+            .iter()
+            .map(|i| i.label().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(names, vec!["b.json", "a.json", "c.txt"]);
+    }
 
     #[test]
     fn time_key_from_cloudtrail_names() {
