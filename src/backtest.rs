@@ -10,7 +10,7 @@
 //! counted. Nothing is dropped.
 
 use crate::decode::{self, Shape};
-use crate::engine::Matcher;
+use crate::engine::{Matcher, Output, Settings, Stateful};
 use crate::event::Event;
 use crate::exceptions::Exceptions;
 use crate::finding::Finding;
@@ -33,6 +33,8 @@ pub struct Options {
     /// Worker threads for decoding and matching (at least 1).
     pub threads: usize,
     pub reorder_window: Millis,
+    /// Correlation and suppression settings.
+    pub engine: Settings,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             until: None,
             threads: 1,
             reorder_window: DEFAULT_REORDER_WINDOW,
+            engine: Settings::default(),
         }
     }
 }
@@ -86,6 +89,14 @@ pub struct Summary {
     pub duplicate_findings: u64,
     /// Matches dropped by `--exceptions`.
     pub excepted_findings: u64,
+    /// Findings merged into an earlier one by suppression.
+    pub merged_findings: u64,
+    /// Correlation inputs older than the allowed lateness (not counted in windows).
+    pub late_hits: u64,
+    /// Event ids of the first of those.
+    pub late_hit_samples: Vec<String>,
+    /// Correlation group keys evicted at the key cap.
+    pub evicted_keys: u64,
     pub first_event_time: Option<String>,
     pub last_event_time: Option<String>,
     pub findings: u64,
@@ -128,8 +139,8 @@ struct FileResult {
     issues: Vec<Issue>,
     control_messages: usize,
     excepted: u64,
-    /// Every record in range, in record order: its event time and findings.
-    items: Vec<(Option<Millis>, Vec<Finding>)>,
+    /// Every record in range: its event time and what the stateless stage produced.
+    items: Vec<(Option<Millis>, Output)>,
 }
 
 fn process_file(
@@ -226,7 +237,7 @@ fn process_file(
             message: issue.message,
         });
     }
-    let mut matcher = Matcher::new(rules, exceptions);
+    let mut matcher = Matcher::new(rules, exceptions, &opts.engine);
     let texts = decoded
         .records
         .iter()
@@ -270,14 +281,14 @@ fn process_file(
                 r.without_time += 1;
             }
         }
-        let mut findings = matcher.findings(&ev);
-        for f in &mut findings {
+        let mut output = matcher.evaluate(&ev);
+        for f in &mut output.findings {
             // Where the record was read, so people can find it in their archive.
             if let Some(d) = f.details.as_object_mut() {
                 d.insert("origin".into(), format!("{}: {loc}", r.label).into());
             }
         }
-        r.items.push((time, findings));
+        r.items.push((time, output));
     }
     r.excepted = matcher.excepted;
     // Records inside a file are unordered (LookupEvents exports are even newest first): put
@@ -289,9 +300,9 @@ fn process_file(
 /// Ordering key of a buffered result.
 type Key = (Millis, u32, u32);
 
-struct Reorder<F: FnMut(&Finding)> {
+struct Reorder<F: FnMut(Option<Millis>, Output)> {
     heap: BinaryHeap<Reverse<(Key, usize)>>,
-    slots: HashMap<usize, Vec<Finding>>,
+    slots: HashMap<usize, Output>,
     next_slot: usize,
     max_seen: Option<Millis>,
     window: Millis,
@@ -299,22 +310,24 @@ struct Reorder<F: FnMut(&Finding)> {
     emit: F,
 }
 
-impl<F: FnMut(&Finding)> Reorder<F> {
-    /// Takes one record's findings. A record older than the watermark (newest time seen
-    /// minus the window) is late: its findings leave at once and it is counted.
-    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, findings: Vec<Finding>) {
+impl<F: FnMut(Option<Millis>, Output)> Reorder<F> {
+    /// Takes one record's output. A record older than the watermark (newest time seen minus
+    /// the window) is late: its output leaves at once and it is counted.
+    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Output) {
         let Some(t) = time else {
             // No event time: nothing to order by; released in arrival order.
-            findings.iter().for_each(&mut self.emit);
+            if !output.is_empty() {
+                (self.emit)(None, output);
+            }
             return;
         };
         if self.watermark().is_some_and(|w| t < w) {
             self.late += 1;
-            findings.iter().for_each(&mut self.emit);
-        } else if !findings.is_empty() {
+            (self.emit)(Some(t), output);
+        } else if !output.is_empty() {
             let slot = self.next_slot;
             self.next_slot += 1;
-            self.slots.insert(slot, findings);
+            self.slots.insert(slot, output);
             self.heap.push(Reverse(((t, file, rec), slot)));
         }
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
@@ -326,11 +339,11 @@ impl<F: FnMut(&Finding)> Reorder<F> {
             if up_to.is_some_and(|u| *t > u) {
                 break;
             }
-            let Some(Reverse((_, slot))) = self.heap.pop() else {
+            let Some(Reverse(((t, _, _), slot))) = self.heap.pop() else {
                 break;
             };
-            if let Some(fs) = self.slots.remove(&slot) {
-                fs.iter().for_each(&mut self.emit);
+            if let Some(o) = self.slots.remove(&slot) {
+                (self.emit)(Some(t), o);
             }
         }
     }
@@ -382,6 +395,8 @@ pub fn run(
         true
     };
     let mut emit = emit;
+    let mut stateful = Stateful::new(rules, &opts.engine);
+    let mut ready: Vec<Finding> = Vec::new();
     let mut reorder = Reorder {
         heap: BinaryHeap::new(),
         slots: HashMap::new(),
@@ -389,9 +404,13 @@ pub fn run(
         max_seen: None,
         window: opts.reorder_window.max(0),
         late: 0,
-        emit: |f: &Finding| {
-            if count(f) {
-                emit(f);
+        emit: |t: Option<Millis>, o: Output| {
+            ready.clear();
+            stateful.push(t, o, &mut ready);
+            for f in &ready {
+                if count(f) {
+                    emit(f);
+                }
             }
         },
     };
@@ -441,6 +460,17 @@ pub fn run(
     reorder.release(None);
     s.late_records = reorder.late;
     drop(reorder);
+    let mut rest = Vec::new();
+    stateful.finish(&mut rest);
+    for f in &rest {
+        if count(f) {
+            emit(f);
+        }
+    }
+    s.late_hits = stateful.correlator.stats.late_hits;
+    s.late_hit_samples = stateful.correlator.stats.late_samples.clone();
+    s.evicted_keys = stateful.correlator.stats.evicted_keys;
+    s.merged_findings = stateful.suppressor.merged;
     s.duplicate_findings = duplicates;
     s.findings = tallies.values().map(|t| t.findings).sum();
     s.by_rule = tallies;

@@ -1,44 +1,233 @@
-//! One event in, findings out. Deterministic: the same events in the same order give the
-//! same findings, whether they come from a backtest or the live tail.
+//! One event in, findings out. Deterministic: the same events in the same event-time order
+//! give the same findings, whether they come from a backtest or the live tail.
 //!
-//! [`Matcher`] is the stateless part (rule matches), cheap to create per worker thread.
+//! Two stages:
+//! - [`Matcher`] (stateless, one per worker thread): rule matches become findings, and
+//!   matches of rules that feed correlations become [`Hit`]s;
+//! - [`Stateful`] (one, fed in event-time order): correlations, then suppression.
 
-use crate::event::Event;
+use crate::correlate::suppress::Suppressor;
+use crate::correlate::{Correlator, DEFAULT_LATENESS, DEFAULT_MAX_KEYS, Hit};
+use crate::event::{Event, FieldPath};
 use crate::exceptions::Exceptions;
-use crate::finding::Finding;
+use crate::finding::{self, Finding};
 use crate::rules::RuleSet;
+use crate::rules::correlation::{Suppress, SuppressSetting};
+use crate::time::{Millis, parse_event_time};
+
+/// Settings of the stateful stage.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How late (in event time) an event may arrive and still count in a window.
+    pub lateness: Millis,
+    /// Cap on live group keys per correlation.
+    pub max_keys: usize,
+    /// Suppression for rules that do not set their own (`suppress:`); none by default.
+    pub default_suppress: Option<Suppress>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lateness: DEFAULT_LATENESS,
+            max_keys: DEFAULT_MAX_KEYS,
+            default_suppress: None,
+        }
+    }
+}
+
+/// The suppression that applies to a rule.
+pub fn effective<'a>(
+    setting: &'a SuppressSetting,
+    default: Option<&'a Suppress>,
+) -> Option<&'a Suppress> {
+    match setting {
+        SuppressSetting::Off => None,
+        SuppressSetting::On(s) => Some(s),
+        SuppressSetting::Default => default,
+    }
+}
+
+/// The first value at `path` as text ("" when missing).
+fn first_text(ev: &Event<'_>, path: &FieldPath) -> String {
+    let mut out = String::new();
+    ev.any_at(path, &mut |v| {
+        v.any_leaf(&mut |leaf| match leaf.with_text(str::to_string) {
+            Some(t) => {
+                out = t;
+                true
+            }
+            None => false,
+        })
+    });
+    out
+}
+
+/// What a record produced in the stateless stage.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub findings: Vec<Finding>,
+    pub hits: Vec<Hit>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && self.hits.is_empty()
+    }
+}
 
 /// Evaluates the rule set on events, reusing its scratch space.
 pub struct Matcher<'r> {
     rules: &'r RuleSet,
     exceptions: &'r Exceptions,
+    default_suppress: Option<&'r Suppress>,
     scratch: Vec<u32>,
     /// Matches dropped by the exceptions so far.
     pub excepted: u64,
 }
 
 impl<'r> Matcher<'r> {
-    pub fn new(rules: &'r RuleSet, exceptions: &'r Exceptions) -> Self {
+    pub fn new(rules: &'r RuleSet, exceptions: &'r Exceptions, settings: &'r Settings) -> Self {
         Matcher {
             rules,
             exceptions,
+            default_suppress: settings.default_suppress.as_ref(),
             scratch: Vec::new(),
             excepted: 0,
         }
     }
 
-    /// The findings of every rule that matches `ev` (and is not excepted), in rule order.
-    pub fn findings(&mut self, ev: &Event<'_>) -> Vec<Finding> {
+    /// The findings of matching rules (not excepted, not quiet) in rule order, and the hits
+    /// for the correlations they feed.
+    pub fn evaluate(&mut self, ev: &Event<'_>) -> Output {
         self.rules.matching(ev, &mut self.scratch);
-        let mut out = Vec::with_capacity(self.scratch.len());
+        let mut out = Output::default();
+        if self.scratch.is_empty() {
+            return out;
+        }
+        let plans = self.rules.plans();
+        let time = ev.event_time().and_then(parse_event_time);
         for &i in &self.scratch {
-            let rule = &self.rules.rules()[i as usize];
+            let i = i as usize;
+            let rule = &self.rules.rules()[i];
             if self.exceptions.excepts(&rule.meta.id, ev) {
                 self.excepted += 1;
-            } else {
-                out.push(Finding::from_match(rule, ev));
+                continue;
+            }
+            if !plans.quiet.get(i).copied().unwrap_or(false) {
+                let mut f = finding::Finding::from_match(rule, ev);
+                if let Some(s) = effective(&rule.suppress, self.default_suppress) {
+                    let key: Vec<String> =
+                        s.by.iter()
+                            .map(|p| first_text(ev, &FieldPath::new(p)))
+                            .collect();
+                    f.suppress_key = Some(key.join("|"));
+                }
+                out.findings.push(f);
+            }
+            let Some(feeds) = plans.feeds.get(i) else {
+                continue;
+            };
+            if feeds.is_empty() {
+                continue;
+            }
+            // Correlations need a time; records without one cannot be placed in a window.
+            let Some(t) = time else { continue };
+            let principal = finding::principal(ev);
+            for &(c, pos) in feeds {
+                let plan = &plans.plans[c as usize];
+                if self.exceptions.excepts(&plan.corr.def.meta.id, ev) {
+                    self.excepted += 1;
+                    continue;
+                }
+                let p = pos as usize;
+                out.hits.push(Hit {
+                    corr: c,
+                    pos,
+                    time: t,
+                    key: plan.key_paths[p]
+                        .iter()
+                        .map(|k| first_text(ev, k))
+                        .collect(),
+                    value: plan.value_paths[p].as_ref().map(|k| first_text(ev, k)),
+                    event_ids: ev.event_id().map(str::to_string).into_iter().collect(),
+                    count: 1,
+                    principal: principal.clone(),
+                    account: ev.recipient_account_id().map(str::to_string),
+                    region: ev.aws_region().map(str::to_string),
+                });
             }
         }
         out
+    }
+
+    /// Only the findings (for callers without correlations).
+    pub fn findings(&mut self, ev: &Event<'_>) -> Vec<Finding> {
+        self.evaluate(ev).findings
+    }
+}
+
+/// The stateful stage: correlations and suppression, fed in event-time order.
+pub struct Stateful<'r> {
+    rules: &'r RuleSet,
+    /// Suppression per rule or correlation id (absent: none).
+    suppress: std::collections::HashMap<String, Suppress>,
+    pub correlator: Correlator,
+    pub suppressor: Suppressor,
+}
+
+impl<'r> Stateful<'r> {
+    pub fn new(rules: &'r RuleSet, settings: &Settings) -> Self {
+        let d = settings.default_suppress.as_ref();
+        let suppress = rules
+            .rules()
+            .iter()
+            .filter_map(|r| effective(&r.suppress, d).map(|s| (r.meta.id.clone(), s.clone())))
+            .chain(rules.plans().plans.iter().filter_map(|p| {
+                effective(&p.corr.def.suppress, d).map(|s| (p.corr.def.meta.id.clone(), s.clone()))
+            }))
+            .collect();
+        Stateful {
+            rules,
+            suppress,
+            correlator: Correlator::new(rules.plans(), settings.lateness, settings.max_keys),
+            suppressor: Suppressor::default(),
+        }
+    }
+
+    fn route(&mut self, f: Finding, out: &mut Vec<Finding>) {
+        match self.suppress.get(&f.rule.id) {
+            Some(s) => self.suppressor.offer(s, f, out),
+            None => out.push(f),
+        }
+    }
+
+    /// Takes one record's output (at event time `time`), pushing findings ready to go out.
+    pub fn push(&mut self, time: Option<Millis>, output: Output, out: &mut Vec<Finding>) {
+        if let Some(t) = time {
+            self.correlator.observe(t);
+        }
+        let mut produced = output.findings;
+        let plans = self.rules.plans();
+        for h in output.hits {
+            self.correlator.hit(plans, h, &mut produced);
+        }
+        self.correlator.advance(plans, false, &mut produced);
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor
+            .release_until(self.correlator.watermark(), out);
+    }
+
+    /// End of input: judge every open window and release every held finding.
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        let mut produced = Vec::new();
+        self.correlator
+            .advance(self.rules.plans(), true, &mut produced);
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor.release_until(None, out);
     }
 }

@@ -90,6 +90,12 @@ pub struct Finding {
     pub summary: String,
     pub details: serde_json::Value,
     pub event: Option<serde_json::Value>,
+    /// `time` in milliseconds, for ordering and suppression.
+    #[serde(skip)]
+    pub time_ms: Option<crate::time::Millis>,
+    /// The suppression key (values of the rule's `suppress.by` fields), when it has one.
+    #[serde(skip)]
+    pub suppress_key: Option<String>,
 }
 
 /// 128-bit FNV-1a, hex: a stable, dependency-free digest for finding ids (not a security
@@ -202,6 +208,8 @@ impl Finding {
             event_count: 1,
             details: serde_json::Value::Object(details),
             event: Some(redact(ev.root())),
+            time_ms: ev.event_time().and_then(crate::time::parse_event_time),
+            suppress_key: None,
         }
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod backtest;
 pub mod cli;
+pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod engine;
 pub mod event;

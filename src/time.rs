@@ -65,6 +65,22 @@ pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<Millis, String> {
     }
 }
 
+/// Formats a duration the way people write it (`90s`, `5m`, `1h30m`, `7d`).
+pub fn format_duration(ms: Millis) -> String {
+    if ms % 1000 != 0 || ms == 0 {
+        return format!("{ms}ms");
+    }
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    out
+}
+
 /// Formats milliseconds as RFC 3339 UTC (`2023-07-10T12:00:00Z`).
 pub fn format_millis(ms: Millis) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)

@@ -2616,28 +2616,48 @@ detection:
 
     #[test]
     fn legacy_count_aggregation() {
-        let report = rejected(
-            r#"
+        // The deprecated form is translated into a correlation that keeps the rule's id.
+        let text = doc(r#"
 sel:
   eventName: GetObject
 timeframe: 10m
 condition: sel | count() by sourceIPAddress > 5
+"#);
+        let report = load(&text);
+        assert!(!report.has_errors(), "{}", rendered(&report));
+        assert_eq!(report.rules.len(), 1, "one base rule");
+        assert_eq!(report.correlations.len(), 1);
+        let c = &report.correlations[0].def;
+        assert_eq!(c.kind, trailwatch::rules::correlation::CorrKind::EventCount);
+        assert_eq!(c.group_by, vec!["sourceIPAddress".to_string()]);
+        assert_eq!(c.timespan, 600_000);
+        assert_eq!(c.condition.gt, Some(5));
+        assert_eq!(report.rules[0].meta.id, format!("{}/base", c.meta.id));
+        // A notice at the `|`: `condition: sel | count()…` starts at column 12, `|` is at 16.
+        let note = report
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains("translated"))
+            .expect("a translation notice");
+        assert_eq!(at(note), det_pos(4, 16), "{note}");
+    }
+
+    #[test]
+    fn legacy_count_without_timeframe_is_rejected() {
+        let report = rejected(
+            r#"
+sel:
+  eventName: GetObject
+condition: sel | count() > 5
 "#,
         );
-        let d = error_with(&report, "`| count() ...`");
-        assert!(d.message.contains("deprecated"), "{d}");
-        assert!(d.message.contains("aggregation syntax"), "{d}");
-        assert!(
-            d.hint.as_deref().unwrap_or("").contains("correlation"),
-            "{d}"
-        );
-        // `condition: sel | count()…`: the value starts at column 12, `|` is at column 16.
-        assert_eq!(at(d), det_pos(4, 16), "{d}");
-        error_with(&report, "`timeframe`");
+        let d = error_with(&report, "`| count()`");
+        assert!(d.message.contains("timeframe"), "{d}");
     }
 
     #[test]
     fn legacy_near() {
+        // Without a timeframe there is no window: rejected, naming the construct.
         let report = rejected(
             r#"
 sel1:
@@ -2648,7 +2668,22 @@ condition: sel1 | near sel2
 "#,
         );
         let d = error_with(&report, "near");
-        assert!(d.message.contains("deprecated"), "{d}");
+        assert!(d.message.contains("timeframe"), "{d}");
+        // With one, it becomes a temporal correlation of the two selections.
+        let report = load(&doc(r#"
+sel1:
+  eventName: CreateFunction
+sel2:
+  eventName: Invoke
+timeframe: 5m
+condition: sel1 | near sel2
+"#));
+        assert!(!report.has_errors(), "{}", rendered(&report));
+        assert_eq!(report.correlations.len(), 1);
+        assert_eq!(
+            report.correlations[0].def.kind,
+            trailwatch::rules::correlation::CorrKind::Temporal
+        );
     }
 
     #[test]

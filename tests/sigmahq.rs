@@ -110,84 +110,53 @@ fn all_57_sigmahq_rules_load_without_errors() {
     }
 }
 
-/// The deprecated syntax each unsupported rule uses, as the error must name it.
-fn deprecated_syntax(text: &str) -> &'static str {
-    if text.contains("| near") {
-        "near"
-    } else if text.contains("| count(") {
-        "count()"
-    } else if text.contains("timeframe:") {
-        "timeframe"
-    } else {
-        panic!("unsupported fixture without deprecated syntax")
-    }
-}
 
 #[test]
-fn all_8_unsupported_sigmahq_rules_are_rejected_with_a_clear_error() {
+fn unsupported_sigmahq_rules_are_translated_or_rejected_precisely() {
+    // Seven use `| count()` or a bare `timeframe` with a window: translated into correlations
+    // that keep the original id, title and level. `aws_lambda_function_created_or_invoked`
+    // uses `| near` without a `timeframe`: no window, so it is rejected, naming the construct.
     let dir = fixtures().join("sigmahq-unsupported");
     let files = rule_files(&dir);
     assert_eq!(files.len(), 8);
-    let mut seen = BTreeSet::new();
     for f in &files {
         let path = f.clone();
         let report = std::panic::catch_unwind(move || load_path(&path))
             .unwrap_or_else(|_| panic!("loading {} panicked", f.display()));
-        assert!(
-            report.has_errors(),
-            "{} must be rejected:\n{}",
-            f.display(),
-            rendered(&report)
-        );
-        assert!(report.rules.is_empty(), "{}", f.display());
         let text = std::fs::read_to_string(f).unwrap();
-        let syntax = deprecated_syntax(&text);
-        seen.insert(syntax);
-        let ok = report.errors().any(|d| {
-            d.message.contains("deprecated")
-                && d.message.contains(syntax)
-                && d.line.is_some()
-                && d.file == f.display().to_string()
-        });
-        assert!(
-            ok,
-            "{}: no positioned error names the deprecated `{syntax}` syntax:\n{}",
-            f.display(),
-            rendered(&report)
-        );
-        // The hint points to the modern replacement.
-        assert!(
-            report
+        let id_line = text.lines().find(|l| l.starts_with("id:")).unwrap();
+        let id = id_line.trim_start_matches("id:").trim();
+        let title_line = text.lines().find(|l| l.starts_with("title:")).unwrap();
+        let title = title_line.trim_start_matches("title:").trim();
+        if f.ends_with("aws_lambda_function_created_or_invoked.yml") {
+            let d = report
                 .errors()
-                .any(|d| d.hint.as_deref().unwrap_or("").contains("correlation")),
+                .find(|d| d.message.contains("near") && d.message.contains("timeframe"))
+                .unwrap_or_else(|| panic!("{}", rendered(&report)));
+            assert!(d.line.is_some(), "{d}");
+            assert!(report.correlations.is_empty());
+            continue;
+        }
+        assert!(
+            !report.has_errors(),
             "{}:\n{}",
             f.display(),
             rendered(&report)
         );
+        assert_eq!(report.correlations.len(), 1, "{}", f.display());
+        let c = &report.correlations[0].def;
+        assert_eq!(c.meta.id, id, "{}", f.display());
+        assert_eq!(c.meta.title, title, "{}", f.display());
+        assert!(c.translated_from.is_some());
+        assert!(
+            report
+                .diagnostics
+                .iter()
+                .any(|d| d.message.contains("translated") && d.line.is_some()),
+            "{}: a positioned notice says what was translated",
+            f.display()
+        );
     }
-    // The fixtures cover all three deprecated forms.
-    assert_eq!(
-        seen,
-        BTreeSet::from(["count()", "near", "timeframe"]),
-        "fixture coverage changed"
-    );
-}
-
-#[test]
-fn timeframe_without_count_is_reported_at_its_line() {
-    let f = fixtures().join("sigmahq-unsupported/aws_ses_messaging_enabled.yml");
-    let text = std::fs::read_to_string(&f).unwrap();
-    let line = text
-        .lines()
-        .position(|l| l.trim_start().starts_with("timeframe:"))
-        .unwrap()
-        + 1;
-    let report = load_path(&f);
-    let d = report
-        .errors()
-        .find(|d| d.message.contains("timeframe"))
-        .unwrap_or_else(|| panic!("{}", rendered(&report)));
-    assert_eq!(d.line, Some(line), "{d}");
 }
 
 // ---------------------------------------------------------------------------------------

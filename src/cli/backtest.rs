@@ -80,6 +80,14 @@ pub struct BacktestArgs {
     /// order; records older than that are processed at once and counted as late.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     reorder_window: Millis,
+    /// How late (in event time) an event may arrive and still count in a correlation window
+    /// [default: 15m, or the configuration file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    allowed_lateness: Option<Millis>,
+    /// Configuration file (YAML): default suppression, correlation settings. See
+    /// docs/rules.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Reads an `--expect` file: rule id → count.
@@ -193,6 +201,25 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
             s.late_records
         ));
     }
+    if s.merged_findings > 0 {
+        notes.push(format!(
+            "{} findings merged by suppression",
+            s.merged_findings
+        ));
+    }
+    if s.late_hits > 0 {
+        notes.push(format!(
+            "{} events arrived later than the allowed lateness and were not counted in correlation windows (e.g. {})",
+            s.late_hits,
+            s.late_hit_samples.join(", ")
+        ));
+    }
+    if s.evicted_keys > 0 {
+        notes.push(format!(
+            "{} correlation group keys evicted at the key cap",
+            s.evicted_keys
+        ));
+    }
     if s.excepted_findings > 0 {
         notes.push(format!(
             "{} matches dropped by --exceptions",
@@ -276,6 +303,20 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
         reorder_window: args.reorder_window,
+        engine: {
+            let mut settings = match &args.config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read configuration {}", p.display()))?;
+                    crate::config::Config::from_yaml(&p.display().to_string(), &text)?.settings()
+                }
+                None => crate::engine::Settings::default(),
+            };
+            if let Some(l) = args.allowed_lateness {
+                settings.lateness = l;
+            }
+            settings
+        },
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {

@@ -52,7 +52,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Replay archived CloudTrail files through the rules and report what would have fired.
-    Backtest(backtest::BacktestArgs),
+    Backtest(Box<backtest::BacktestArgs>),
     /// Write, check and inspect detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -128,7 +128,11 @@ impl RuleSource {
                 "warning: running without the rules reported above ({errors} problem(s); --skip-invalid)"
             );
         }
-        Ok(RuleSet::new(report.rules))
+        let (set, dropped) = RuleSet::with_correlations(report.rules, report.correlations);
+        for d in dropped {
+            eprintln!("warning: {d}");
+        }
+        Ok(set)
     }
 }
 
@@ -155,9 +159,12 @@ pub fn parse_level(s: &str) -> Result<crate::rules::Level, String> {
 impl Tuning {
     /// Applies `--disable`/`--min-level` to the loaded rules and reads `--exceptions`.
     pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::exceptions::Exceptions)> {
-        let mut rules: Vec<crate::rules::Rule> = rules.into_rules();
-        let known: std::collections::HashSet<String> =
-            rules.iter().map(|r| r.meta.id.clone()).collect();
+        let (mut rules, mut corrs) = rules.into_parts();
+        let known: std::collections::HashSet<String> = rules
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .chain(corrs.iter().map(|c| c.def.meta.id.clone()))
+            .collect();
         let unknown: Vec<&String> = self
             .disable
             .iter()
@@ -170,9 +177,22 @@ impl Tuning {
                 list.join(", ")
             );
         }
+        corrs.retain(|c| !self.disable.contains(&c.def.meta.id));
+        if let Some(min) = self.min_level {
+            corrs.retain(|c| c.def.meta.level >= min);
+        }
+        // Base rules of kept correlations stay, whatever their own level.
+        let feeding: std::collections::HashSet<String> = corrs
+            .iter()
+            .flat_map(|c| c.refs.iter())
+            .filter_map(|r| match r {
+                crate::rules::correlation::RefId::Rule(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
         rules.retain(|r| !self.disable.contains(&r.meta.id));
         if let Some(min) = self.min_level {
-            rules.retain(|r| r.meta.level >= min);
+            rules.retain(|r| r.meta.level >= min || feeding.contains(&r.meta.id));
         }
         let exceptions = match &self.exceptions {
             None => crate::exceptions::Exceptions::default(),
@@ -191,7 +211,11 @@ impl Tuning {
                 x
             }
         };
-        Ok((RuleSet::new(rules), exceptions))
+        let (set, dropped) = RuleSet::with_correlations(rules, corrs);
+        for d in dropped {
+            eprintln!("warning: {d}");
+        }
+        Ok((set, exceptions))
     }
 }
 
@@ -210,7 +234,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Rules(cmd) => rules::run(cmd),
-        Command::Backtest(args) => backtest::run(args),
+        Command::Backtest(args) => backtest::run(*args),
     };
     match result {
         Ok(o) => o.into(),

@@ -2,7 +2,7 @@
 
 use super::{Outcome, RuleSource};
 use crate::rules::diag::Severity;
-use crate::rules::testcase::run_case;
+use crate::rules::testcase::{run_case, run_pipeline_case};
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
@@ -70,7 +70,7 @@ fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     let files = report.sources.len();
     println!(
         "{} valid in {}; {}, {}, {} skipped (not CloudTrail)",
-        plural(report.rules.len(), "rule"),
+        plural(report.rules.len() + report.correlations.len(), "rule"),
         plural(files, "file"),
         plural(errors, "error"),
         plural(warnings, "warning"),
@@ -92,26 +92,51 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     }
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
+    let mut report_case = |title: &str,
+                           file: &str,
+                           r: crate::rules::testcase::CaseResult,
+                           out: &mut dyn Write|
+     -> std::io::Result<()> {
+        let place = format!("{file}:{}:{}", r.pos.line, r.pos.col);
+        if r.passed {
+            passed += 1;
+            if verbose {
+                writeln!(out, "ok    {title} › {} ({place})", r.name)?;
+            }
+        } else {
+            failed += 1;
+            writeln!(out, "FAIL  {title} › {} ({place})", r.name)?;
+            for line in &r.explanation {
+                writeln!(out, "        {line}")?;
+            }
+        }
+        Ok(())
+    };
     for rule in &report.rules {
         if rule.tests.is_empty() {
-            untested += 1;
+            // Base rules made from the deprecated aggregation syntax carry no tests.
+            if !rule.meta.id.contains('/') {
+                untested += 1;
+            }
             continue;
         }
         for case in &rule.tests {
-            let r = run_case(rule, case);
-            let place = format!("{}:{}:{}", rule.source.file, r.pos.line, r.pos.col);
-            if r.passed {
-                passed += 1;
-                if verbose {
-                    writeln!(out, "ok    {} › {} ({place})", rule.meta.title, r.name)?;
-                }
+            let r = if matches!(case.input, crate::rules::testcase::CaseInput::Events(_)) {
+                run_pipeline_case(&report.rules, &report.correlations, &rule.meta.id, case)
             } else {
-                failed += 1;
-                writeln!(out, "FAIL  {} › {} ({place})", rule.meta.title, r.name)?;
-                for line in &r.explanation {
-                    writeln!(out, "        {line}")?;
-                }
-            }
+                run_case(rule, case)
+            };
+            report_case(&rule.meta.title, &rule.source.file, r, &mut out)?;
+        }
+    }
+    for c in &report.correlations {
+        if c.def.tests.is_empty() {
+            untested += 1;
+            continue;
+        }
+        for case in &c.def.tests {
+            let r = run_pipeline_case(&report.rules, &report.correlations, &c.def.meta.id, case);
+            report_case(&c.def.meta.title, &c.def.source.file, r, &mut out)?;
         }
     }
     if untested > 0 {
@@ -132,12 +157,13 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match format {
         ListFormat::Json => {
-            let items: Vec<serde_json::Value> = report
+            let mut items: Vec<serde_json::Value> = report
                 .rules
                 .iter()
                 .map(|r| {
                     serde_json::json!({
                         "id": r.meta.id,
+                        "kind": "detection",
                         "level": r.meta.level,
                         "title": r.meta.title,
                         "status": r.meta.status,
@@ -147,6 +173,19 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
                     })
                 })
                 .collect();
+            items.extend(report.correlations.iter().map(|c| {
+                serde_json::json!({
+                    "id": c.def.meta.id,
+                    "kind": "correlation",
+                    "correlation_type": c.def.kind.as_str(),
+                    "level": c.def.meta.level,
+                    "title": c.def.meta.title,
+                    "status": c.def.meta.status,
+                    "tags": c.def.meta.tags,
+                    "file": c.def.source.file,
+                    "tests": c.def.tests.len(),
+                })
+            }));
             writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
         }
         ListFormat::Text => {
@@ -157,7 +196,23 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
                     r.meta.id, r.meta.level, r.meta.title, r.source.file
                 )?;
             }
-            writeln!(out, "{} rules", report.rules.len())?;
+            for c in &report.correlations {
+                writeln!(
+                    out,
+                    "{:<36}  {:<13}  {} [{} correlation]  ({})",
+                    c.def.meta.id,
+                    c.def.meta.level,
+                    c.def.meta.title,
+                    c.def.kind.as_str(),
+                    c.def.source.file
+                )?;
+            }
+            writeln!(
+                out,
+                "{}, {}",
+                plural(report.rules.len(), "rule"),
+                plural(report.correlations.len(), "correlation")
+            )?;
         }
     }
     Ok(if report.has_errors() {

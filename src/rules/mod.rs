@@ -2,6 +2,7 @@
 //! selected per event through a candidate index.
 
 pub mod condition;
+pub mod correlation;
 pub mod diag;
 pub mod explain;
 pub mod index;
@@ -90,6 +91,8 @@ impl Logsource {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuleMeta {
     pub id: String,
+    /// Sigma `name`: how correlation rules may refer to this rule.
+    pub name: Option<String>,
     pub title: String,
     pub status: Option<String>,
     pub description: Option<String>,
@@ -129,6 +132,7 @@ pub struct Rule {
     /// The condition as written (for explanations).
     pub condition_text: String,
     pub tests: Vec<TestCase>,
+    pub suppress: correlation::SuppressSetting,
 }
 
 impl Rule {
@@ -213,6 +217,10 @@ pub struct LoadReport {
     pub sources: HashMap<String, String>,
     /// Number of YAML documents skipped because they are not CloudTrail rules.
     pub skipped: usize,
+    /// Correlation rules as written (resolved into `correlations` by `finish`).
+    pub correlation_defs: Vec<correlation::CorrelationDef>,
+    /// Correlation rules with their references resolved.
+    pub correlations: Vec<correlation::Correlation>,
 }
 
 impl LoadReport {
@@ -389,7 +397,14 @@ impl Loader {
         );
         for doc in docs {
             match parse::compile_document(&mut ctx, &doc.root, doc.index) {
-                parse::DocOutcome::Rule(r) => self.report.rules.push(*r),
+                parse::DocOutcome::Items(items) => {
+                    for item in items {
+                        match item {
+                            parse::Item::Rule(r) => self.report.rules.push(*r),
+                            parse::Item::Correlation(c) => self.report.correlation_defs.push(*c),
+                        }
+                    }
+                }
                 parse::DocOutcome::Skipped => self.report.skipped += 1,
                 parse::DocOutcome::Invalid => {}
             }
@@ -398,37 +413,65 @@ impl Loader {
 
     /// Checks what needs every rule (duplicate ids) and returns the report.
     pub fn finish(mut self) -> LoadReport {
+        // Rules and correlations share one id space.
         let mut first: HashMap<String, (String, Option<Pos>)> = HashMap::new();
-        let mut dup = Vec::new();
-        for (i, r) in self.report.rules.iter().enumerate() {
-            let here = (
-                r.source.file.clone(),
-                r.source.id_pos.or(Some(r.source.pos)),
+        let mut dup_rules = Vec::new();
+        let mut dup_corrs = Vec::new();
+        let sources = self
+            .report
+            .rules
+            .iter()
+            .map(|r| (&r.meta.id, &r.source, false))
+            .chain(
+                self.report
+                    .correlation_defs
+                    .iter()
+                    .map(|c| (&c.meta.id, &c.source, true)),
             );
-            if let Some((f, p)) = first.get(&r.meta.id) {
+        let (mut ri, mut ci) = (0usize, 0usize);
+        let mut dups = Vec::new();
+        for (id, src, is_corr) in sources {
+            let here = (src.file.clone(), src.id_pos.or(Some(src.pos)));
+            if let Some((f, p)) = first.get(id) {
                 let at = match p {
                     Some(p) => format!("{f}:{}:{}", p.line, p.col),
                     None => f.clone(),
                 };
-                self.report.diagnostics.push(
+                dups.push(
                     Diagnostic::new(
                         Severity::Error,
                         &here.0,
                         here.1,
-                        format!("duplicate rule id `{}`", r.meta.id),
+                        format!("duplicate rule id `{id}`"),
                     )
                     .with_hint(Some(format!(
                         "first defined at {at}; every rule needs its own id"
                     ))),
                 );
-                dup.push(i);
+                if is_corr {
+                    dup_corrs.push(ci);
+                } else {
+                    dup_rules.push(ri);
+                }
             } else {
-                first.insert(r.meta.id.clone(), here);
+                first.insert(id.clone(), here);
+            }
+            if is_corr {
+                ci += 1;
+            } else {
+                ri += 1;
             }
         }
-        for i in dup.into_iter().rev() {
+        self.report.diagnostics.extend(dups);
+        for i in dup_rules.into_iter().rev() {
             self.report.rules.remove(i);
         }
+        for i in dup_corrs.into_iter().rev() {
+            self.report.correlation_defs.remove(i);
+        }
+        let defs = std::mem::take(&mut self.report.correlation_defs);
+        self.report.correlations =
+            correlation::resolve(&self.report.rules, defs, &mut self.report.diagnostics);
         // Files in load order; within a file, by position.
         let mut order: HashMap<String, usize> = HashMap::new();
         for d in &self.report.diagnostics {
@@ -447,29 +490,55 @@ impl Loader {
 pub struct RuleSet {
     rules: Vec<Rule>,
     index: CandidateIndex,
+    plans: crate::correlate::Plans,
 }
 
 impl RuleSet {
+    /// Single-event rules only.
     pub fn new(rules: Vec<Rule>) -> Self {
+        Self::with_correlations(rules, Vec::new()).0
+    }
+
+    /// Rules and correlation rules. Correlations whose rules are not all present are left
+    /// out; the messages say which.
+    pub fn with_correlations(
+        rules: Vec<Rule>,
+        correlations: Vec<correlation::Correlation>,
+    ) -> (Self, Vec<String>) {
         let index = CandidateIndex::build(&rules);
-        RuleSet { rules, index }
+        let (plans, dropped) = crate::correlate::Plans::build(&rules, correlations);
+        (
+            RuleSet {
+                rules,
+                index,
+                plans,
+            },
+            dropped,
+        )
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
-    /// The rules, to filter and index anew.
-    pub fn into_rules(self) -> Vec<Rule> {
-        self.rules
+    /// How correlations are fed.
+    pub fn plans(&self) -> &crate::correlate::Plans {
+        &self.plans
     }
 
+    /// The rules and correlations, to filter and index anew.
+    pub fn into_parts(self) -> (Vec<Rule>, Vec<correlation::Correlation>) {
+        let corrs = self.plans.plans.into_iter().map(|p| p.corr).collect();
+        (self.rules, corrs)
+    }
+
+    /// Rules plus correlation rules.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.rules.len() + self.plans.plans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.len() == 0
     }
 
     pub fn index(&self) -> &CandidateIndex {

@@ -1,6 +1,7 @@
 //! From YAML nodes to compiled rules, collecting every problem with its position.
 
 use super::condition;
+use super::correlation::{self, CorrKind, CorrelationDef};
 use super::diag::{Diagnostic, Severity};
 use super::matcher::{
     Cidr, CmpOp, Cond, FieldMatch, FieldTest, Needle, REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT, RefHow,
@@ -10,6 +11,7 @@ use super::testcase::{self, TestCase};
 use super::yaml::{Node, NodeKind, Pos, ScalarType, Style};
 use super::{Level, Logsource, Placeholders, Rule, RuleMeta, RuleSource};
 use crate::event::FieldPath;
+use crate::time::Millis;
 use base64::Engine as _;
 use std::path::Path;
 
@@ -90,6 +92,10 @@ const UNSUPPORTED_MODIFIERS: &[(&str, &str)] = &[
 /// Keys of a rule that trailwatch reads itself; everything else is kept in `extra`.
 const RULE_KEYS: &[&str] = &[
     "title",
+    "name",
+    "correlation",
+    "generate",
+    "suppress",
     "id",
     "status",
     "description",
@@ -168,9 +174,16 @@ fn pos_in_scalar(node: &Node, offset: usize) -> Pos {
     }
 }
 
+/// What one YAML document produced.
+pub(crate) enum Item {
+    Rule(Box<Rule>),
+    Correlation(Box<CorrelationDef>),
+}
+
 /// What happened to one YAML document.
 pub(crate) enum DocOutcome {
-    Rule(Box<Rule>),
+    /// A rule, a correlation, or (translated deprecated syntax) base rules and a correlation.
+    Items(Vec<Item>),
     /// Not a CloudTrail rule: skipped with a note.
     Skipped,
     /// Errors were reported.
@@ -191,14 +204,6 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
         if k.scalar_text().is_none() {
             ctx.error(k.pos, "rule keys must be plain strings", None);
         }
-    }
-    if let Some(c) = root.get("correlation") {
-        ctx.error(
-            c.pos,
-            "Sigma correlation rules are not supported by this version of trailwatch",
-            Some("only single-event detection rules can be loaded for now".into()),
-        );
-        return DocOutcome::Invalid;
     }
     if let Some(a) = root.get("action") {
         ctx.error(
@@ -231,6 +236,82 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
         return DocOutcome::Skipped;
     }
 
+    let mut meta = read_meta(ctx, root, logsource.unwrap_or_default());
+    let id_node = root.get("id");
+    let source = RuleSource {
+        file: ctx.file.to_string(),
+        doc,
+        pos: root.pos,
+        id_pos: id_node.map(|n| n.pos),
+    };
+
+    if root.get("correlation").is_some() {
+        if let Some(d) = root.get("detection") {
+            ctx.error(
+                d.pos,
+                "a correlation rule has no `detection`; it refers to other rules in `correlation.rules`",
+                None,
+            );
+        }
+        if ctx.errors() > before {
+            return DocOutcome::Invalid;
+        }
+        fill_missing_id(ctx, root, doc, &mut meta);
+        return match correlation::compile_correlation(ctx, root, meta, source) {
+            Some(c) => DocOutcome::Items(vec![Item::Correlation(Box::new(c))]),
+            None => DocOutcome::Invalid,
+        };
+    }
+
+    let detection = match root.get("detection") {
+        Some(d) => compile_detection(ctx, d),
+        None => {
+            ctx.error(
+                root.pos,
+                "the rule has no `detection`",
+                Some("add `detection:` with at least one selection and a `condition`".into()),
+            );
+            None
+        }
+    };
+    let suppress = correlation::read_suppress(ctx, root);
+    let tests: Vec<TestCase> = match root.get("tests") {
+        Some(t) => testcase::parse_cases(ctx, t),
+        None => Vec::new(),
+    };
+    if ctx.errors() > before {
+        return DocOutcome::Invalid;
+    }
+    let Some(det) = detection else {
+        return DocOutcome::Invalid;
+    };
+    fill_missing_id(ctx, root, doc, &mut meta);
+    match det.legacy {
+        None => DocOutcome::Items(vec![Item::Rule(Box::new(Rule {
+            meta,
+            source,
+            selections: det.selections,
+            condition: det.condition,
+            condition_text: det.text,
+            tests,
+            suppress,
+        }))]),
+        Some(legacy) => translate_legacy(
+            ctx,
+            meta,
+            source,
+            det.selections,
+            det.condition,
+            det.text,
+            legacy,
+            tests,
+            suppress,
+        ),
+    }
+}
+
+/// Reads the descriptive keys shared by detection and correlation rules.
+fn read_meta(ctx: &mut Ctx<'_>, root: &Node, logsource: super::Logsource) -> RuleMeta {
     let title = match root.get("title") {
         Some(n) => string_of(ctx, n, "title").unwrap_or_default(),
         None => {
@@ -242,8 +323,7 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
             String::new()
         }
     };
-    let id_node = root.get("id");
-    let id = id_node.and_then(|n| string_of(ctx, n, "id"));
+    let id = root.get("id").and_then(|n| string_of(ctx, n, "id"));
     let level = match root.get("level") {
         None => Level::Medium,
         Some(n) => match n.as_str().and_then(Level::parse) {
@@ -259,7 +339,8 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
         },
     };
     let mut meta = RuleMeta {
-        id: id.clone().unwrap_or_default(),
+        id: id.unwrap_or_default(),
+        name: opt_string(ctx, root, "name"),
         title,
         status: opt_string(ctx, root, "status"),
         description: opt_string(ctx, root, "description"),
@@ -268,80 +349,240 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
         date: opt_string(ctx, root, "date"),
         modified: opt_string(ctx, root, "modified"),
         tags: string_list(ctx, root, "tags"),
-        logsource: logsource.unwrap_or_default(),
+        logsource,
         falsepositives: string_list(ctx, root, "falsepositives"),
         level,
         fields: string_list(ctx, root, "fields"),
         extra: Vec::new(),
     };
-    for (k, v) in map {
+    for (k, v) in root.as_map().unwrap_or_default() {
         if let Some(k) = k.scalar_text()
             && !RULE_KEYS.contains(&k)
         {
             meta.extra.push((k.to_string(), v.to_json()));
         }
     }
+    meta
+}
 
-    let (selections, condition, condition_text) = match root.get("detection") {
-        Some(d) => match compile_detection(ctx, d) {
-            Some(x) => x,
-            None => (Vec::new(), Cond::Or(Vec::new()), String::new()),
-        },
-        None => {
-            ctx.error(
-                root.pos,
-                "the rule has no `detection`",
-                Some("add `detection:` with at least one selection and a `condition`".into()),
-            );
-            (Vec::new(), Cond::Or(Vec::new()), String::new())
-        }
-    };
-
-    let tests: Vec<TestCase> = match root.get("tests") {
-        Some(t) => testcase::parse_cases(ctx, t),
-        None => Vec::new(),
-    };
-
-    if ctx.errors() > before {
-        return DocOutcome::Invalid;
+fn fill_missing_id(ctx: &mut Ctx<'_>, root: &Node, doc: usize, meta: &mut RuleMeta) {
+    if !meta.id.is_empty() {
+        return;
     }
-    if meta.id.is_empty() {
-        let stem = Path::new(ctx.file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("rule")
-            .to_string();
-        meta.id = if doc == 0 {
-            stem
-        } else {
-            format!("{stem}#{doc}")
+    let stem = Path::new(ctx.file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("rule")
+        .to_string();
+    meta.id = if doc == 0 {
+        stem
+    } else {
+        format!("{stem}#{doc}")
+    };
+    ctx.diags.push(
+        Diagnostic::new(
+            Severity::Warning,
+            ctx.file,
+            Some(root.pos),
+            format!(
+                "the rule has no `id`; using `{}` (findings' ids depend on it)",
+                meta.id
+            ),
+        )
+        .with_hint(Some("give every rule a stable UUID: `id: <uuid>`".into())),
+    );
+}
+
+/// The deprecated syntax found in a detection, to translate.
+struct Legacy {
+    /// `| count()…` or `| near …`, and where it was written.
+    aggregation: Option<(correlation::Aggregation, Pos)>,
+    /// `timeframe:` and where.
+    timeframe: Option<(Millis, Pos)>,
+    /// Selection names when the condition is only `a and b [and …]` (for a bare timeframe).
+    and_names: Option<Vec<String>>,
+    condition_pos: Pos,
+    aggregation_pos: Option<Pos>,
+}
+
+/// Turns a rule written with the deprecated aggregation syntax into base rules and a
+/// correlation that keeps the original rule's id, title and level.
+#[allow(clippy::too_many_arguments)]
+fn translate_legacy(
+    ctx: &mut Ctx<'_>,
+    meta: RuleMeta,
+    source: RuleSource,
+    selections: Vec<(String, Selection)>,
+    condition: Cond,
+    condition_text: String,
+    legacy: Legacy,
+    tests: Vec<TestCase>,
+    suppress: correlation::SuppressSetting,
+) -> DocOutcome {
+    let Some((timespan, _)) = legacy.timeframe else {
+        let what = match &legacy.aggregation {
+            Some((correlation::Aggregation::Near { .. }, _)) => "`| near`",
+            _ => "`| count()`",
         };
-        ctx.diags.push(
-            Diagnostic::new(
-                Severity::Warning,
-                ctx.file,
-                Some(root.pos),
-                format!(
-                    "the rule has no `id`; using `{}` (findings' ids depend on it)",
-                    meta.id
-                ),
-            )
-            .with_hint(Some("give every rule a stable UUID: `id: <uuid>`".into())),
+        ctx.error(
+            legacy.condition_pos,
+            format!("{what} without a `timeframe` has no time window and cannot be translated into a correlation"),
+            Some("add `timeframe: 10m` (or write a Sigma correlation rule with `timespan`)".into()),
         );
-    }
-    DocOutcome::Rule(Box::new(Rule {
-        meta,
-        source: RuleSource {
-            file: ctx.file.to_string(),
-            doc,
-            pos: root.pos,
-            id_pos: id_node.map(|n| n.pos),
+        return DocOutcome::Invalid;
+    };
+    let base_rule =
+        |suffix: &str, title: String, sels: Vec<(String, Selection)>, cond: Cond, text: String| {
+            Rule {
+                meta: RuleMeta {
+                    id: format!("{}/{suffix}", meta.id),
+                    name: None,
+                    title,
+                    ..meta.clone()
+                },
+                source: source.clone(),
+                selections: sels,
+                condition: cond,
+                condition_text: text,
+                tests: Vec::new(),
+                suppress: correlation::SuppressSetting::Off,
+            }
+        };
+    let mut items = Vec::new();
+    let (kind, refs, group_by, cond, field, how) = match legacy.aggregation {
+        Some((correlation::Aggregation::Count { field, by, op, n }, _)) => {
+            let base = base_rule(
+                "base",
+                format!("{} (matching event)", meta.title),
+                selections,
+                condition,
+                condition_text,
+            );
+            let refs = vec![(base.meta.id.clone(), source.pos)];
+            items.push(Item::Rule(Box::new(base)));
+            let kind = if field.is_some() {
+                CorrKind::ValueCount
+            } else {
+                CorrKind::EventCount
+            };
+            let how = format!(
+                "`| count({}){}{} {n}`",
+                field.clone().unwrap_or_default(),
+                by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+                format_args!(" {op}")
+            );
+            (
+                kind,
+                refs,
+                by.into_iter().collect(),
+                correlation::Aggregation::condition(&op, n),
+                field,
+                how,
+            )
+        }
+        Some((correlation::Aggregation::Near { selections: near }, pos)) => {
+            // The rule's own condition, then each selection named after `near`.
+            let mut refs = Vec::new();
+            let first = base_rule(
+                "base",
+                format!("{} (first event)", meta.title),
+                selections.clone(),
+                condition,
+                condition_text,
+            );
+            refs.push((first.meta.id.clone(), source.pos));
+            items.push(Item::Rule(Box::new(first)));
+            for name in &near {
+                let Some(i) = selections.iter().position(|(n, _)| n == name) else {
+                    ctx.error(
+                        pos,
+                        format!("`near` refers to undefined selection `{name}`"),
+                        None,
+                    );
+                    return DocOutcome::Invalid;
+                };
+                let r = base_rule(
+                    name,
+                    format!("{} ({name})", meta.title),
+                    selections.clone(),
+                    Cond::Sel(i),
+                    name.clone(),
+                );
+                refs.push((r.meta.id.clone(), source.pos));
+                items.push(Item::Rule(Box::new(r)));
+            }
+            (
+                CorrKind::Temporal,
+                refs,
+                Vec::new(),
+                correlation::CountCond::default(),
+                None,
+                format!("`| near {}`", near.join(" and ")),
+            )
+        }
+        None => match legacy.and_names {
+            Some(names) if names.len() >= 2 => {
+                let mut refs = Vec::new();
+                for name in &names {
+                    let Some(i) = selections.iter().position(|(n, _)| n == name) else {
+                        return DocOutcome::Invalid;
+                    };
+                    let r = base_rule(
+                        name,
+                        format!("{} ({name})", meta.title),
+                        selections.clone(),
+                        Cond::Sel(i),
+                        name.clone(),
+                    );
+                    refs.push((r.meta.id.clone(), source.pos));
+                    items.push(Item::Rule(Box::new(r)));
+                }
+                (
+                    CorrKind::Temporal,
+                    refs,
+                    Vec::new(),
+                    correlation::CountCond::default(),
+                    None,
+                    format!("`{}` with `timeframe`", names.join(" and ")),
+                )
+            }
+            _ => {
+                let pos = legacy.timeframe.map_or(legacy.condition_pos, |(_, p)| p);
+                ctx.error(
+                    pos,
+                    "`timeframe` beside a plain condition has no faithful translation unless the condition is `a and b [and …]` of selections (events close in time)",
+                    Some("remove `timeframe`, or write a Sigma correlation rule".into()),
+                );
+                return DocOutcome::Invalid;
+            }
         },
-        selections,
-        condition,
-        condition_text,
+    };
+    let note_pos = legacy.aggregation_pos.unwrap_or(legacy.condition_pos);
+    ctx.note(
+        note_pos,
+        format!(
+            "deprecated {how} translated into a {} correlation (timespan {}) that keeps id `{}`",
+            kind.as_str(),
+            crate::time::format_duration(timespan),
+            meta.id
+        ),
+    );
+    items.push(Item::Correlation(Box::new(CorrelationDef {
+        meta,
+        source,
+        kind,
+        rules: refs,
+        group_by,
+        timespan,
+        condition: cond,
+        field,
+        aliases: Default::default(),
+        generate: false,
+        suppress,
         tests,
-    }))
+        translated_from: Some(how),
+    })));
+    DocOutcome::Items(items)
 }
 
 fn read_logsource(ctx: &mut Ctx<'_>, root: &Node) -> Option<Logsource> {
@@ -407,7 +648,13 @@ fn string_list(ctx: &mut Ctx<'_>, parent: &Node, key: &str) -> Vec<String> {
     }
 }
 
-type Detection = (Vec<(String, Selection)>, Cond, String);
+/// A compiled `detection` block.
+struct Detection {
+    selections: Vec<(String, Selection)>,
+    condition: Cond,
+    text: String,
+    legacy: Option<Legacy>,
+}
 
 fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
     let Some(map) = det.as_map() else {
@@ -421,19 +668,17 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
     let mut names = Vec::new();
     let mut selections = Vec::new();
     let mut condition_node = None;
+    let mut timeframe = None;
     for (k, v) in map {
         let Some(name) = k.scalar_text() else {
             continue;
         };
         match name {
             "condition" => condition_node = Some(v),
-            "timeframe" => {
-                ctx.error(
-                    k.pos,
-                    "`timeframe` belongs to the deprecated Sigma aggregation syntax and is not supported",
-                    Some("the modern form is a Sigma correlation rule with `timespan`, not supported by this version yet".into()),
-                );
-            }
+            "timeframe" => match v.scalar_text().map(crate::time::parse_duration) {
+                Some(Ok(d)) if d > 0 => timeframe = Some((d, k.pos)),
+                _ => ctx.error(v.pos, "`timeframe` must be a duration like 10m", None),
+            },
             _ => {
                 if names.iter().any(|n| n == name) {
                     ctx.error(k.pos, format!("selection `{name}` is defined twice"), None);
@@ -470,7 +715,8 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
     };
     let mut conds = Vec::new();
     let mut texts = Vec::new();
-    for cn in cond_nodes {
+    let mut aggregation = None;
+    for cn in &cond_nodes {
         let Some(text) = cn.as_str() else {
             ctx.error(
                 cn.pos,
@@ -479,6 +725,23 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
             );
             continue;
         };
+        // The deprecated aggregation syntax: `<condition> | count() … ` or `| near …`.
+        let (text, agg) = match text.split_once('|') {
+            Some((base, agg)) if cond_nodes.len() == 1 => {
+                let offset = base.chars().count();
+                match correlation::parse_aggregation(agg) {
+                    Ok(a) => aggregation = Some((a, pos_in_scalar(cn, offset))),
+                    Err(e) => ctx.error(
+                        pos_in_scalar(cn, offset),
+                        format!("deprecated aggregation `|{agg}` cannot be translated: {e}"),
+                        Some("write a Sigma correlation rule instead".into()),
+                    ),
+                }
+                (base.trim_end(), true)
+            }
+            _ => (text, false),
+        };
+        let _ = agg;
         texts.push(text.to_string());
         match condition::parse(text, &names) {
             Ok(c) => conds.push(c),
@@ -493,7 +756,39 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
     } else {
         Cond::Or(conds)
     };
-    Some((selections, cond, texts.join(" | ")))
+    let legacy = if aggregation.is_some() || timeframe.is_some() {
+        // `a and b [and …]` of plain selection names, for a bare timeframe.
+        let words: Vec<&str> = texts
+            .first()
+            .map(|t| t.split_whitespace().collect())
+            .unwrap_or_default();
+        let and_names = (words.len() >= 3
+            && words
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .all(|w| w.eq_ignore_ascii_case("and"))
+            && words
+                .iter()
+                .step_by(2)
+                .all(|w| names.iter().any(|n| n == w)))
+        .then(|| words.iter().step_by(2).map(|w| w.to_string()).collect());
+        Some(Legacy {
+            aggregation_pos: aggregation.as_ref().map(|(_, p)| *p),
+            aggregation,
+            timeframe,
+            and_names,
+            condition_pos: cnode.pos,
+        })
+    } else {
+        None
+    };
+    Some(Detection {
+        selections,
+        condition: cond,
+        text: texts.join(" | "),
+        legacy,
+    })
 }
 
 fn compile_selection(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> Option<Selection> {

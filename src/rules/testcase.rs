@@ -295,3 +295,81 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
     }
     result
 }
+
+/// Runs a case of a correlation rule (or a detection case with `events`) through the whole
+/// engine: every loaded rule and correlation, matching, correlation and suppression, with the
+/// events in event-time order. Counts the findings of rule/correlation `id`.
+pub fn run_pipeline_case(
+    rules: &[Rule],
+    correlations: &[super::correlation::Correlation],
+    id: &str,
+    case: &TestCase,
+) -> CaseResult {
+    let mut result = CaseResult {
+        name: case.name.clone(),
+        pos: case.pos,
+        passed: false,
+        explanation: Vec::new(),
+    };
+    let texts: Vec<String> = match &case.input {
+        CaseInput::Event(v) => vec![v.to_string()],
+        CaseInput::Events(vs) => vs.iter().map(|v| v.to_string()).collect(),
+        CaseInput::EventFile(p) => match load_records(p) {
+            Ok(t) => t,
+            Err(e) => {
+                result.explanation.push(e);
+                return result;
+            }
+        },
+    };
+    let mut events = Vec::new();
+    for (k, text) in texts.iter().enumerate() {
+        match Event::parse(text) {
+            Ok(ev) => events.push(ev),
+            Err(e) => {
+                result.explanation.push(format!("record #{}: {e}", k + 1));
+                return result;
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event_time().and_then(crate::time::parse_event_time));
+    let (set, _) = super::RuleSet::with_correlations(rules.to_vec(), correlations.to_vec());
+    let settings = crate::engine::Settings::default();
+    let exceptions = crate::exceptions::Exceptions::default();
+    let mut matcher = crate::engine::Matcher::new(&set, &exceptions, &settings);
+    let mut stateful = crate::engine::Stateful::new(&set, &settings);
+    let mut out = Vec::new();
+    for ev in &events {
+        let t = ev.event_time().and_then(crate::time::parse_event_time);
+        let o = matcher.evaluate(ev);
+        stateful.push(t, o, &mut out);
+    }
+    stateful.finish(&mut out);
+    let mine: Vec<&crate::finding::Finding> = out.iter().filter(|f| f.rule.id == id).collect();
+    let n = mine.len() as u64;
+    result.passed = match case.expect {
+        Expect::Match => n > 0,
+        Expect::NoMatch => n == 0,
+        Expect::Findings(want) => n == want,
+    };
+    if !result.passed {
+        result.explanation.push(match case.expect {
+            Expect::Match => "expected a finding, got none".to_string(),
+            Expect::NoMatch => format!("expected no finding, got {n}"),
+            Expect::Findings(want) => format!("expected {want} findings, got {n}"),
+        });
+        result
+            .explanation
+            .push(format!("{} events, in event-time order", events.len()));
+        for f in mine.iter().take(5) {
+            result.explanation.push(format!("  finding: {}", f.summary));
+        }
+        if stateful.correlator.stats.late_hits > 0 {
+            result.explanation.push(format!(
+                "{} events were later than the allowed lateness",
+                stateful.correlator.stats.late_hits
+            ));
+        }
+    }
+    result
+}

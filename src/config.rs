@@ -1,0 +1,119 @@
+//! The configuration file (`--config FILE`, YAML). Every key is optional; flags on the
+//! command line win over the file.
+//!
+//! ```yaml
+//! # Default suppression for every rule that does not set its own `suppress:`
+//! # (rules opt out with `suppress: false`).
+//! suppress:
+//!   by: [userIdentity.arn]
+//!   for: 1h
+//! correlation:
+//!   allowed_lateness: 15m     # how late an event may arrive and still count
+//!   max_group_keys: 100000    # live group keys per correlation before eviction
+//! ```
+
+use crate::engine::Settings;
+use crate::rules::correlation::Suppress;
+use crate::time::parse_duration;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressFile {
+    #[serde(default)]
+    by: Vec<String>,
+    #[serde(rename = "for")]
+    period: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorrelationFile {
+    allowed_lateness: Option<String>,
+    max_group_keys: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    suppress: Option<SuppressFile>,
+    correlation: Option<CorrelationFile>,
+}
+
+/// The parts of the configuration the engine uses.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub default_suppress: Option<Suppress>,
+    pub allowed_lateness: Option<crate::time::Millis>,
+    pub max_group_keys: Option<usize>,
+}
+
+impl Config {
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let parsed: ConfigFile = if text.trim().is_empty() {
+            ConfigFile::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?
+        };
+        let default_suppress = match parsed.suppress {
+            None => None,
+            Some(s) => Some(Suppress {
+                by: s.by,
+                period: parse_duration(&s.period)
+                    .map_err(|e| invalid(format!("suppress.for: {e}")))?,
+            }),
+        };
+        let c = parsed.correlation.unwrap_or_default();
+        let allowed_lateness = c
+            .allowed_lateness
+            .map(|d| {
+                parse_duration(&d)
+                    .map_err(|e| invalid(format!("correlation.allowed_lateness: {e}")))
+            })
+            .transpose()?;
+        Ok(Config {
+            default_suppress,
+            allowed_lateness,
+            max_group_keys: c.max_group_keys,
+        })
+    }
+
+    /// Engine settings from this configuration (defaults where it is silent).
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        Settings {
+            lateness: self.allowed_lateness.unwrap_or(d.lateness),
+            max_keys: self.max_group_keys.unwrap_or(d.max_keys),
+            default_suppress: self.default_suppress.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_rejects_unknown_keys() {
+        let c = Config::from_yaml(
+            "c.yml",
+            "suppress: {by: [userIdentity.arn], for: 1h}\ncorrelation: {allowed_lateness: 5m}\n",
+        )
+        .unwrap();
+        let s = c.settings();
+        assert_eq!(s.lateness, 300_000);
+        assert_eq!(s.default_suppress.unwrap().period, 3_600_000);
+        let e = Config::from_yaml("c.yml", "supress: {}\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `supress`"), "{e}");
+    }
+}

@@ -1,0 +1,110 @@
+//! Suppression: repeated findings with the same key inside a period become one finding.
+//!
+//! The first finding of a key is held until the period (in event time) has passed the
+//! watermark; later findings with the same key inside the period are merged into it: its
+//! `event_count` grows, its event-id sample takes their ids, `details.suppressed` counts
+//! them, and its `incident` id is theirs too. Then it is released — one alert per incident.
+
+use super::IdSample;
+use crate::finding::Finding;
+use crate::rules::correlation::Suppress;
+use crate::time::Millis;
+use std::collections::HashMap;
+
+#[derive(Debug)]
+struct Held {
+    finding: Finding,
+    until: Millis,
+    ids: IdSample,
+    merged: u64,
+}
+
+/// Holds and merges findings per (rule, key).
+#[derive(Debug, Default)]
+pub struct Suppressor {
+    held: HashMap<(String, String), Held>,
+    /// Findings merged into an earlier one.
+    pub merged: u64,
+}
+
+impl Suppressor {
+    /// Takes a finding under `rule` suppression `s`; findings that must go out now are pushed
+    /// to `out` (a held one whose period ended before this finding's time).
+    pub fn offer(&mut self, s: &Suppress, f: Finding, out: &mut Vec<Finding>) {
+        let t = f.time_ms.unwrap_or(Millis::MIN);
+        let key = (
+            f.rule.id.clone(),
+            f.suppress_key.clone().unwrap_or_default(),
+        );
+        if let Some(h) = self.held.get_mut(&key) {
+            if t < h.until {
+                h.finding.event_count += f.event_count;
+                h.ids.extend(f.event_ids);
+                h.merged += 1;
+                self.merged += 1;
+                // The merged finding keeps the first one's time; the latest time is recorded.
+                if let Some(d) = h.finding.details.as_object_mut() {
+                    d.insert("last_time".into(), f.time.clone().into());
+                }
+                return;
+            }
+            if let Some(old) = self.held.remove(&key) {
+                out.push(release(old));
+            }
+        }
+        let mut ids = IdSample::default();
+        ids.extend(f.event_ids.iter().cloned());
+        self.held.insert(
+            key,
+            Held {
+                until: t.saturating_add(s.period),
+                finding: f,
+                ids,
+                merged: 0,
+            },
+        );
+    }
+
+    /// Releases every held finding whose period ended at or before `watermark` (all of them
+    /// when `None`), in (time, id) order.
+    pub fn release_until(&mut self, watermark: Option<Millis>, out: &mut Vec<Finding>) {
+        let mut keys: Vec<((String, String), Millis, String)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| watermark.is_none_or(|w| h.until <= w))
+            .map(|(k, h)| {
+                (
+                    k.clone(),
+                    h.finding.time_ms.unwrap_or(Millis::MIN),
+                    h.finding.id.clone(),
+                )
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+        for (k, _, _) in keys {
+            if let Some(h) = self.held.remove(&k) {
+                out.push(release(h));
+            }
+        }
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+fn release(h: Held) -> Finding {
+    let mut f = h.finding;
+    f.event_ids = h.ids.to_vec();
+    if h.merged > 0
+        && let Some(d) = f.details.as_object_mut()
+    {
+        d.insert("suppressed".into(), h.merged.into());
+        f.summary = format!(
+            "{} ({} similar findings merged into this one)",
+            f.summary.trim_end_matches('.'),
+            h.merged
+        );
+    }
+    f
+}
