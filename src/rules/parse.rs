@@ -425,7 +425,7 @@ fn translate_legacy(
             _ => "`| count()`",
         };
         ctx.error(
-            legacy.condition_pos,
+            legacy.aggregation_pos.unwrap_or(legacy.condition_pos),
             format!("{what} without a `timeframe` has no time window and cannot be translated into a correlation"),
             Some("add `timeframe: 10m` (or write a Sigma correlation rule with `timespan`)".into()),
         );
