@@ -195,11 +195,21 @@ impl<'r> Stateful<'r> {
         }
     }
 
-    fn route(&mut self, f: Finding, out: &mut Vec<Finding>) {
-        match self.suppress.get(&f.rule.id) {
-            Some(s) => self.suppressor.offer(s, f, out),
-            None => out.push(f),
+    fn route(&mut self, mut f: Finding, out: &mut Vec<Finding>) {
+        let Some(s) = self.suppress.get(&f.rule.id) else {
+            out.push(f);
+            return;
+        };
+        // Correlation findings: `by` names group-by fields; without `by`, the whole group.
+        if f.kind == finding::Kind::Correlation && !s.by.is_empty() {
+            let group = &f.details["correlation"]["group"];
+            let key: Vec<&str> =
+                s.by.iter()
+                    .map(|b| group.get(b).and_then(|v| v.as_str()).unwrap_or(""))
+                    .collect();
+            f.suppress_key = Some(key.join("|"));
         }
+        self.suppressor.offer(s, f, out);
     }
 
     /// Takes one record's output (at event time `time`), pushing findings ready to go out.

@@ -5,17 +5,19 @@
 //! order and keeps one small state per (correlation, group key).
 //!
 //! Window semantics (documented for users in docs/rules.md):
-//! - `event_count`/`value_count` with only lower bounds (`gt`, `gte`): a sliding window of
-//!   `timespan` ending at each event. The correlation fires at the first event at which the
-//!   events (or distinct values) of the group within `(t - timespan, t]` satisfy the
-//!   condition, once; the group then starts afresh, so a burst gives one finding, not one per
-//!   extra event.
-//! - With an upper bound (`lt`, `lte`, `eq`, ranges): a window opens at a group's first event
-//!   and is judged when it closes (`start + timespan` has passed the watermark); it fires
-//!   once if the count satisfies the condition.
-//! - `temporal`: fires at the event that completes "every referenced rule matched within
+//! - `event_count`/`value_count` with only lower bounds (`gt`, `gte`): sliding windows
+//!   `(e - timespan, e]` ending at held hits. When a hit arrives at `t`, the earliest window
+//!   that contains `t` and satisfies the condition fires; its hits (and older ones) are then
+//!   consumed, so a burst gives one finding per threshold's worth of hits, not one per extra
+//!   hit. A late hit (within the allowed lateness) can complete an earlier window.
+//! - With an upper bound (`lt`, `lte`, `eq`, ranges): tumbling windows, the first opened at
+//!   a group's first hit, the next at the first hit after it ends; each is judged once when
+//!   the watermark has passed its end (or at the end of input).
+//! - `temporal`: fires at the hit that completes "every referenced rule matched within
 //!   `timespan`", in any order; `temporal_ordered`: in the listed order. Then the group
 //!   starts afresh.
+//! - Counting over a chained correlation counts its firings (one hit each); the finding's
+//!   `event_count` is the number of underlying events.
 //!
 //! Lateness: the watermark is the newest event time seen minus the allowed lateness (default
 //! 15 min). A hit older than the watermark is not added (its windows may have been judged);
@@ -249,31 +251,108 @@ impl IdSample {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct Last {
     time: Millis,
-    principal: String,
-    account: Option<String>,
-    region: Option<String>,
+    principal: Box<str>,
+    account: Option<Box<str>>,
+    region: Option<Box<str>>,
+}
+
+/// One hit as a window keeps it: its time, the event ids behind it, how many events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Ev {
+    t: Millis,
+    ids: Box<[Box<str>]>,
+    /// Events behind this hit (1 for a rule match; the inner total for a chained correlation).
+    events: u64,
+}
+
+impl Ev {
+    fn from_hit(h: &Hit) -> Ev {
+        Ev {
+            t: h.time,
+            ids: h.event_ids.iter().map(|s| s.as_str().into()).collect(),
+            events: h.count.max(1),
+        }
+    }
+}
+
+/// A tumbling window (conditions with an upper bound), judged when it closes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Tumble {
+    start: Millis,
+    /// Hits counted.
+    count: u64,
+    events: u64,
+    /// value_count: distinct values; dropped once the upper bound is exceeded.
+    values: Option<std::collections::HashSet<u64>>,
+    /// value_count: more distinct values than the upper bound allows.
+    exceeded: bool,
+    ids: IdSample,
+    last: Last,
+}
+
+/// A partial `temporal_ordered` sequence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Chain {
+    start: Millis,
+    last: Millis,
+    evs: Vec<Ev>,
+}
+
+/// What a group keeps, by correlation type: only what its condition needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum State {
+    /// event_count with lower bounds: hits in time order within reach of a window.
+    Sliding(VecDeque<Ev>),
+    /// value_count with lower bounds: hits with their value (at most two per value).
+    SlidingValues(VecDeque<(Ev, u64)>),
+    /// Upper-bound counts: open windows in start order.
+    Tumbling(Vec<Tumble>),
+    /// temporal: the latest hit of each referenced rule.
+    Temporal(Vec<Option<Ev>>),
+    /// temporal_ordered: for each prefix length k, the partial sequence that started latest.
+    Ordered(Vec<Option<Chain>>),
 }
 
 /// State of one (correlation, group key).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Group {
-    /// Start of the current window (tumbling kinds) or of the group's events.
-    start: Millis,
-    /// Event times in the window, ascending (sliding counts; capped at what the condition needs).
-    times: VecDeque<Millis>,
-    /// Events counted in the current tumbling window.
-    count: u64,
-    /// Distinct values (hashed) with the latest time each was seen.
-    values: HashMap<u64, Millis>,
-    /// temporal: latest time each referenced rule matched.
-    seen: Vec<Option<Millis>>,
-    /// temporal_ordered: for each prefix length k, the (start, last) of the best partial
-    /// sequence matching the first k rules.
-    best: Vec<Option<(Millis, Millis)>>,
-    ids: IdSample,
-    /// Events behind the current state (all kinds).
-    events: u64,
+    state: State,
     last: Last,
+}
+
+impl Group {
+    fn new(plan: &Plan) -> Group {
+        let def = &plan.corr.def;
+        let n = plan.refs.len();
+        let state = match def.kind {
+            CorrKind::EventCount | CorrKind::ValueCount if def.condition.has_upper_bound() => {
+                State::Tumbling(Vec::new())
+            }
+            CorrKind::EventCount => State::Sliding(VecDeque::new()),
+            CorrKind::ValueCount => State::SlidingValues(VecDeque::new()),
+            CorrKind::Temporal => State::Temporal(vec![None; n]),
+            CorrKind::TemporalOrdered => State::Ordered(vec![None; n + 1]),
+        };
+        Group {
+            state,
+            last: Last::default(),
+        }
+    }
+
+    /// Does this state fit the plan (after a restore, rules may have changed)?
+    fn fits(&self, plan: &Plan) -> bool {
+        let fresh = Group::new(plan);
+        match (&self.state, &fresh.state) {
+            (State::Temporal(a), State::Temporal(b)) => a.len() == b.len(),
+            (State::Ordered(a), State::Ordered(b)) => a.len() == b.len(),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+
+    /// The newest time this group holds.
+    fn newest(&self) -> Millis {
+        self.last.time
+    }
 }
 
 fn hash_value(v: &str) -> u64 {
@@ -309,7 +388,7 @@ struct Snapshot {
     stats: Stats,
 }
 
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -335,7 +414,7 @@ impl Correlator {
         Correlator {
             groups: vec![HashMap::new(); plans.plans.len()],
             max_seen: None,
-            lateness,
+            lateness: lateness.max(0),
             max_keys: max_keys.max(1),
             stats: Stats::default(),
             hits_since_sweep: 0,
@@ -357,7 +436,7 @@ impl Correlator {
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
     }
 
-    /// Adds a hit; returns the findings of correlations that fired (including chained ones).
+    /// Adds a hit; pushes the findings of correlations that fired (including chained ones).
     pub fn hit(&mut self, plans: &Plans, hit: Hit, out: &mut Vec<Finding>) {
         if self.watermark().is_some_and(|w| hit.time < w) {
             self.stats.late_hits += 1;
@@ -377,34 +456,54 @@ impl Correlator {
         }
     }
 
-    /// Judges tumbling windows that have closed before the watermark (or all of them at the
-    /// end of input when `all` is set), and forgets groups whose window has passed.
+    /// Judges tumbling windows that closed before the watermark (all of them at the end of
+    /// input when `all` is set), and forgets groups that can no longer fire.
     pub fn advance(&mut self, plans: &Plans, all: bool, out: &mut Vec<Finding>) {
-        let wm = if all {
+        let Some(wm) = (if all {
             Some(Millis::MAX)
         } else {
             self.watermark()
+        }) else {
+            return;
         };
-        let Some(wm) = wm else { return };
-        for (ci, plan) in plans.plans.iter().enumerate() {
-            let def = &plan.corr.def;
-            if !(matches!(def.kind, CorrKind::EventCount | CorrKind::ValueCount)
-                && def.condition.has_upper_bound())
-            {
-                continue;
-            }
-            let mut closed: Vec<Vec<String>> = self.groups[ci]
-                .iter()
-                .filter(|(_, g)| g.start.saturating_add(def.timespan) <= wm)
-                .map(|(k, _)| k.clone())
-                .collect();
-            closed.sort();
-            for key in closed {
-                if let Some(g) = self.groups[ci].remove(&key)
-                    && let Some(f) = judge_tumbling(plan, &key, &g)
-                {
-                    self.fire_chain(plans, ci, f, out);
+        // Chained correlations can open windows while others are judged: repeat until quiet.
+        loop {
+            let mut fired_any = false;
+            for ci in 0..plans.plans.len() {
+                let plan = &plans.plans[ci];
+                let span = plan.corr.def.timespan;
+                let mut keys: Vec<Vec<String>> = self.groups[ci]
+                    .iter()
+                    .filter(|(_, g)| matches!(&g.state, State::Tumbling(ws) if ws.first().is_some_and(|w| w.start.saturating_add(span) <= wm)))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.sort();
+                for key in keys {
+                    let mut judged = Vec::new();
+                    if let Some(g) = self.groups[ci].get_mut(&key)
+                        && let State::Tumbling(ws) = &mut g.state
+                    {
+                        while ws
+                            .first()
+                            .is_some_and(|w| w.start.saturating_add(span) <= wm)
+                        {
+                            let w = ws.remove(0);
+                            if let Some(f) = judge_tumbling(plan, &key, w) {
+                                judged.push(f);
+                            }
+                        }
+                        if ws.is_empty() {
+                            self.groups[ci].remove(&key);
+                        }
+                    }
+                    for f in judged {
+                        fired_any = true;
+                        self.fire_chain(plans, ci, f, out);
+                    }
                 }
+            }
+            if !fired_any || !all {
+                break;
             }
         }
         if !all {
@@ -433,6 +532,7 @@ impl Correlator {
                         .unwrap_or_default()
                 })
                 .collect();
+            // A fired correlation counts as one hit of the parent; its events come along.
             let h = Hit {
                 corr: parent,
                 pos,
@@ -440,10 +540,10 @@ impl Correlator {
                 key,
                 value: None,
                 event_ids: fired.ids.clone(),
-                count: fired.count,
-                principal: fired.last.principal.clone(),
-                account: fired.last.account.clone(),
-                region: fired.last.region.clone(),
+                count: fired.events,
+                principal: fired.last.principal.to_string(),
+                account: fired.last.account.as_deref().map(str::to_string),
+                region: fired.last.region.as_deref().map(str::to_string),
             };
             self.process(plans, h, out);
         }
@@ -457,19 +557,16 @@ impl Correlator {
         }
     }
 
-    /// Drops groups that can no longer fire (their events are all older than a timespan
-    /// before the watermark).
+    /// Drops groups that can no longer fire: everything they hold is older than a timespan
+    /// before the watermark. Tumbling windows are left to `advance`, which judges them.
     fn sweep(&mut self, plans: &Plans) {
         let Some(wm) = self.watermark() else { return };
         for (ci, plan) in plans.plans.iter().enumerate() {
-            let def = &plan.corr.def;
-            let tumbling = matches!(def.kind, CorrKind::EventCount | CorrKind::ValueCount)
-                && def.condition.has_upper_bound();
-            if tumbling {
-                continue; // closed by `advance`, which judges them
-            }
+            let span = plan.corr.def.timespan;
             let before = self.groups[ci].len();
-            self.groups[ci].retain(|_, g| g.last.time.saturating_add(def.timespan) > wm);
+            self.groups[ci].retain(|_, g| {
+                matches!(g.state, State::Tumbling(_)) || g.newest().saturating_add(span) > wm
+            });
             self.stats.expired_keys += (before - self.groups[ci].len()) as u64;
         }
     }
@@ -479,6 +576,8 @@ impl Correlator {
         let ci = h.corr as usize;
         let plan = &plans.plans[ci];
         let def = &plan.corr.def;
+        let span = def.timespan;
+        let reach = span.saturating_add(self.lateness);
         let groups = &mut self.groups[ci];
         if !groups.contains_key(&h.key) && groups.len() >= self.max_keys {
             // Evict the group seen longest ago (ties: smallest key), counted.
@@ -491,117 +590,170 @@ impl Correlator {
                 self.stats.evicted_keys += 1;
             }
         }
-        let g = groups.entry(h.key.clone()).or_insert_with(|| Group {
-            start: h.time,
-            seen: vec![None; plan.refs.len()],
-            best: vec![None; plan.refs.len() + 1],
-            ..Group::default()
-        });
+        let g = groups
+            .entry(h.key.clone())
+            .or_insert_with(|| Group::new(plan));
         if h.time >= g.last.time {
             g.last = Last {
                 time: h.time,
-                principal: h.principal.clone(),
-                account: h.account.clone(),
-                region: h.region.clone(),
+                principal: h.principal.as_str().into(),
+                account: h.account.as_deref().map(Into::into),
+                region: h.region.as_deref().map(Into::into),
             };
         }
-        let span = def.timespan;
+        let newest = g.last.time;
         let cond = &def.condition;
-        let fired_count: Option<u64> = match def.kind {
-            CorrKind::EventCount | CorrKind::ValueCount if cond.has_upper_bound() => {
-                // Tumbling window from the group's first event, judged when it closes. An
-                // event past the window's end closes it first.
-                if h.time >= g.start.saturating_add(span) {
-                    let old = std::mem::take(g);
-                    let judged = judge_tumbling(plan, &h.key, &old);
-                    *g = Group {
-                        start: h.time,
-                        last: old.last,
-                        ..Group::default()
-                    };
-                    add_tumbling(g, def.kind, h);
-                    return judged;
-                }
-                add_tumbling(g, def.kind, h);
+        let fired: Option<(Millis, u64, Vec<Ev>)> = match &mut g.state {
+            State::Tumbling(ws) => {
+                add_tumbling(ws, span, def.kind, cond.lt.or(cond.lte).or(cond.eq), h);
                 None
             }
-            CorrKind::EventCount => {
-                let pos = g.times.partition_point(|&t| t <= h.time);
-                g.times.insert(pos, h.time);
-                g.events += h.count;
-                g.ids.extend(h.event_ids.iter().cloned());
-                let newest = g.times.back().copied().unwrap_or(h.time);
-                while g.times.front().is_some_and(|&t| t <= newest - span) {
-                    g.times.pop_front();
+            State::Sliding(evs) => {
+                let pos = evs.partition_point(|e| e.t <= h.time);
+                evs.insert(pos, Ev::from_hit(h));
+                while evs.front().is_some_and(|e| e.t <= newest - reach) {
+                    evs.pop_front();
                 }
-                // Only the newest `min_count` times can decide a lower-bound condition.
-                let need = cond.min_count() as usize;
-                while g.times.len() > need {
-                    g.times.pop_front();
+                // Safety cap: the condition fires before a group can hold much more.
+                let cap = (cond.min_count() as usize)
+                    .saturating_mul(2 + (self.lateness / span.max(1)) as usize)
+                    + 16;
+                while evs.len() > cap {
+                    evs.pop_front();
                 }
-                let n = g.times.len() as u64;
-                cond.holds(n).then_some(n)
+                sliding_window(evs, h.time, span, |n, _| cond.holds(n)).map(|(l, r)| {
+                    let window: Vec<Ev> = evs.range(l..=r).cloned().collect();
+                    let count = (r - l + 1) as u64;
+                    evs.drain(..=r);
+                    (window.first().map_or(h.time, |e| e.t), count, window)
+                })
             }
-            CorrKind::ValueCount => {
-                let v = h.value.as_deref().unwrap_or("");
-                let e = g.values.entry(hash_value(v)).or_insert(h.time);
-                *e = (*e).max(h.time);
-                g.events += h.count;
-                g.ids.extend(h.event_ids.iter().cloned());
-                let newest = g.last.time;
-                g.values.retain(|_, t| *t > newest - span);
-                let n = g.values.len() as u64;
-                cond.holds(n).then_some(n)
+            State::SlidingValues(evs) => {
+                let v = hash_value(h.value.as_deref().unwrap_or(""));
+                let pos = evs.partition_point(|(e, _)| e.t <= h.time);
+                evs.insert(pos, (Ev::from_hit(h), v));
+                // At most the two latest entries per value.
+                let mut seen: HashMap<u64, u8> = HashMap::new();
+                let mut keep: Vec<bool> = vec![true; evs.len()];
+                for (i, (_, val)) in evs.iter().enumerate().rev() {
+                    let c = seen.entry(*val).or_default();
+                    *c += 1;
+                    if *c > 2 {
+                        keep[i] = false;
+                    }
+                }
+                let mut i = 0;
+                evs.retain(|_| {
+                    let k = keep[i];
+                    i += 1;
+                    k
+                });
+                while evs.front().is_some_and(|(e, _)| e.t <= newest - reach) {
+                    evs.pop_front();
+                }
+                distinct_window(evs, h.time, span, |n| cond.holds(n)).map(|(l, r, n)| {
+                    let window: Vec<Ev> = evs.range(l..=r).map(|(e, _)| e.clone()).collect();
+                    evs.drain(..=r);
+                    (window.first().map_or(h.time, |e| e.t), n, window)
+                })
             }
-            CorrKind::Temporal => {
+            State::Temporal(seen) => {
                 let p = h.pos as usize;
-                g.seen[p] = Some(g.seen[p].map_or(h.time, |t: Millis| t.max(h.time)));
-                g.events += h.count;
-                g.ids.extend(h.event_ids.iter().cloned());
-                let newest = g.seen.iter().flatten().copied().max().unwrap_or(h.time);
-                for s in g.seen.iter_mut() {
-                    if s.is_some_and(|t| t <= newest - span) {
+                if p < seen.len() && seen[p].as_ref().is_none_or(|e| h.time >= e.t) {
+                    seen[p] = Some(Ev::from_hit(h));
+                }
+                for s in seen.iter_mut() {
+                    if s.as_ref().is_some_and(|e| e.t <= newest - reach) {
                         *s = None;
                     }
                 }
-                g.seen.iter().all(Option::is_some).then_some(g.events)
-            }
-            CorrKind::TemporalOrdered => {
-                let j = h.pos as usize;
-                g.events += h.count;
-                g.ids.extend(h.event_ids.iter().cloned());
-                let candidate = if j == 0 {
-                    Some((h.time, h.time))
+                let all = seen.iter().all(Option::is_some);
+                let (lo, hi) = seen
+                    .iter()
+                    .flatten()
+                    .fold((Millis::MAX, Millis::MIN), |(lo, hi), e| {
+                        (lo.min(e.t), hi.max(e.t))
+                    });
+                if all && hi - lo < span {
+                    let window: Vec<Ev> = seen.iter_mut().filter_map(Option::take).collect();
+                    Some((lo, window.len() as u64, window))
                 } else {
-                    g.best[j]
-                        .filter(|(start, last)| h.time >= *last && h.time - start < span)
-                        .map(|(start, _)| (start, h.time))
+                    None
+                }
+            }
+            State::Ordered(best) => {
+                let j = h.pos as usize;
+                let n = best.len() - 1;
+                let candidate = if j == 0 {
+                    Some(Chain {
+                        start: h.time,
+                        last: h.time,
+                        evs: vec![Ev::from_hit(h)],
+                    })
+                } else {
+                    best.get(j)
+                        .and_then(|c| c.as_ref())
+                        .filter(|c| h.time >= c.last && h.time - c.start < span)
+                        .map(|c| {
+                            let mut evs = c.evs.clone();
+                            evs.push(Ev::from_hit(h));
+                            Chain {
+                                start: c.start,
+                                last: h.time,
+                                evs,
+                            }
+                        })
                 };
-                if let Some(c) = candidate {
-                    let slot = &mut g.best[j + 1];
+                if let Some(c) = candidate
+                    && j < n
+                {
+                    let slot = &mut best[j + 1];
                     // Keep the partial sequence that started latest (most room left).
-                    if slot.is_none_or(|(s, _)| c.0 >= s) {
+                    if slot.as_ref().is_none_or(|s| c.start >= s.start) {
                         *slot = Some(c);
                     }
                 }
-                g.best[plan.refs.len()].is_some().then_some(g.events)
+                for c in best.iter_mut() {
+                    if c.as_ref().is_some_and(|c| c.start <= newest - reach) {
+                        *c = None;
+                    }
+                }
+                match best[n].take() {
+                    Some(c) => {
+                        best.iter_mut().for_each(|b| *b = None);
+                        Some((c.start, c.evs.len() as u64, c.evs))
+                    }
+                    None => None,
+                }
             }
         };
-        let n = fired_count?;
-        let g = groups.remove(&h.key)?;
+        let (start, count, mut window) = fired?;
+        window.sort_by_key(|e| e.t);
+        let last = g.last.clone();
+        let empty = match &g.state {
+            State::Sliding(e) => e.is_empty(),
+            State::SlidingValues(e) => e.is_empty(),
+            State::Temporal(s) => s.iter().all(Option::is_none),
+            State::Ordered(b) => b.iter().all(Option::is_none),
+            State::Tumbling(w) => w.is_empty(),
+        };
+        if empty {
+            groups.remove(&h.key);
+        }
+        let mut ids = IdSample::default();
+        ids.extend(
+            window
+                .iter()
+                .flat_map(|e| e.ids.iter().map(|s| s.to_string())),
+        );
         Some(Fired {
             key: h.key.clone(),
-            time: h.time,
-            start: match def.kind {
-                CorrKind::EventCount => g.times.front().copied().unwrap_or(g.start),
-                CorrKind::TemporalOrdered => g.best[plan.refs.len()].map_or(g.start, |(s, _)| s),
-                CorrKind::Temporal => g.seen.iter().flatten().copied().min().unwrap_or(g.start),
-                _ => g.start,
-            },
-            count: n,
-            events: g.events.max(n),
-            ids: g.ids.to_vec(),
-            last: g.last,
+            time: window.iter().map(|e| e.t).max().unwrap_or(h.time),
+            start,
+            count,
+            events: window.iter().map(|e| e.events).sum::<u64>().max(count),
+            ids: ids.to_vec(),
+            last,
         })
     }
 
@@ -631,13 +783,19 @@ impl Correlator {
     }
 
     /// Restores state saved by [`Correlator::snapshot`]. Correlations are matched by id;
-    /// state of correlations no longer loaded is dropped.
+    /// state of correlations no longer loaded, or whose type or rules changed, is dropped.
     pub fn restore(&mut self, plans: &Plans, bytes: &[u8]) -> Result<(), StateError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version =
+            serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        if v.version != SNAPSHOT_VERSION {
+            return Err(StateError::Version(v.version));
+        }
         let snap: Snapshot =
             serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(StateError::Version(snap.version));
-        }
         let index: HashMap<&str, usize> = plans
             .plans
             .iter()
@@ -646,11 +804,8 @@ impl Correlator {
             .collect();
         for (id, groups) in snap.ids.iter().zip(snap.groups) {
             if let Some(&i) = index.get(id.as_str()) {
-                let refs = plans.plans[i].refs.len();
-                self.groups[i] = groups
-                    .into_iter()
-                    .filter(|(_, g)| g.seen.len() == refs || g.seen.is_empty())
-                    .collect();
+                let plan = &plans.plans[i];
+                self.groups[i] = groups.into_iter().filter(|(_, g)| g.fits(plan)).collect();
             }
         }
         self.max_seen = snap.max_seen;
@@ -659,30 +814,125 @@ impl Correlator {
     }
 }
 
-fn add_tumbling(g: &mut Group, kind: CorrKind, h: &Hit) {
-    g.count += h.count;
-    g.events += h.count;
-    g.ids.extend(h.event_ids.iter().cloned());
-    if kind == CorrKind::ValueCount {
-        let v = h.value.as_deref().unwrap_or("");
-        g.values.insert(hash_value(v), h.time);
+/// The earliest window `(e - span, e]` that contains `t`, ends at a held hit `e` in
+/// `[t, t + span)`, and whose hit count satisfies `ok`: `(first, last)` indices.
+fn sliding_window(
+    evs: &VecDeque<Ev>,
+    t: Millis,
+    span: Millis,
+    ok: impl Fn(u64, Millis) -> bool,
+) -> Option<(usize, usize)> {
+    let mut l = 0usize;
+    for r in 0..evs.len() {
+        let e = evs[r].t;
+        if e < t {
+            continue;
+        }
+        if e >= t.saturating_add(span) {
+            break;
+        }
+        while evs[l].t <= e - span {
+            l += 1;
+        }
+        if ok((r - l + 1) as u64, e) {
+            return Some((l, r));
+        }
+    }
+    None
+}
+
+/// Like [`sliding_window`], counting distinct values: `(first, last, distinct)`.
+fn distinct_window(
+    evs: &VecDeque<(Ev, u64)>,
+    t: Millis,
+    span: Millis,
+    ok: impl Fn(u64) -> bool,
+) -> Option<(usize, usize, u64)> {
+    let mut counts: HashMap<u64, u32> = HashMap::new();
+    let mut l = 0usize;
+    for r in 0..evs.len() {
+        let e = evs[r].0.t;
+        if e >= t.saturating_add(span) {
+            break;
+        }
+        *counts.entry(evs[r].1).or_default() += 1;
+        while evs[l].0.t <= e - span {
+            if let Some(c) = counts.get_mut(&evs[l].1) {
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(&evs[l].1);
+                }
+            }
+            l += 1;
+        }
+        if e >= t && ok(counts.len() as u64) {
+            return Some((l, r, counts.len() as u64));
+        }
+    }
+    None
+}
+
+/// Adds a hit to the tumbling window that contains it, opening one if none does.
+fn add_tumbling(ws: &mut Vec<Tumble>, span: Millis, kind: CorrKind, upper: Option<u64>, h: &Hit) {
+    let i = match ws
+        .iter()
+        .position(|w| w.start <= h.time && h.time < w.start.saturating_add(span))
+    {
+        Some(i) => i,
+        None => {
+            let at = ws.partition_point(|w| w.start <= h.time);
+            ws.insert(
+                at,
+                Tumble {
+                    start: h.time,
+                    count: 0,
+                    events: 0,
+                    values: (kind == CorrKind::ValueCount).then(Default::default),
+                    exceeded: false,
+                    ids: IdSample::default(),
+                    last: Last::default(),
+                },
+            );
+            at
+        }
+    };
+    let w = &mut ws[i];
+    w.count += 1;
+    w.events += h.count.max(1);
+    w.ids.extend(h.event_ids.iter().cloned());
+    if h.time >= w.last.time {
+        w.last = Last {
+            time: h.time,
+            principal: h.principal.as_str().into(),
+            account: h.account.as_deref().map(Into::into),
+            region: h.region.as_deref().map(Into::into),
+        };
+    }
+    if let Some(values) = &mut w.values {
+        values.insert(hash_value(h.value.as_deref().unwrap_or("")));
+        // Past the upper bound the condition cannot hold: stop keeping values.
+        if upper.is_some_and(|u| values.len() as u64 > u) {
+            w.exceeded = true;
+            w.values = Some(Default::default());
+        }
     }
 }
 
-fn judge_tumbling(plan: &Plan, key: &[String], g: &Group) -> Option<Fired> {
+fn judge_tumbling(plan: &Plan, key: &[String], w: Tumble) -> Option<Fired> {
     let def = &plan.corr.def;
-    let n = match def.kind {
-        CorrKind::ValueCount => g.values.len() as u64,
-        _ => g.count,
+    let n = match (&w.values, w.exceeded) {
+        (_, true) => u64::MAX,
+        (Some(v), false) => v.len() as u64,
+        (None, _) => w.count,
     };
     def.condition.holds(n).then(|| Fired {
         key: key.to_vec(),
-        time: g.last.time,
-        start: g.start,
+        time: w.last.time,
+        start: w.start,
         count: n,
-        events: g.events,
-        ids: g.ids.to_vec(),
-        last: g.last.clone(),
+        events: w.events,
+        ids: w.ids.to_vec(),
+        last: w.last,
     })
 }
 
@@ -692,8 +942,9 @@ struct Fired {
     key: Vec<String>,
     time: Millis,
     start: Millis,
-    /// The count the condition judged (events, distinct values, or events for temporal).
+    /// The count the condition judged (hits, distinct values, or steps for temporal).
     count: u64,
+    /// Events behind the finding.
     events: u64,
     ids: Vec<String>,
     last: Last,
@@ -718,7 +969,7 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
     let who = if f.last.principal.is_empty() {
         "unknown".to_string()
     } else {
-        f.last.principal.clone()
+        f.last.principal.to_string()
     };
     let by = if group.is_empty() {
         String::new()
@@ -789,8 +1040,8 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
         },
         time: Some(format_millis(f.time)),
         principal: who,
-        account: f.last.account.clone(),
-        region: f.last.region.clone(),
+        account: f.last.account.as_deref().map(str::to_string),
+        region: f.last.region.as_deref().map(str::to_string),
         event_ids: f.ids.clone(),
         event_count: f.events,
         summary,
