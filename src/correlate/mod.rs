@@ -402,6 +402,8 @@ pub enum StateError {
 #[derive(Debug)]
 pub struct Correlator {
     groups: Vec<HashMap<Vec<String>, Group>>,
+    /// When tumbling windows end: (end, correlation, group key). Entries may be stale.
+    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Vec<String>)>>,
     max_seen: Option<Millis>,
     pub lateness: Millis,
     pub max_keys: usize,
@@ -413,6 +415,7 @@ impl Correlator {
     pub fn new(plans: &Plans, lateness: Millis, max_keys: usize) -> Self {
         Correlator {
             groups: vec![HashMap::new(); plans.plans.len()],
+            deadlines: std::collections::BinaryHeap::new(),
             max_seen: None,
             lateness: lateness.max(0),
             max_keys: max_keys.max(1),
@@ -450,7 +453,8 @@ impl Correlator {
         self.observe(hit.time);
         self.process(plans, hit, out);
         self.hits_since_sweep += 1;
-        if self.hits_since_sweep >= 10_000 {
+        // Sweeping costs one pass over the groups: amortised over at least as many hits.
+        if self.hits_since_sweep >= 10_000.max(self.live_keys() as u64 / 4) {
             self.hits_since_sweep = 0;
             self.sweep(plans);
         }
@@ -466,44 +470,40 @@ impl Correlator {
         }) else {
             return;
         };
-        // Chained correlations can open windows while others are judged: repeat until quiet.
+        // Windows due, earliest first (chained correlations may add more while judging).
         loop {
-            let mut fired_any = false;
-            for ci in 0..plans.plans.len() {
-                let plan = &plans.plans[ci];
-                let span = plan.corr.def.timespan;
-                let mut keys: Vec<Vec<String>> = self.groups[ci]
-                    .iter()
-                    .filter(|(_, g)| matches!(&g.state, State::Tumbling(ws) if ws.first().is_some_and(|w| w.start.saturating_add(span) <= wm)))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                keys.sort();
-                for key in keys {
-                    let mut judged = Vec::new();
-                    if let Some(g) = self.groups[ci].get_mut(&key)
-                        && let State::Tumbling(ws) = &mut g.state
-                    {
-                        while ws
-                            .first()
-                            .is_some_and(|w| w.start.saturating_add(span) <= wm)
-                        {
-                            let w = ws.remove(0);
-                            if let Some(f) = judge_tumbling(plan, &key, w) {
-                                judged.push(f);
-                            }
-                        }
-                        if ws.is_empty() {
-                            self.groups[ci].remove(&key);
-                        }
-                    }
-                    for f in judged {
-                        fired_any = true;
-                        self.fire_chain(plans, ci, f, out);
+            let due = match self.deadlines.peek() {
+                Some(std::cmp::Reverse((end, _, _))) => *end <= wm,
+                None => false,
+            };
+            if !due {
+                break;
+            }
+            let Some(std::cmp::Reverse((_, ci, key))) = self.deadlines.pop() else {
+                break;
+            };
+            let ci = ci as usize;
+            let plan = &plans.plans[ci];
+            let span = plan.corr.def.timespan;
+            let mut judged = Vec::new();
+            if let Some(g) = self.groups[ci].get_mut(&key)
+                && let State::Tumbling(ws) = &mut g.state
+            {
+                while ws
+                    .first()
+                    .is_some_and(|w| w.start.saturating_add(span) <= wm)
+                {
+                    let w = ws.remove(0);
+                    if let Some(f) = judge_tumbling(plan, &key, w) {
+                        judged.push(f);
                     }
                 }
+                if ws.is_empty() {
+                    self.groups[ci].remove(&key);
+                }
             }
-            if !fired_any || !all {
-                break;
+            for f in judged {
+                self.fire_chain(plans, ci, f, out);
             }
         }
         if !all {
@@ -605,7 +605,14 @@ impl Correlator {
         let cond = &def.condition;
         let fired: Option<(Millis, u64, Vec<Ev>)> = match &mut g.state {
             State::Tumbling(ws) => {
-                add_tumbling(ws, span, def.kind, cond.lt.or(cond.lte).or(cond.eq), h);
+                let upper = cond.lt.or(cond.lte).or(cond.eq);
+                if let Some(start) = add_tumbling(ws, span, def.kind, upper, h) {
+                    self.deadlines.push(std::cmp::Reverse((
+                        start.saturating_add(span),
+                        h.corr,
+                        h.key.clone(),
+                    )));
+                }
                 None
             }
             State::Sliding(evs) => {
@@ -808,6 +815,21 @@ impl Correlator {
                 self.groups[i] = groups.into_iter().filter(|(_, g)| g.fits(plan)).collect();
             }
         }
+        self.deadlines.clear();
+        for (ci, groups) in self.groups.iter().enumerate() {
+            let span = plans.plans[ci].corr.def.timespan;
+            for (key, g) in groups {
+                if let State::Tumbling(ws) = &g.state {
+                    for w in ws {
+                        self.deadlines.push(std::cmp::Reverse((
+                            w.start.saturating_add(span),
+                            ci as u32,
+                            key.clone(),
+                        )));
+                    }
+                }
+            }
+        }
         self.max_seen = snap.max_seen;
         self.stats = snap.stats;
         Ok(())
@@ -873,13 +895,22 @@ fn distinct_window(
 }
 
 /// Adds a hit to the tumbling window that contains it, opening one if none does.
-fn add_tumbling(ws: &mut Vec<Tumble>, span: Millis, kind: CorrKind, upper: Option<u64>, h: &Hit) {
+/// Returns the start of the window it opened, if it opened one.
+fn add_tumbling(
+    ws: &mut Vec<Tumble>,
+    span: Millis,
+    kind: CorrKind,
+    upper: Option<u64>,
+    h: &Hit,
+) -> Option<Millis> {
+    let mut opened = None;
     let i = match ws
         .iter()
         .position(|w| w.start <= h.time && h.time < w.start.saturating_add(span))
     {
         Some(i) => i,
         None => {
+            opened = Some(h.time);
             let at = ws.partition_point(|w| w.start <= h.time);
             ws.insert(
                 at,
@@ -916,6 +947,7 @@ fn add_tumbling(ws: &mut Vec<Tumble>, span: Millis, kind: CorrKind, upper: Optio
             w.values = Some(Default::default());
         }
     }
+    opened
 }
 
 fn judge_tumbling(plan: &Plan, key: &[String], w: Tumble) -> Option<Fired> {

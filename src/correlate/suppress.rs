@@ -23,6 +23,8 @@ struct Held {
 #[derive(Debug, Default)]
 pub struct Suppressor {
     held: HashMap<(String, String), Held>,
+    /// (until, key) of held findings, earliest first; entries may be stale.
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, (String, String))>>,
     /// Findings merged into an earlier one.
     pub merged: u64,
 }
@@ -54,10 +56,12 @@ impl Suppressor {
         }
         let mut ids = IdSample::default();
         ids.extend(f.event_ids.iter().cloned());
+        let until = t.saturating_add(s.period);
+        self.due.push(std::cmp::Reverse((until, key.clone())));
         self.held.insert(
             key,
             Held {
-                until: t.saturating_add(s.period),
+                until,
                 finding: f,
                 ids,
                 merged: 0,
@@ -68,24 +72,35 @@ impl Suppressor {
     /// Releases every held finding whose period ended at or before `watermark` (all of them
     /// when `None`), in (time, id) order.
     pub fn release_until(&mut self, watermark: Option<Millis>, out: &mut Vec<Finding>) {
-        let mut keys: Vec<((String, String), Millis, String)> = self
-            .held
-            .iter()
-            .filter(|(_, h)| watermark.is_none_or(|w| h.until <= w))
-            .map(|(k, h)| {
-                (
-                    k.clone(),
-                    h.finding.time_ms.unwrap_or(Millis::MIN),
-                    h.finding.id.clone(),
-                )
-            })
-            .collect();
-        keys.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
-        for (k, _, _) in keys {
-            if let Some(h) = self.held.remove(&k) {
-                out.push(release(h));
+        let Some(w) = watermark else {
+            // Everything, in (time, id) order.
+            let mut all: Vec<Held> = self.held.drain().map(|(_, h)| h).collect();
+            self.due.clear();
+            all.sort_by(|a, b| {
+                (a.finding.time_ms, &a.finding.id).cmp(&(b.finding.time_ms, &b.finding.id))
+            });
+            out.extend(all.into_iter().map(release));
+            return;
+        };
+        let mut ready = Vec::new();
+        while let Some(std::cmp::Reverse((until, _))) = self.due.peek() {
+            if *until > w {
+                break;
+            }
+            let Some(std::cmp::Reverse((until, key))) = self.due.pop() else {
+                break;
+            };
+            // Stale entries (the key was released and held again) have another `until`.
+            if self.held.get(&key).is_some_and(|h| h.until == until)
+                && let Some(h) = self.held.remove(&key)
+            {
+                ready.push(h);
             }
         }
+        ready.sort_by(|a, b| {
+            (a.finding.time_ms, &a.finding.id).cmp(&(b.finding.time_ms, &b.finding.id))
+        });
+        out.extend(ready.into_iter().map(release));
     }
 
     pub fn held(&self) -> usize {
