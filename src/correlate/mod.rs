@@ -506,9 +506,7 @@ impl Correlator {
                 self.fire_chain(plans, ci, f, out);
             }
         }
-        if !all {
-            self.sweep(plans);
-        }
+        // Groups that can no longer fire are swept in `hit`, amortised over live keys.
     }
 
     fn fire_chain(&mut self, plans: &Plans, ci: usize, fired: Fired, out: &mut Vec<Finding>) {
