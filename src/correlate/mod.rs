@@ -31,6 +31,7 @@ use crate::rules::{Level, Rule};
 use crate::time::{Millis, format_duration, format_millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Default allowed lateness of events, in event time.
 pub const DEFAULT_LATENESS: Millis = 15 * 60_000;
@@ -251,9 +252,65 @@ impl IdSample {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct Last {
     time: Millis,
+    /// Shared by every group with the same principal, account and region.
+    who: Arc<Who>,
+}
+
+/// Who acted, and where (interned: one allocation per distinct combination).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+struct Who {
     principal: Box<str>,
     account: Option<Box<str>>,
     region: Option<Box<str>>,
+}
+
+impl Who {
+    fn matches(&self, h: &Hit) -> bool {
+        *self.principal == *h.principal
+            && self.account.as_deref() == h.account.as_deref()
+            && self.region.as_deref() == h.region.as_deref()
+    }
+}
+
+/// Shared copies of what many groups hold (group keys; who and where): one allocation per
+/// distinct value, however many correlations and groups use it.
+#[derive(Debug, Default)]
+struct Interner {
+    set: std::collections::HashSet<Arc<str>>,
+    who: std::collections::HashSet<Arc<Who>>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.set.insert(a.clone());
+        a
+    }
+
+    fn who(&mut self, w: Who) -> Arc<Who> {
+        if let Some(a) = self.who.get(&w) {
+            return a.clone();
+        }
+        let a = Arc::new(w);
+        self.who.insert(a.clone());
+        a
+    }
+
+    /// Forgets values no group holds any more.
+    fn prune(&mut self) {
+        self.set.retain(|a| Arc::strong_count(a) > 1);
+        self.who.retain(|a| Arc::strong_count(a) > 1);
+    }
+}
+
+/// Separates group-by values inside a group key.
+const KEY_SEP: char = '\u{1f}';
+
+fn split_key(key: &str) -> Vec<String> {
+    key.split(KEY_SEP).map(str::to_string).collect()
 }
 
 /// One hit as a window keeps it: its time, the event ids behind it, how many events.
@@ -303,6 +360,8 @@ struct Chain {
 enum State {
     /// event_count with lower bounds: hits in time order within reach of a window.
     Sliding(VecDeque<Ev>),
+    /// The same with exactly one hit, held inline (most groups never see a second).
+    Sliding1(Ev),
     /// value_count with lower bounds: hits with their value (at most two per value).
     SlidingValues(VecDeque<(Ev, u64)>),
     /// Upper-bound counts: open windows in start order.
@@ -321,7 +380,7 @@ struct Group {
 }
 
 impl Group {
-    fn new(plan: &Plan) -> Group {
+    fn new(plan: &Plan, strings: &mut Interner) -> Group {
         let def = &plan.corr.def;
         let n = plan.refs.len();
         let state = match def.kind {
@@ -335,16 +394,20 @@ impl Group {
         };
         Group {
             state,
-            last: Last::default(),
+            last: Last {
+                time: Millis::MIN,
+                who: strings.who(Who::default()),
+            },
         }
     }
 
     /// Does this state fit the plan (after a restore, rules may have changed)?
     fn fits(&self, plan: &Plan) -> bool {
-        let fresh = Group::new(plan);
+        let fresh = Group::new(plan, &mut Interner::default());
         match (&self.state, &fresh.state) {
             (State::Temporal(a), State::Temporal(b)) => a.len() == b.len(),
             (State::Ordered(a), State::Ordered(b)) => a.len() == b.len(),
+            (State::Sliding1(_), State::Sliding(_)) => true,
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -383,7 +446,7 @@ pub struct Stats {
 struct Snapshot {
     version: u32,
     ids: Vec<String>,
-    groups: Vec<Vec<(Vec<String>, Group)>>,
+    groups: Vec<Vec<(Arc<str>, Group)>>,
     max_seen: Option<Millis>,
     stats: Stats,
 }
@@ -401,9 +464,13 @@ pub enum StateError {
 /// Evaluates correlations over hits in event-time order.
 #[derive(Debug)]
 pub struct Correlator {
-    groups: Vec<HashMap<Vec<String>, Group>>,
+    /// Per correlation: group key (group-by values joined by U+001F) → state.
+    groups: Vec<HashMap<Arc<str>, Group>>,
     /// When tumbling windows end: (end, correlation, group key). Entries may be stale.
-    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Vec<String>)>>,
+    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Arc<str>)>>,
+    strings: Interner,
+    /// Reusable space for distinct counts.
+    scratch: HashMap<u64, u32>,
     max_seen: Option<Millis>,
     pub lateness: Millis,
     pub max_keys: usize,
@@ -416,6 +483,8 @@ impl Correlator {
         Correlator {
             groups: vec![HashMap::new(); plans.plans.len()],
             deadlines: std::collections::BinaryHeap::new(),
+            strings: Interner::default(),
+            scratch: HashMap::new(),
             max_seen: None,
             lateness: lateness.max(0),
             max_keys: max_keys.max(1),
@@ -539,9 +608,9 @@ impl Correlator {
                 value: None,
                 event_ids: fired.ids.clone(),
                 count: fired.events,
-                principal: fired.last.principal.to_string(),
-                account: fired.last.account.as_deref().map(str::to_string),
-                region: fired.last.region.as_deref().map(str::to_string),
+                principal: fired.last.who.principal.to_string(),
+                account: fired.last.who.account.as_deref().map(str::to_string),
+                region: fired.last.who.region.as_deref().map(str::to_string),
             };
             self.process(plans, h, out);
         }
@@ -567,6 +636,7 @@ impl Correlator {
             });
             self.stats.expired_keys += (before - self.groups[ci].len()) as u64;
         }
+        self.strings.prune();
     }
 
     /// Applies one hit to its group; returns what fired.
@@ -576,44 +646,76 @@ impl Correlator {
         let def = &plan.corr.def;
         let span = def.timespan;
         let reach = span.saturating_add(self.lateness);
-        let groups = &mut self.groups[ci];
-        if !groups.contains_key(&h.key) && groups.len() >= self.max_keys {
-            // Evict the group seen longest ago (ties: smallest key), counted.
-            if let Some(victim) = groups
-                .iter()
-                .min_by(|a, b| (a.1.last.time, a.0).cmp(&(b.1.last.time, b.0)))
-                .map(|(k, _)| k.clone())
-            {
-                groups.remove(&victim);
-                self.stats.evicted_keys += 1;
+        let joined: String;
+        let key_text: &str = match h.key.as_slice() {
+            [one] => one,
+            many => {
+                joined = many.join(&KEY_SEP.to_string());
+                &joined
             }
+        };
+        let strings = &mut self.strings;
+        let groups = &mut self.groups[ci];
+        if !groups.contains_key(key_text) {
+            if groups.len() >= self.max_keys {
+                // Evict the group seen longest ago (ties: smallest key), counted.
+                if let Some(victim) = groups
+                    .iter()
+                    .min_by(|a, b| (a.1.last.time, a.0).cmp(&(b.1.last.time, b.0)))
+                    .map(|(k, _)| k.clone())
+                {
+                    groups.remove(&victim);
+                    self.stats.evicted_keys += 1;
+                }
+            }
+            groups.insert(strings.get(key_text), Group::new(plan, strings));
         }
-        let g = groups
-            .entry(h.key.clone())
-            .or_insert_with(|| Group::new(plan));
+        let key: Arc<str> = match groups.get_key_value(key_text) {
+            Some((k, _)) => k.clone(),
+            None => return None,
+        };
+        let g = groups.get_mut(key_text)?;
         if h.time >= g.last.time {
-            g.last = Last {
-                time: h.time,
-                principal: h.principal.as_str().into(),
-                account: h.account.as_deref().map(Into::into),
-                region: h.region.as_deref().map(Into::into),
-            };
+            g.last.time = h.time;
+            // Only touch the shared strings when they change.
+            // Only touch the shared record when it changes.
+            if !g.last.who.matches(h) {
+                g.last.who = strings.who(Who {
+                    principal: h.principal.as_str().into(),
+                    account: h.account.as_deref().map(Into::into),
+                    region: h.region.as_deref().map(Into::into),
+                });
+            }
         }
         let newest = g.last.time;
         let cond = &def.condition;
         let fired: Option<(Millis, u64, Vec<Ev>)> = match &mut g.state {
             State::Tumbling(ws) => {
                 let upper = cond.lt.or(cond.lte).or(cond.eq);
-                if let Some(start) = add_tumbling(ws, span, def.kind, upper, h) {
+                if let Some(start) = add_tumbling(ws, span, def.kind, upper, h, &g.last) {
                     self.deadlines.push(std::cmp::Reverse((
                         start.saturating_add(span),
                         h.corr,
-                        h.key.clone(),
+                        key.clone(),
                     )));
                 }
                 None
             }
-            State::Sliding(evs) => {
+            state @ (State::Sliding(_) | State::Sliding1(_)) => {
+                let mut evs = match std::mem::replace(state, State::Sliding(VecDeque::new())) {
+                    State::Sliding1(e) => {
+                        let mut d = VecDeque::with_capacity(2);
+                        d.push_back(e);
+                        d
+                    }
+                    State::Sliding(d) => d,
+                    // Unreachable: the arm matched only the two sliding states.
+                    other => {
+                        *state = other;
+                        return None;
+                    }
+                };
+                let evs = &mut evs;
                 let pos = evs.partition_point(|e| e.t <= h.time);
                 evs.insert(pos, Ev::from_hit(h));
                 while evs.front().is_some_and(|e| e.t <= newest - reach) {
@@ -626,41 +728,60 @@ impl Correlator {
                 while evs.len() > cap {
                     evs.pop_front();
                 }
-                sliding_window(evs, h.time, span, |n, _| cond.holds(n)).map(|(l, r)| {
-                    let window: Vec<Ev> = evs.range(l..=r).cloned().collect();
-                    let count = (r - l + 1) as u64;
-                    evs.drain(..=r);
-                    (window.first().map_or(h.time, |e| e.t), count, window)
-                })
+                let fired =
+                    sliding_window(evs, h.time, span, |n, _| cond.holds(n)).map(|(l, r)| {
+                        let window: Vec<Ev> = evs.range(l..=r).cloned().collect();
+                        let count = (r - l + 1) as u64;
+                        evs.drain(..=r);
+                        (window.first().map_or(h.time, |e| e.t), count, window)
+                    });
+                *state = if evs.len() == 1 {
+                    match evs.pop_front() {
+                        Some(e) => State::Sliding1(e),
+                        None => State::Sliding(VecDeque::new()),
+                    }
+                } else {
+                    State::Sliding(std::mem::take(evs))
+                };
+                fired
             }
             State::SlidingValues(evs) => {
                 let v = hash_value(h.value.as_deref().unwrap_or(""));
+                if evs.capacity() == 0 {
+                    evs.reserve_exact(1);
+                }
                 let pos = evs.partition_point(|(e, _)| e.t <= h.time);
                 evs.insert(pos, (Ev::from_hit(h), v));
-                // At most the two latest entries per value.
-                let mut seen: HashMap<u64, u8> = HashMap::new();
-                let mut keep: Vec<bool> = vec![true; evs.len()];
-                for (i, (_, val)) in evs.iter().enumerate().rev() {
-                    let c = seen.entry(*val).or_default();
-                    *c += 1;
-                    if *c > 2 {
-                        keep[i] = false;
+                // Keep at most the two latest entries per value (checked only when the
+                // buffer is large enough to matter).
+                if evs.len() > 2 * cond.min_count() as usize + 8 {
+                    let scratch = &mut self.scratch;
+                    scratch.clear();
+                    let mut keep: Vec<bool> = vec![true; evs.len()];
+                    for (i, (_, val)) in evs.iter().enumerate().rev() {
+                        let c = scratch.entry(*val).or_default();
+                        *c += 1;
+                        if *c > 2 {
+                            keep[i] = false;
+                        }
                     }
+                    let mut i = 0;
+                    evs.retain(|_| {
+                        let k = keep[i];
+                        i += 1;
+                        k
+                    });
                 }
-                let mut i = 0;
-                evs.retain(|_| {
-                    let k = keep[i];
-                    i += 1;
-                    k
-                });
                 while evs.front().is_some_and(|(e, _)| e.t <= newest - reach) {
                     evs.pop_front();
                 }
-                distinct_window(evs, h.time, span, |n| cond.holds(n)).map(|(l, r, n)| {
-                    let window: Vec<Ev> = evs.range(l..=r).map(|(e, _)| e.clone()).collect();
-                    evs.drain(..=r);
-                    (window.first().map_or(h.time, |e| e.t), n, window)
-                })
+                distinct_window(evs, h.time, span, &mut self.scratch, |n| cond.holds(n)).map(
+                    |(l, r, n)| {
+                        let window: Vec<Ev> = evs.range(l..=r).map(|(e, _)| e.clone()).collect();
+                        evs.drain(..=r);
+                        (window.first().map_or(h.time, |e| e.t), n, window)
+                    },
+                )
             }
             State::Temporal(seen) => {
                 let p = h.pos as usize;
@@ -737,13 +858,14 @@ impl Correlator {
         let last = g.last.clone();
         let empty = match &g.state {
             State::Sliding(e) => e.is_empty(),
+            State::Sliding1(_) => false,
             State::SlidingValues(e) => e.is_empty(),
             State::Temporal(s) => s.iter().all(Option::is_none),
             State::Ordered(b) => b.iter().all(Option::is_none),
             State::Tumbling(w) => w.is_empty(),
         };
         if empty {
-            groups.remove(&h.key);
+            groups.remove(&key);
         }
         let mut ids = IdSample::default();
         ids.extend(
@@ -775,7 +897,7 @@ impl Correlator {
                 .groups
                 .iter()
                 .map(|m| {
-                    let mut v: Vec<(Vec<String>, Group)> =
+                    let mut v: Vec<(Arc<str>, Group)> =
                         m.iter().map(|(k, g)| (k.clone(), g.clone())).collect();
                     v.sort_by(|a, b| a.0.cmp(&b.0));
                     v
@@ -810,7 +932,14 @@ impl Correlator {
         for (id, groups) in snap.ids.iter().zip(snap.groups) {
             if let Some(&i) = index.get(id.as_str()) {
                 let plan = &plans.plans[i];
-                self.groups[i] = groups.into_iter().filter(|(_, g)| g.fits(plan)).collect();
+                self.groups[i] = groups
+                    .into_iter()
+                    .filter(|(_, g)| g.fits(plan))
+                    .map(|(k, mut g)| {
+                        g.last.who = self.strings.who((*g.last.who).clone());
+                        (self.strings.get(&k), g)
+                    })
+                    .collect();
             }
         }
         self.deadlines.clear();
@@ -866,9 +995,10 @@ fn distinct_window(
     evs: &VecDeque<(Ev, u64)>,
     t: Millis,
     span: Millis,
+    counts: &mut HashMap<u64, u32>,
     ok: impl Fn(u64) -> bool,
 ) -> Option<(usize, usize, u64)> {
-    let mut counts: HashMap<u64, u32> = HashMap::new();
+    counts.clear();
     let mut l = 0usize;
     for r in 0..evs.len() {
         let e = evs[r].0.t;
@@ -900,6 +1030,7 @@ fn add_tumbling(
     kind: CorrKind,
     upper: Option<u64>,
     h: &Hit,
+    last: &Last,
 ) -> Option<Millis> {
     let mut opened = None;
     let i = match ws
@@ -930,12 +1061,7 @@ fn add_tumbling(
     w.events += h.count.max(1);
     w.ids.extend(h.event_ids.iter().cloned());
     if h.time >= w.last.time {
-        w.last = Last {
-            time: h.time,
-            principal: h.principal.as_str().into(),
-            account: h.account.as_deref().map(Into::into),
-            region: h.region.as_deref().map(Into::into),
-        };
+        w.last = last.clone();
     }
     if let Some(values) = &mut w.values {
         values.insert(hash_value(h.value.as_deref().unwrap_or("")));
@@ -948,7 +1074,7 @@ fn add_tumbling(
     opened
 }
 
-fn judge_tumbling(plan: &Plan, key: &[String], w: Tumble) -> Option<Fired> {
+fn judge_tumbling(plan: &Plan, key: &str, w: Tumble) -> Option<Fired> {
     let def = &plan.corr.def;
     let n = match (&w.values, w.exceeded) {
         (_, true) => u64::MAX,
@@ -956,7 +1082,7 @@ fn judge_tumbling(plan: &Plan, key: &[String], w: Tumble) -> Option<Fired> {
         (None, _) => w.count,
     };
     def.condition.holds(n).then(|| Fired {
-        key: key.to_vec(),
+        key: split_key(key),
         time: w.last.time,
         start: w.start,
         count: n,
@@ -996,10 +1122,10 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
         &f.start.to_string(),
         &f.time.to_string(),
     ]);
-    let who = if f.last.principal.is_empty() {
+    let who = if f.last.who.principal.is_empty() {
         "unknown".to_string()
     } else {
-        f.last.principal.to_string()
+        f.last.who.principal.to_string()
     };
     let by = if group.is_empty() {
         String::new()
@@ -1041,7 +1167,7 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
         ),
     };
     let mut summary = format!("{}: {what}", def.meta.title);
-    if let Some(a) = &f.last.account {
+    if let Some(a) = &f.last.who.account {
         summary.push_str(&format!(", account {a}"));
     }
     summary.push('.');
@@ -1070,8 +1196,8 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
         },
         time: Some(format_millis(f.time)),
         principal: who,
-        account: f.last.account.as_deref().map(str::to_string),
-        region: f.last.region.as_deref().map(str::to_string),
+        account: f.last.who.account.as_deref().map(str::to_string),
+        region: f.last.who.region.as_deref().map(str::to_string),
         event_ids: f.ids.clone(),
         event_count: f.events,
         summary,
