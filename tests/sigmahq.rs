@@ -110,7 +110,6 @@ fn all_57_sigmahq_rules_load_without_errors() {
     }
 }
 
-
 #[test]
 fn unsupported_sigmahq_rules_are_translated_or_rejected_precisely() {
     // Seven use `| count()` or a bare `timeframe` with a window: translated into correlations
