@@ -38,6 +38,61 @@ pub fn is_secret_key(key: &str) -> bool {
         || k.ends_with("_token")
 }
 
+/// Serialises a value with every secret replaced by [`REDACTED`], straight from the borrowed
+/// tree (no intermediate copy).
+pub struct Redacted<'v, 'a>(pub &'v Value<'a>);
+
+impl Serialize for Redacted<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(members) => {
+                let mut map = s.serialize_map(Some(members.len()))?;
+                for (k, v) in members {
+                    if is_secret_key(k) && !matches!(v, Value::Null) {
+                        map.serialize_entry(k.as_ref(), REDACTED)?;
+                    } else {
+                        map.serialize_entry(k.as_ref(), &Redacted(v))?;
+                    }
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&Redacted(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// The whole record, redacted, as JSON text (members serialised as they are parsed).
+pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
+    struct Whole<'e, 'a>(&'e Event<'a>);
+    impl Serialize for Whole<'_, '_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let members = self.0.members();
+            let mut map = s.serialize_map(Some(members.len()))?;
+            for (k, v) in members {
+                if is_secret_key(k) && !matches!(v, Value::Null) {
+                    map.serialize_entry(k, REDACTED)?;
+                } else {
+                    map.serialize_entry(k, &Redacted(v))?;
+                }
+            }
+            map.end()
+        }
+    }
+    let text = serde_json::to_string(&Whole(ev)).unwrap_or_else(|_| "null".into());
+    serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| {
+        serde_json::value::RawValue::from_string("null".into()).unwrap_or_default()
+    })
+}
+
 /// A copy of `v` as JSON with every secret value replaced by [`REDACTED`].
 pub fn redact(v: &Value<'_>) -> serde_json::Value {
     match v {
@@ -89,7 +144,8 @@ pub struct Finding {
     pub event_count: u64,
     pub summary: String,
     pub details: serde_json::Value,
-    pub event: Option<serde_json::Value>,
+    /// The redacted record, serialised once when the finding is made.
+    pub event: Option<Box<serde_json::value::RawValue>>,
     /// `time` in milliseconds, for ordering and suppression.
     #[serde(skip)]
     pub time_ms: Option<crate::time::Millis>,
@@ -207,7 +263,7 @@ impl Finding {
             event_ids: event_id.into_iter().collect(),
             event_count: 1,
             details: serde_json::Value::Object(details),
-            event: Some(redact(ev.root())),
+            event: Some(redacted_json(ev)),
             time_ms: ev.event_time().and_then(crate::time::parse_event_time),
             suppress_key: None,
         }

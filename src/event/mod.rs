@@ -180,6 +180,13 @@ impl<'a> Event<'a> {
         })
     }
 
+    /// Every top-level member (parsing those not yet parsed), in document order.
+    pub fn members(&self) -> Vec<(&str, &Value<'a>)> {
+        (0..self.members.len())
+            .map(|i| (self.members[i].0.as_ref(), self.member(i)))
+            .collect()
+    }
+
     /// The whole record as one tree (built on first use; for output, not for matching).
     pub fn root(&self) -> &Value<'a> {
         self.root.get_or_init(|| {
