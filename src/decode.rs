@@ -85,14 +85,10 @@ pub enum DecodeError {
 
 impl From<serde_json::Error> for DecodeError {
     fn from(e: serde_json::Error) -> Self {
-        let message = e.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(i) => message[..i].to_string(),
-            None => message,
-        };
+        let (line, column, message) = crate::event::json_error_parts(&e);
         DecodeError::Json {
-            line: e.line(),
-            column: e.column(),
+            line,
+            column,
             message,
         }
     }

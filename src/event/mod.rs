@@ -28,17 +28,22 @@ pub enum DecodeError {
     NotAnObject { found: &'static str },
 }
 
+/// A serde_json error as (line, column, message without the position serde_json appends).
+pub fn json_error_parts(e: &serde_json::Error) -> (usize, usize, String) {
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    (e.line(), e.column(), message)
+}
+
 impl From<serde_json::Error> for DecodeError {
     fn from(e: serde_json::Error) -> Self {
-        let message = e.to_string();
-        // serde_json appends " at line L column C"; the position is carried separately.
-        let message = match message.rfind(" at line ") {
-            Some(i) => message[..i].to_string(),
-            None => message,
-        };
+        let (line, column, message) = json_error_parts(&e);
         DecodeError::Json {
-            line: e.line(),
-            column: e.column(),
+            line,
+            column,
             message,
         }
     }
