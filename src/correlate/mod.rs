@@ -317,7 +317,8 @@ fn split_key(key: &str) -> Vec<String> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Ev {
     t: Millis,
-    ids: Box<[Box<str>]>,
+    /// Event ids (a thin pointer: most windows hold one hit, some records have no id).
+    ids: Option<Box<Box<[Box<str>]>>>,
     /// Events behind this hit (1 for a rule match; the inner total for a chained correlation).
     events: u64,
 }
@@ -326,9 +327,14 @@ impl Ev {
     fn from_hit(h: &Hit) -> Ev {
         Ev {
             t: h.time,
-            ids: h.event_ids.iter().map(|s| s.as_str().into()).collect(),
+            ids: (!h.event_ids.is_empty())
+                .then(|| Box::new(h.event_ids.iter().map(|s| s.as_str().into()).collect())),
             events: h.count.max(1),
         }
+    }
+
+    fn ids(&self) -> &[Box<str>] {
+        self.ids.as_deref().map_or(&[], |b| b)
     }
 }
 
@@ -359,11 +365,11 @@ struct Chain {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 enum State {
     /// event_count with lower bounds: hits in time order within reach of a window.
-    Sliding(VecDeque<Ev>),
+    Sliding(Vec<Ev>),
     /// The same with exactly one hit, held inline (most groups never see a second).
     Sliding1(Ev),
     /// value_count with lower bounds: hits with their value (at most two per value).
-    SlidingValues(VecDeque<(Ev, u64)>),
+    SlidingValues(Vec<(Ev, u64)>),
     /// Upper-bound counts: open windows in start order.
     Tumbling(Vec<Tumble>),
     /// temporal: the latest hit of each referenced rule.
@@ -387,8 +393,8 @@ impl Group {
             CorrKind::EventCount | CorrKind::ValueCount if def.condition.has_upper_bound() => {
                 State::Tumbling(Vec::new())
             }
-            CorrKind::EventCount => State::Sliding(VecDeque::new()),
-            CorrKind::ValueCount => State::SlidingValues(VecDeque::new()),
+            CorrKind::EventCount => State::Sliding(Vec::new()),
+            CorrKind::ValueCount => State::SlidingValues(Vec::new()),
             CorrKind::Temporal => State::Temporal(vec![None; n]),
             CorrKind::TemporalOrdered => State::Ordered(vec![None; n + 1]),
         };
@@ -702,10 +708,10 @@ impl Correlator {
                 None
             }
             state @ (State::Sliding(_) | State::Sliding1(_)) => {
-                let mut evs = match std::mem::replace(state, State::Sliding(VecDeque::new())) {
+                let mut evs = match std::mem::replace(state, State::Sliding(Vec::new())) {
                     State::Sliding1(e) => {
-                        let mut d = VecDeque::with_capacity(2);
-                        d.push_back(e);
+                        let mut d = Vec::with_capacity(2);
+                        d.push(e);
                         d
                     }
                     State::Sliding(d) => d,
@@ -718,27 +724,27 @@ impl Correlator {
                 let evs = &mut evs;
                 let pos = evs.partition_point(|e| e.t <= h.time);
                 evs.insert(pos, Ev::from_hit(h));
-                while evs.front().is_some_and(|e| e.t <= newest - reach) {
-                    evs.pop_front();
-                }
+                let old = evs.partition_point(|e| e.t <= newest - reach);
+                evs.drain(..old);
                 // Safety cap: the condition fires before a group can hold much more.
                 let cap = (cond.min_count() as usize)
                     .saturating_mul(2 + (self.lateness / span.max(1)) as usize)
                     + 16;
-                while evs.len() > cap {
-                    evs.pop_front();
+                if evs.len() > cap {
+                    let extra = evs.len() - cap;
+                    evs.drain(..extra);
                 }
                 let fired =
                     sliding_window(evs, h.time, span, |n, _| cond.holds(n)).map(|(l, r)| {
-                        let window: Vec<Ev> = evs.range(l..=r).cloned().collect();
+                        let window: Vec<Ev> = evs[l..=r].to_vec();
                         let count = (r - l + 1) as u64;
                         evs.drain(..=r);
                         (window.first().map_or(h.time, |e| e.t), count, window)
                     });
                 *state = if evs.len() == 1 {
-                    match evs.pop_front() {
+                    match evs.pop() {
                         Some(e) => State::Sliding1(e),
-                        None => State::Sliding(VecDeque::new()),
+                        None => State::Sliding(Vec::new()),
                     }
                 } else {
                     State::Sliding(std::mem::take(evs))
@@ -772,12 +778,11 @@ impl Correlator {
                         k
                     });
                 }
-                while evs.front().is_some_and(|(e, _)| e.t <= newest - reach) {
-                    evs.pop_front();
-                }
+                let old = evs.partition_point(|(e, _)| e.t <= newest - reach);
+                evs.drain(..old);
                 distinct_window(evs, h.time, span, &mut self.scratch, |n| cond.holds(n)).map(
                     |(l, r, n)| {
-                        let window: Vec<Ev> = evs.range(l..=r).map(|(e, _)| e.clone()).collect();
+                        let window: Vec<Ev> = evs[l..=r].iter().map(|(e, _)| e.clone()).collect();
                         evs.drain(..=r);
                         (window.first().map_or(h.time, |e| e.t), n, window)
                     },
@@ -871,7 +876,7 @@ impl Correlator {
         ids.extend(
             window
                 .iter()
-                .flat_map(|e| e.ids.iter().map(|s| s.to_string())),
+                .flat_map(|e| e.ids().iter().map(|s| s.to_string())),
         );
         Some(Fired {
             key: h.key.clone(),
@@ -966,7 +971,7 @@ impl Correlator {
 /// The earliest window `(e - span, e]` that contains `t`, ends at a held hit `e` in
 /// `[t, t + span)`, and whose hit count satisfies `ok`: `(first, last)` indices.
 fn sliding_window(
-    evs: &VecDeque<Ev>,
+    evs: &[Ev],
     t: Millis,
     span: Millis,
     ok: impl Fn(u64, Millis) -> bool,
@@ -992,7 +997,7 @@ fn sliding_window(
 
 /// Like [`sliding_window`], counting distinct values: `(first, last, distinct)`.
 fn distinct_window(
-    evs: &VecDeque<(Ev, u64)>,
+    evs: &[(Ev, u64)],
     t: Millis,
     span: Millis,
     counts: &mut HashMap<u64, u32>,
