@@ -281,7 +281,10 @@ fn process_file(
                 r.without_time += 1;
             }
         }
-        let mut output = matcher.evaluate(&ev);
+        // `time` came from eventTime when the record has one; correlation windows use only
+        // eventTime, never the @timestamp fallback used for ordering.
+        let event_time = ev.event_time().and(time);
+        let mut output = matcher.evaluate_at(&ev, event_time);
         for f in &mut output.findings {
             // Where the record was read, so people can find it in their archive.
             if let Some(d) = f.details.as_object_mut() {

@@ -100,13 +100,18 @@ impl<'r> Matcher<'r> {
     /// The findings of matching rules (not excepted, not quiet) in rule order, and the hits
     /// for the correlations they feed.
     pub fn evaluate(&mut self, ev: &Event<'_>) -> Output {
+        let time = ev.event_time().and_then(parse_event_time);
+        self.evaluate_at(ev, time)
+    }
+
+    /// [`Matcher::evaluate`] when the caller has already parsed the event time.
+    pub fn evaluate_at(&mut self, ev: &Event<'_>, time: Option<Millis>) -> Output {
         self.rules.matching(ev, &mut self.scratch);
         let mut out = Output::default();
         if self.scratch.is_empty() {
             return out;
         }
         let plans = self.rules.plans();
-        let time = ev.event_time().and_then(parse_event_time);
         for &i in &self.scratch {
             let i = i as usize;
             let rule = &self.rules.rules()[i];

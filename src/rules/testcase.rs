@@ -233,6 +233,25 @@ fn load_records(path: &Path) -> Result<Vec<String>, String> {
     Ok(records.iter().map(|r| r.to_string()).collect())
 }
 
+/// The record texts a case feeds; with `expect: match|no_match` an `event_file` must hold one.
+fn case_texts(case: &TestCase, single: bool) -> Result<Vec<String>, String> {
+    Ok(match &case.input {
+        CaseInput::Event(v) => vec![v.to_string()],
+        CaseInput::Events(vs) => vs.iter().map(|v| v.to_string()).collect(),
+        CaseInput::EventFile(p) => {
+            let t = load_records(p)?;
+            if single && t.len() != 1 && !matches!(case.expect, Expect::Findings(_)) {
+                return Err(format!(
+                    "{} holds {} records; with `expect: match|no_match` it must hold one",
+                    p.display(),
+                    t.len()
+                ));
+            }
+            t
+        }
+    })
+}
+
 /// Runs one case against `rule`.
 pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
     let mut result = CaseResult {
@@ -241,24 +260,12 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
         passed: false,
         explanation: Vec::new(),
     };
-    let texts: Vec<String> = match &case.input {
-        CaseInput::Event(v) => vec![v.to_string()],
-        CaseInput::Events(vs) => vs.iter().map(|v| v.to_string()).collect(),
-        CaseInput::EventFile(p) => match load_records(p) {
-            Ok(t) if t.len() == 1 || matches!(case.expect, Expect::Findings(_)) => t,
-            Ok(t) => {
-                result.explanation.push(format!(
-                    "{} holds {} records; with `expect: match|no_match` it must hold one",
-                    p.display(),
-                    t.len()
-                ));
-                return result;
-            }
-            Err(e) => {
-                result.explanation.push(e);
-                return result;
-            }
-        },
+    let texts = match case_texts(case, true) {
+        Ok(t) => t,
+        Err(e) => {
+            result.explanation.push(e);
+            return result;
+        }
     };
     let mut matches = 0u64;
     let mut last_event_explained = Vec::new();
@@ -311,16 +318,12 @@ pub fn run_pipeline_case(
         passed: false,
         explanation: Vec::new(),
     };
-    let texts: Vec<String> = match &case.input {
-        CaseInput::Event(v) => vec![v.to_string()],
-        CaseInput::Events(vs) => vs.iter().map(|v| v.to_string()).collect(),
-        CaseInput::EventFile(p) => match load_records(p) {
-            Ok(t) => t,
-            Err(e) => {
-                result.explanation.push(e);
-                return result;
-            }
-        },
+    let texts = match case_texts(case, false) {
+        Ok(t) => t,
+        Err(e) => {
+            result.explanation.push(e);
+            return result;
+        }
     };
     let mut events = Vec::new();
     for (k, text) in texts.iter().enumerate() {
