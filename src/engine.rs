@@ -235,6 +235,45 @@ impl<'r> Stateful<'r> {
             .release_until(self.correlator.watermark(), out);
     }
 
+    /// Wall-clock progress without events (live mode): the watermark moves to `t` minus the
+    /// allowed lateness, so an idle log group does not hold windows and suppressed findings
+    /// open forever.
+    pub fn tick(&mut self, t: Millis, out: &mut Vec<Finding>) {
+        self.push(Some(t), Output::default(), out);
+    }
+
+    /// The state of correlations and suppression, to persist across restarts.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let corr = self.correlator.snapshot(self.rules.plans());
+        let corr: serde_json::Value =
+            serde_json::from_slice(&corr).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "version": 1,
+            "correlator": corr,
+            "suppressor": self.suppressor.snapshot(),
+        })
+    }
+
+    /// Restores what [`Stateful::snapshot`] saved.
+    pub fn restore(&mut self, v: &serde_json::Value) -> Result<(), String> {
+        if v.get("version").and_then(serde_json::Value::as_u64) != Some(1) {
+            return Err(format!(
+                "unsupported engine state version {}",
+                v.get("version").unwrap_or(&serde_json::Value::Null)
+            ));
+        }
+        if let Some(c) = v.get("correlator").filter(|c| !c.is_null()) {
+            let bytes = serde_json::to_vec(c).map_err(|e| e.to_string())?;
+            self.correlator
+                .restore(self.rules.plans(), &bytes)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(s) = v.get("suppressor") {
+            self.suppressor.restore(s)?;
+        }
+        Ok(())
+    }
+
     /// End of input: judge every open window and release every held finding.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         let mut produced = Vec::new();

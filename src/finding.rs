@@ -114,7 +114,7 @@ pub fn redact(v: &Value<'_>) -> serde_json::Value {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub id: String,
     pub title: String,
@@ -122,15 +122,17 @@ pub struct RuleRef {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Match,
     Correlation,
     Anomaly,
+    /// About the pipeline itself (a log group gone silent).
+    Health,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Finding {
     pub id: String,
     pub incident: String,

@@ -11,7 +11,7 @@ use crate::rules::correlation::Suppress;
 use crate::time::Millis;
 use std::collections::HashMap;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Held {
     finding: Finding,
     until: Millis,
@@ -106,6 +106,60 @@ impl Suppressor {
     pub fn held(&self) -> usize {
         self.held.len()
     }
+
+    /// The held findings, to persist across restarts (JSON).
+    pub fn snapshot(&self) -> serde_json::Value {
+        let mut held: Vec<SavedHeld<'_>> = self
+            .held
+            .iter()
+            .map(|((rule, key), h)| SavedHeld {
+                rule: rule.as_str().into(),
+                key: key.as_str().into(),
+                time_ms: h.finding.time_ms,
+                held: std::borrow::Cow::Borrowed(h),
+            })
+            .collect();
+        held.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
+        serde_json::json!({"version": 1, "held": held, "merged": self.merged})
+    }
+
+    /// Restores what [`Suppressor::snapshot`] saved.
+    pub fn restore(&mut self, v: &serde_json::Value) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            version: u32,
+            held: Vec<SavedHeld<'static>>,
+            merged: u64,
+        }
+        let s: Saved = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        if s.version != 1 {
+            return Err(format!(
+                "unsupported suppression state version {}",
+                s.version
+            ));
+        }
+        self.held.clear();
+        self.due.clear();
+        for h in s.held {
+            let mut held = h.held.into_owned();
+            held.finding.time_ms = h.time_ms;
+            held.finding.suppress_key = Some(h.key.to_string());
+            let key = (h.rule.into_owned(), h.key.into_owned());
+            self.due.push(std::cmp::Reverse((held.until, key.clone())));
+            self.held.insert(key, held);
+        }
+        self.merged = s.merged;
+        Ok(())
+    }
+}
+
+/// One held finding in a snapshot (fields the finding's JSON form does not carry included).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedHeld<'a> {
+    rule: std::borrow::Cow<'a, str>,
+    key: std::borrow::Cow<'a, str>,
+    time_ms: Option<Millis>,
+    held: std::borrow::Cow<'a, Held>,
 }
 
 fn release(h: Held) -> Finding {

@@ -25,7 +25,9 @@ use yaml::Pos;
 pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
 
 /// Sigma severity levels, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Informational,

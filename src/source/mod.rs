@@ -1,3 +1,4 @@
-//! Where records come from: archived files (every shape) and, later, the live tail.
+//! Where records come from: archived files (every shape) and the live CloudWatch Logs tail.
 
+pub mod cloudwatch;
 pub mod files;

@@ -1,0 +1,781 @@
+//! Live mode: the CloudWatch Logs tail feeds the same engine as the backtest, and findings go
+//! to SNS through the durable outbox (or to stdout with `--dry-run`).
+//!
+//! One poll cycle: read what is new (forward reads, overlap re-scans when due) → evaluate each
+//! event (rules, correlations, suppression — in event-time order within the batch) → when the
+//! tail is caught up, move the watermark with the wall clock (minus the allowed lateness) so
+//! an idle group still closes windows → check silence → hand findings to the outbox (synced
+//! to disk) → write the checkpoint when due → publish what pacing allows → sleep.
+//!
+//! Restart safety: the checkpoint (tail positions, seen event ids, engine state) is written
+//! only after the findings of every event it covers are in the outbox. After a crash the tail
+//! re-reads from the last checkpoint; findings come out again with the same ids and the
+//! outbox, which remembers ids, does not queue them twice.
+
+use crate::engine::{Matcher, Settings, Stateful};
+use crate::event::Event;
+use crate::exceptions::Exceptions;
+use crate::finding::{Finding, Kind, RuleRef};
+use crate::rules::{Level, RuleSet};
+use crate::sink::message::{self, RuleText};
+use crate::sink::outbox::Outbox;
+use crate::sink::sns::{self, Dispatcher, Pacing, Sns};
+use crate::source::cloudwatch::{GroupPosition, SeenSet, Tail, TailConfig};
+use crate::state::StateDir;
+use crate::time::{Millis, format_millis, parse_event_time};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+pub const CHECKPOINT_FORMAT: &str = "trailwatch-live-checkpoint";
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Tail(#[from] crate::source::cloudwatch::TailError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Outbox(#[from] crate::sink::outbox::OutboxError),
+    #[error("cannot write findings: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Where to start reading when there is no checkpoint (or it is not wanted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The checkpoint when there is one, else now.
+    Checkpoint,
+    /// Now, ignoring any checkpoint's position (engine state is kept).
+    Now,
+    /// This event time.
+    Time(Millis),
+}
+
+/// How findings leave.
+pub enum Output {
+    /// Through the outbox to SNS.
+    Sns(Sns),
+    /// Printed (`--dry-run`): JSON lines or text.
+    Print {
+        json: bool,
+        out: Box<dyn Write + Send>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub tail: TailConfig,
+    pub start_from: StartFrom,
+    /// Pause between polls once caught up.
+    pub poll: Duration,
+    pub engine: Settings,
+    /// Lowest level published.
+    pub min_level: Level,
+    /// A log group without new events for this long is reported (None: never).
+    pub silence: Option<Millis>,
+    /// How often the checkpoint is written (and always on exit).
+    pub checkpoint_every: Millis,
+    /// One full cycle (forward reads and overlap re-scan), publish, checkpoint, exit.
+    pub once: bool,
+    pub pacing: Pacing,
+    /// Region shown in silence findings.
+    pub region: Option<String>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            tail: TailConfig::default(),
+            start_from: StartFrom::Checkpoint,
+            poll: Duration::from_secs(1),
+            engine: Settings::default(),
+            min_level: Level::Informational,
+            silence: Some(30 * 60_000),
+            checkpoint_every: 5_000,
+            once: false,
+            pacing: Pacing::default(),
+            region: None,
+        }
+    }
+}
+
+/// Counters exported on `--metrics-addr` (Prometheus text format) and logged at exit.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events: AtomicU64,
+    pub malformed: AtomicU64,
+    pub findings: AtomicU64,
+    pub below_min_level: AtomicU64,
+    pub queued: AtomicU64,
+    pub published_messages: AtomicU64,
+    pub published_findings: AtomicU64,
+    pub digests: AtomicU64,
+    pub publish_errors: AtomicU64,
+    pub failed_findings: AtomicU64,
+    pub outbox_pending: AtomicU64,
+    pub tail_requests: AtomicU64,
+    pub tail_throttled: AtomicU64,
+    pub tail_duplicates: AtomicU64,
+    pub found_by_rescan: AtomicU64,
+    pub seen_ids: AtomicU64,
+    pub late_hits: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    pub checkpoints: AtomicU64,
+    /// Newest event time processed (ms), 0 before the first.
+    pub newest_event_ms: AtomicI64,
+    pub silent_groups: AtomicU64,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, u64); 20] = [
+            (
+                "events_total",
+                "counter",
+                "CloudTrail events evaluated",
+                g(&self.events),
+            ),
+            (
+                "malformed_events_total",
+                "counter",
+                "log events that are not CloudTrail records",
+                g(&self.malformed),
+            ),
+            (
+                "findings_total",
+                "counter",
+                "findings produced",
+                g(&self.findings),
+            ),
+            (
+                "findings_below_min_level_total",
+                "counter",
+                "findings not published (below --min-level)",
+                g(&self.below_min_level),
+            ),
+            (
+                "findings_queued_total",
+                "counter",
+                "findings queued in the outbox",
+                g(&self.queued),
+            ),
+            (
+                "sns_messages_total",
+                "counter",
+                "SNS messages published",
+                g(&self.published_messages),
+            ),
+            (
+                "sns_findings_published_total",
+                "counter",
+                "findings delivered to SNS",
+                g(&self.published_findings),
+            ),
+            (
+                "sns_digests_total",
+                "counter",
+                "digest messages published",
+                g(&self.digests),
+            ),
+            (
+                "sns_publish_errors_total",
+                "counter",
+                "failed publish attempts",
+                g(&self.publish_errors),
+            ),
+            (
+                "sns_failed_findings_total",
+                "counter",
+                "findings SNS refused for good",
+                g(&self.failed_findings),
+            ),
+            (
+                "outbox_pending",
+                "gauge",
+                "findings waiting in the outbox",
+                g(&self.outbox_pending),
+            ),
+            (
+                "tail_requests_total",
+                "counter",
+                "FilterLogEvents requests",
+                g(&self.tail_requests),
+            ),
+            (
+                "tail_throttled_total",
+                "counter",
+                "FilterLogEvents throttled",
+                g(&self.tail_throttled),
+            ),
+            (
+                "tail_duplicates_total",
+                "counter",
+                "log events dropped as already seen",
+                g(&self.tail_duplicates),
+            ),
+            (
+                "tail_found_by_rescan_total",
+                "counter",
+                "late events found by a re-scan",
+                g(&self.found_by_rescan),
+            ),
+            (
+                "tail_seen_ids",
+                "gauge",
+                "event ids remembered for de-duplication",
+                g(&self.seen_ids),
+            ),
+            (
+                "correlation_late_hits_total",
+                "counter",
+                "correlation inputs beyond the allowed lateness",
+                g(&self.late_hits),
+            ),
+            (
+                "correlation_evicted_keys_total",
+                "counter",
+                "correlation group keys evicted at the cap",
+                g(&self.evicted_keys),
+            ),
+            (
+                "checkpoints_total",
+                "counter",
+                "checkpoints written",
+                g(&self.checkpoints),
+            ),
+            (
+                "silent_log_groups",
+                "gauge",
+                "log groups currently reported silent",
+                g(&self.silent_groups),
+            ),
+        ];
+        let mut s = String::new();
+        for (name, ty, help, v) in rows {
+            s.push_str(&format!(
+                "# HELP trailwatch_{name} {help}\n# TYPE trailwatch_{name} {ty}\ntrailwatch_{name} {v}\n"
+            ));
+        }
+        let newest = self.newest_event_ms.load(Ordering::Relaxed);
+        s.push_str(&format!(
+            "# HELP trailwatch_newest_event_time_seconds event time of the newest event processed\n\
+             # TYPE trailwatch_newest_event_time_seconds gauge\n\
+             trailwatch_newest_event_time_seconds {}\n",
+            newest as f64 / 1000.0
+        ));
+        s
+    }
+}
+
+/// Serves `metrics.render()` over plain HTTP on `listener` until the process ends.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            // The request is not interpreted: every path answers with the metrics.
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await;
+            let body = m.render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+/// The persisted position of the live run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: String,
+    pub version: u32,
+    pub written_at: String,
+    pub groups: Vec<SavedGroup>,
+    /// Seen event ids (see `SeenSet::to_base64`).
+    pub seen: String,
+    /// Correlation windows and held (suppressed) findings.
+    pub engine: serde_json::Value,
+    /// Groups currently reported silent.
+    #[serde(default)]
+    pub silent: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedGroup {
+    pub name: String,
+    #[serde(flatten)]
+    pub position: GroupPosition,
+}
+
+/// Reads and checks a checkpoint.
+pub fn read_checkpoint(state: &StateDir) -> Result<Option<Checkpoint>, crate::state::StateError> {
+    let Some(bytes) = state.read(CHECKPOINT_FILE)? else {
+        return Ok(None);
+    };
+    let file = state.path().join(CHECKPOINT_FILE).display().to_string();
+    let cp: Checkpoint =
+        serde_json::from_slice(&bytes).map_err(|e| crate::state::StateError::Invalid {
+            file: file.clone(),
+            message: format!("not a readable checkpoint ({e}); move it away to start afresh"),
+        })?;
+    if cp.format != CHECKPOINT_FORMAT || cp.version != CHECKPOINT_VERSION {
+        return Err(crate::state::StateError::Invalid {
+            file,
+            message: format!(
+                "checkpoint format {} version {} is not {CHECKPOINT_FORMAT} version {CHECKPOINT_VERSION}",
+                cp.format, cp.version
+            ),
+        });
+    }
+    Ok(Some(cp))
+}
+
+pub fn wall_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Rule descriptions for e-mails, by rule or correlation id.
+fn rule_texts(rules: &RuleSet) -> HashMap<String, RuleText> {
+    let mut m = HashMap::new();
+    let metas = rules
+        .rules()
+        .iter()
+        .map(|r| &r.meta)
+        .chain(rules.plans().plans.iter().map(|p| &p.corr.def.meta));
+    for meta in metas {
+        m.insert(
+            meta.id.clone(),
+            RuleText {
+                description: meta.description.clone(),
+                falsepositives: meta.falsepositives.clone(),
+                references: meta.references.clone(),
+            },
+        );
+    }
+    m.insert(
+        SILENCE_RULE_ID.to_string(),
+        RuleText {
+            description: Some(
+                "No CloudTrail event has reached this log group for longer than the configured \
+                 silence period. A trail that is stopped, deleted, re-pointed, or whose delivery \
+                 to CloudWatch Logs is broken (role, KMS key, subscription) looks like this — and \
+                 every detection depending on it is blind until it is fixed.\n\
+                 Check first: `aws cloudtrail get-trail-status` for the trail (IsLogging, \
+                 LatestCloudWatchLogsDeliveryError), recent StopLogging / DeleteTrail / \
+                 UpdateTrail / PutEventSelectors events in the S3 archive, and the trail's \
+                 CloudWatch Logs role."
+                    .into(),
+            ),
+            falsepositives: vec![
+                "An account or region with genuinely no API activity (rare for a whole trail)"
+                    .into(),
+            ],
+            references: vec![],
+        },
+    );
+    m
+}
+
+pub const SILENCE_RULE_ID: &str = "trailwatch-log-group-silent";
+
+/// The finding for a log group that went quiet.
+pub fn silence_finding(
+    group: &str,
+    last_event_wall: Millis,
+    now: Millis,
+    region: Option<&str>,
+) -> Finding {
+    let id = crate::finding::stable_id(&["silence", group, &last_event_wall.to_string()]);
+    let silent_for = crate::time::format_duration(now - last_event_wall);
+    Finding {
+        id: id.clone(),
+        incident: id,
+        kind: Kind::Health,
+        rule: RuleRef {
+            id: SILENCE_RULE_ID.into(),
+            title: "No CloudTrail events from log group".into(),
+            level: Level::High,
+            tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
+        },
+        time: Some(format_millis(now)),
+        principal: "trailwatch".into(),
+        account: None,
+        region: region.map(str::to_string),
+        event_ids: Vec::new(),
+        event_count: 0,
+        summary: format!(
+            "No CloudTrail event arrived in log group {group} for {silent_for} (last one received \
+             at {}): the trail may be stopped or its delivery broken.",
+            format_millis(last_event_wall)
+        ),
+        details: serde_json::json!({
+            "log_group": group,
+            "silent_for": silent_for,
+            "last_event_received": format_millis(last_event_wall),
+        }),
+        event: None,
+        time_ms: Some(now),
+        suppress_key: None,
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct LiveSummary {
+    pub cycles: u64,
+    pub events: u64,
+    pub findings: u64,
+    pub outbox_pending: usize,
+}
+
+/// Runs until `stop` is set (SIGINT/SIGTERM) or, with `once`, after one full cycle.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    opts: &LiveOptions,
+    rules: &RuleSet,
+    exceptions: &Exceptions,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    mut output: Output,
+    state: &StateDir,
+    stop: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+    metrics: Arc<Metrics>,
+) -> Result<LiveSummary, LiveError> {
+    let now = wall_ms();
+    let mut stateful = Stateful::new(rules, &opts.engine);
+    let checkpoint = read_checkpoint(state)?;
+    let start = match opts.start_from {
+        StartFrom::Time(t) => t,
+        _ => now,
+    };
+    let mut positions: Vec<GroupPosition> = opts
+        .tail
+        .groups
+        .iter()
+        .map(|_| GroupPosition {
+            cursor: start,
+            floor: start,
+        })
+        .collect();
+    let mut seen = SeenSet::default();
+    let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
+    if let Some(cp) = &checkpoint {
+        if let Err(e) = stateful.restore(&cp.engine) {
+            eprintln!(
+                "trailwatch: warning: engine state in the checkpoint not restored ({e}); \
+                 correlation windows start empty"
+            );
+        }
+        if opts.start_from == StartFrom::Checkpoint {
+            for (i, g) in opts.tail.groups.iter().enumerate() {
+                if let Some(saved) = cp.groups.iter().find(|s| &s.name == g) {
+                    positions[i] = saved.position.clone();
+                }
+                silent[i] = cp.silent.contains(g);
+            }
+            seen = SeenSet::from_base64(&cp.seen).unwrap_or_default();
+        }
+    }
+    let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
+    let mut matcher = Matcher::new(rules, exceptions, &opts.engine);
+    let texts = rule_texts(rules);
+    let mut publisher = match &output {
+        Output::Sns(_) => {
+            let (ob, rec) = Outbox::open(state.path(), now)?;
+            for (line, e) in &rec.bad_lines {
+                eprintln!(
+                    "trailwatch: warning: {}: line {line} unreadable ({e}); repaired",
+                    state.path().join(crate::sink::outbox::FILE_NAME).display()
+                );
+            }
+            if rec.pending > 0 {
+                eprintln!(
+                    "trailwatch: {} finding(s) from an earlier run wait in the outbox; publishing them first",
+                    rec.pending
+                );
+            }
+            Some((ob, Dispatcher::new(opts.pacing.clone())))
+        }
+        Output::Print { .. } => None,
+    };
+    let mut summary = LiveSummary::default();
+    let mut last_checkpoint = now;
+    let mut dirty = false;
+    let mut ready: Vec<Finding> = Vec::new();
+    loop {
+        let now = wall_ms();
+        let batch = tail.poll(now).await?;
+        summary.cycles += 1;
+        for raw in &batch.events {
+            let ev = match Event::parse(&raw.message) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    metrics.malformed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "trailwatch: warning: log group {}, stream {}, event {}: not a CloudTrail record: {e}",
+                        raw.group, raw.stream, raw.cwl_id
+                    );
+                    continue;
+                }
+            };
+            summary.events += 1;
+            metrics.events.fetch_add(1, Ordering::Relaxed);
+            let time = ev.event_time().and_then(parse_event_time);
+            if let Some(t) = time {
+                metrics.newest_event_ms.fetch_max(t, Ordering::Relaxed);
+            }
+            let mut out = matcher.evaluate_at(&ev, time);
+            for f in &mut out.findings {
+                if let Some(d) = f.details.as_object_mut() {
+                    d.insert(
+                        "origin".into(),
+                        format!(
+                            "log group {}, stream {}, log event {}",
+                            raw.group, raw.stream, raw.cwl_id
+                        )
+                        .into(),
+                    );
+                }
+            }
+            stateful.push(time, out, &mut ready);
+            dirty = true;
+        }
+        if batch.caught_up {
+            // Nothing more to read: event time has reached the present.
+            stateful.tick(now, &mut ready);
+        }
+        if let Some(quiet) = opts.silence {
+            for (g, name) in opts.tail.groups.iter().enumerate() {
+                let last = tail.last_event_wall[g];
+                if last == now && silent[g] {
+                    silent[g] = false;
+                    dirty = true;
+                    eprintln!("trailwatch: log group {name}: events arrive again");
+                } else if now - last >= quiet && !silent[g] && batch.caught_up {
+                    silent[g] = true;
+                    dirty = true;
+                    ready.push(silence_finding(name, last, now, opts.region.as_deref()));
+                }
+            }
+            metrics.silent_groups.store(
+                silent.iter().filter(|s| **s).count() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        // Hand the findings over before the checkpoint can cover their events.
+        if !ready.is_empty() {
+            summary.findings += ready.len() as u64;
+            metrics
+                .findings
+                .fetch_add(ready.len() as u64, Ordering::Relaxed);
+            deliver(
+                &mut ready,
+                opts,
+                &texts,
+                &mut output,
+                &mut publisher,
+                &metrics,
+            )?;
+            dirty = true;
+        }
+        let stopping = stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up);
+        if dirty && (stopping || now - last_checkpoint >= opts.checkpoint_every) {
+            write_checkpoint(state, &tail, &stateful, &silent, opts)?;
+            metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+            last_checkpoint = now;
+            dirty = false;
+        }
+        metrics
+            .tail_requests
+            .store(tail.stats.requests, Ordering::Relaxed);
+        metrics
+            .tail_throttled
+            .store(tail.stats.throttled, Ordering::Relaxed);
+        metrics
+            .tail_duplicates
+            .store(tail.stats.duplicates, Ordering::Relaxed);
+        metrics
+            .found_by_rescan
+            .store(tail.stats.found_by_rescan, Ordering::Relaxed);
+        metrics
+            .seen_ids
+            .store(tail.seen.len() as u64, Ordering::Relaxed);
+        metrics
+            .late_hits
+            .store(stateful.correlator.stats.late_hits, Ordering::Relaxed);
+        metrics
+            .evicted_keys
+            .store(stateful.correlator.stats.evicted_keys, Ordering::Relaxed);
+        if let (Output::Sns(sns), Some((ob, disp))) = (&output, &mut publisher) {
+            publish(sns, ob, disp, &metrics, stopping && opts.once).await?;
+            summary.outbox_pending = ob.pending().len();
+        }
+        if stopping {
+            break;
+        }
+        if batch.caught_up {
+            // Sleep until the next poll, or until asked to stop.
+            tokio::select! {
+                _ = tokio::time::sleep(opts.poll) => {}
+                _ = wake.notified() => {}
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Filters by level and hands findings to the outbox (synced) or prints them.
+fn deliver(
+    ready: &mut Vec<Finding>,
+    opts: &LiveOptions,
+    texts: &HashMap<String, RuleText>,
+    output: &mut Output,
+    publisher: &mut Option<(Outbox, Dispatcher)>,
+    metrics: &Metrics,
+) -> Result<(), LiveError> {
+    let mut keep = Vec::new();
+    for f in ready.drain(..) {
+        if f.rule.level < opts.min_level {
+            metrics.below_min_level.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        keep.push(f);
+    }
+    match output {
+        Output::Print { json, out } => {
+            for f in &keep {
+                if *json {
+                    serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<8} {}  {}",
+                        f.rule.level.as_str().to_ascii_uppercase(),
+                        f.time.as_deref().unwrap_or("-"),
+                        message::clean(&f.summary, 2000)
+                    )?;
+                }
+            }
+            out.flush()?;
+        }
+        Output::Sns(_) => {
+            if let Some((ob, _)) = publisher {
+                let items = keep.into_iter().map(|f| {
+                    let text = texts.get(&f.rule.id).cloned().unwrap_or_default();
+                    let v = serde_json::to_value(&f).unwrap_or(serde_json::Value::Null);
+                    (v, text)
+                });
+                let n = ob.enqueue(items, wall_ms())?;
+                metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
+                metrics
+                    .outbox_pending
+                    .store(ob.pending().len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes what pacing allows now; with `finish`, keeps going (waiting as pacing asks)
+/// until the outbox is empty or SNS fails, for at most two minutes.
+async fn publish(
+    sns: &Sns,
+    ob: &mut Outbox,
+    disp: &mut Dispatcher,
+    metrics: &Metrics,
+    finish: bool,
+) -> Result<(), LiveError> {
+    let deadline = wall_ms() + 120_000;
+    loop {
+        let d = sns::drain(sns, ob, disp, wall_ms).await?;
+        metrics
+            .published_messages
+            .fetch_add(d.messages, Ordering::Relaxed);
+        metrics
+            .published_findings
+            .fetch_add(d.findings, Ordering::Relaxed);
+        metrics.digests.fetch_add(d.digests, Ordering::Relaxed);
+        metrics
+            .failed_findings
+            .fetch_add(d.failed, Ordering::Relaxed);
+        metrics
+            .publish_errors
+            .fetch_add(d.errors.len() as u64, Ordering::Relaxed);
+        metrics
+            .outbox_pending
+            .store(ob.pending().len() as u64, Ordering::Relaxed);
+        for e in &d.errors {
+            eprintln!("trailwatch: warning: {e}");
+        }
+        if !finish || ob.pending().is_empty() || !d.errors.is_empty() {
+            return Ok(());
+        }
+        let now = wall_ms();
+        let until = match disp.next(now, ob.pending().len()) {
+            sns::Step::Wait(t) => t,
+            _ => now,
+        };
+        if until > deadline {
+            eprintln!(
+                "trailwatch: {} finding(s) stay in the outbox for the next run (publish pacing)",
+                ob.pending().len()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis((until - now).max(0) as u64)).await;
+    }
+}
+
+fn write_checkpoint(
+    state: &StateDir,
+    tail: &Tail,
+    stateful: &Stateful<'_>,
+    silent: &[bool],
+    opts: &LiveOptions,
+) -> Result<(), LiveError> {
+    let cp = Checkpoint {
+        format: CHECKPOINT_FORMAT.into(),
+        version: CHECKPOINT_VERSION,
+        written_at: format_millis(wall_ms()),
+        groups: opts
+            .tail
+            .groups
+            .iter()
+            .zip(&tail.positions)
+            .map(|(name, p)| SavedGroup {
+                name: name.clone(),
+                position: p.clone(),
+            })
+            .collect(),
+        seen: tail.seen.to_base64(),
+        engine: stateful.snapshot(),
+        silent: opts
+            .tail
+            .groups
+            .iter()
+            .zip(silent)
+            .filter(|(_, s)| **s)
+            .map(|(g, _)| g.clone())
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&cp).map_err(std::io::Error::other)?;
+    state.write(CHECKPOINT_FILE, &bytes)?;
+    Ok(())
+}

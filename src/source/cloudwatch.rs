@@ -1,0 +1,555 @@
+//! The live source: tails CloudWatch Logs groups that a CloudTrail trail streams into,
+//! without missing late or out-of-order events.
+//!
+//! How (see `docs/operations.md`):
+//! - **Forward reads**: every poll, `FilterLogEvents` over the whole group (all streams, new
+//!   ones included) from the group's cursor (the newest event timestamp read so far), paged
+//!   until `nextToken` is absent (empty pages happen and do not mean the end).
+//! - **Overlap re-scans**: CloudTrail delivers minutes late and out of order, and
+//!   `FilterLogEvents` filters on the *event* time, so an event stamped before the cursor that
+//!   lands after a forward read would be missed by forward reads alone (the bug of every
+//!   popular tailer). Every `rescan_every` (default 1 min) the trailing `overlap` (default
+//!   15 min) before the cursor is read again.
+//! - **Exactly once**: events are de-duplicated on the CloudTrail `eventID` with a set
+//!   evicted by event time once an id can no longer be re-read.
+//! - **Wide re-scans** (optional): every `wide_every`, the last `wide` window is read again for
+//!   events delayed beyond the overlap. Without it such an event is not seen live (it is in
+//!   the S3 archive: backtest it).
+//! - **Request budget**: every request takes a token from a bucket (default 2 per second),
+//!   shared by all groups, well under the account's shared FilterLogEvents quota (5–25 TPS);
+//!   `ThrottlingException` and transient errors back off and retry the same page.
+
+use crate::time::Millis;
+use base64::Engine as _;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("log group {group}: {message}")]
+    Fatal { group: String, message: String },
+}
+
+/// Settings of the tail.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    pub groups: Vec<String>,
+    /// Trailing window re-read before the cursor.
+    pub overlap: Millis,
+    /// How often (wall clock) the overlap is re-read.
+    pub rescan_every: Millis,
+    /// Optional wide re-scan: window and period.
+    pub wide: Option<(Millis, Millis)>,
+    /// Requests per second (all groups together).
+    pub requests_per_sec: f64,
+    /// Events per page requested (FilterLogEvents allows up to 10,000).
+    pub page_limit: i32,
+    /// A poll returns after about this many events (the rest is read by the next poll).
+    pub max_batch: usize,
+    /// Cap on remembered event ids.
+    pub max_seen: usize,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            groups: Vec::new(),
+            overlap: 15 * 60_000,
+            rescan_every: 60_000,
+            wide: None,
+            requests_per_sec: 2.0,
+            page_limit: 10_000,
+            max_batch: 20_000,
+            max_seen: 2_000_000,
+        }
+    }
+}
+
+/// One log event, new to us.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub group: String,
+    pub stream: String,
+    /// CloudWatch Logs' id of the log event.
+    pub cwl_id: String,
+    /// Log event timestamp (ms).
+    pub timestamp: Millis,
+    pub message: String,
+}
+
+/// Event ids already seen, forgotten once they fall out of every re-scan window.
+#[derive(Debug, Default)]
+pub struct SeenSet {
+    map: HashMap<u128, Millis>,
+    order: BinaryHeap<Reverse<(Millis, u128)>>,
+    pub evicted_at_cap: u64,
+}
+
+/// The 128-bit key of an event: its CloudTrail eventID (a UUID) when it has one, else a hash
+/// of the text given.
+pub fn id_key(id: &str) -> u128 {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    if hex.len() == 32
+        && let Ok(v) = u128::from_str_radix(&hex, 16)
+    {
+        return v;
+    }
+    u128::from_str_radix(&crate::finding::stable_id(&[id]), 16).unwrap_or(0)
+}
+
+impl SeenSet {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Records an id; false when it was already there.
+    pub fn insert(&mut self, key: u128, ts: Millis, cap: usize) -> bool {
+        if self.map.contains_key(&key) {
+            return false;
+        }
+        self.map.insert(key, ts);
+        self.order.push(Reverse((ts, key)));
+        while self.map.len() > cap.max(1) {
+            if let Some(Reverse((_, k))) = self.order.pop() {
+                self.map.remove(&k);
+                self.evicted_at_cap += 1;
+            } else {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Forgets ids of events older than `before`.
+    pub fn evict_before(&mut self, before: Millis) {
+        while let Some(Reverse((ts, key))) = self.order.peek().copied() {
+            if ts >= before {
+                break;
+            }
+            self.order.pop();
+            self.map.remove(&key);
+        }
+    }
+
+    /// Compact bytes: per id 16 bytes of key and 8 of timestamp, little endian, base64.
+    pub fn to_base64(&self) -> String {
+        let mut buf = Vec::with_capacity(self.map.len() * 24);
+        let mut all: Vec<(&u128, &Millis)> = self.map.iter().collect();
+        all.sort_by_key(|(k, t)| (**t, **k));
+        for (k, t) in all {
+            buf.extend_from_slice(&k.to_le_bytes());
+            buf.extend_from_slice(&t.to_le_bytes());
+        }
+        base64::engine::general_purpose::STANDARD.encode(buf)
+    }
+
+    pub fn from_base64(s: &str) -> Option<SeenSet> {
+        let buf = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+        if buf.len() % 24 != 0 {
+            return None;
+        }
+        let mut set = SeenSet::default();
+        for chunk in buf.chunks_exact(24) {
+            let k = u128::from_le_bytes(chunk[..16].try_into().ok()?);
+            let t = Millis::from_le_bytes(chunk[16..].try_into().ok()?);
+            set.insert(k, t, usize::MAX);
+        }
+        Some(set)
+    }
+}
+
+/// Where one group stands.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GroupPosition {
+    /// Newest event timestamp read by a completed forward read (the next one starts here).
+    pub cursor: Millis,
+    /// Nothing before this is read (the start of the run, from `--start-from`).
+    pub floor: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Forward,
+    Overlap,
+    Wide,
+}
+
+#[derive(Debug, Clone)]
+struct Scan {
+    group: usize,
+    kind: Kind,
+    start: Millis,
+    end: Option<Millis>,
+    token: Option<String>,
+    /// Newest timestamp seen by this scan.
+    newest: Millis,
+    pages: u64,
+}
+
+/// Counters for metrics and logs.
+#[derive(Debug, Default, Clone)]
+pub struct TailStats {
+    pub requests: u64,
+    pub pages: u64,
+    pub empty_pages: u64,
+    pub events_read: u64,
+    pub duplicates: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    /// Events first found by an overlap or wide re-scan (they came in late).
+    pub found_by_rescan: u64,
+}
+
+/// A simple token bucket on wall-clock time.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Bucket {
+        let rate = rate.max(0.1);
+        let burst = rate.max(1.0);
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// How long to wait before a request may go.
+    fn take(&mut self) -> Duration {
+        let now = std::time::Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// Is this FilterLogEvents error worth retrying (throttling, 5xx, network)?
+pub fn retryable(code: Option<&str>, status: Option<u16>) -> bool {
+    match code {
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "LimitExceededException"
+            | "ServiceUnavailableException"
+            | "InternalFailure"
+            | "RequestTimeout",
+        ) => true,
+        Some(_) => status.is_none_or(|s| s == 429 || s >= 500),
+        None => status.is_none_or(|s| s == 429 || s >= 500),
+    }
+}
+
+/// The tail over one or more log groups.
+pub struct Tail {
+    client: aws_sdk_cloudwatchlogs::Client,
+    pub cfg: TailConfig,
+    pub positions: Vec<GroupPosition>,
+    pub seen: SeenSet,
+    scans: Vec<Scan>,
+    last_rescan: Option<Millis>,
+    last_wide: Option<Millis>,
+    bucket: Bucket,
+    backoff: u32,
+    pub stats: TailStats,
+    /// Wall-clock time of the newest new event per group (for the silence check).
+    pub last_event_wall: Vec<Millis>,
+}
+
+/// What one poll produced.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New events, in timestamp order.
+    pub events: Vec<RawEvent>,
+    /// Every forward read reached the end: the tail is caught up with the present.
+    pub caught_up: bool,
+}
+
+impl Tail {
+    /// A tail starting at `positions` (one per group, from a checkpoint or the start time).
+    pub fn new(
+        client: aws_sdk_cloudwatchlogs::Client,
+        cfg: TailConfig,
+        positions: Vec<GroupPosition>,
+        seen: SeenSet,
+        now: Millis,
+    ) -> Tail {
+        let n = cfg.groups.len();
+        Tail {
+            client,
+            bucket: Bucket::new(cfg.requests_per_sec),
+            cfg,
+            positions,
+            seen,
+            scans: Vec::new(),
+            last_rescan: None,
+            last_wide: None,
+            backoff: 0,
+            stats: TailStats::default(),
+            last_event_wall: vec![now; n],
+        }
+    }
+
+    /// How long ids must be remembered: as far back as any re-scan reads.
+    fn retention(&self) -> Millis {
+        let wide = self.cfg.wide.map_or(0, |(w, _)| w);
+        self.cfg.overlap.max(wide) + 5 * 60_000
+    }
+
+    fn schedule(&mut self, now: Millis) {
+        for (g, p) in self.positions.iter().enumerate() {
+            self.scans.push(Scan {
+                group: g,
+                kind: Kind::Forward,
+                start: p.cursor.max(p.floor),
+                end: None,
+                token: None,
+                newest: p.cursor,
+                pages: 0,
+            });
+        }
+        if self
+            .last_rescan
+            .is_none_or(|t| now - t >= self.cfg.rescan_every)
+        {
+            self.last_rescan = Some(now);
+            for (g, p) in self.positions.iter().enumerate() {
+                let start = (p.cursor - self.cfg.overlap).max(p.floor);
+                if start < p.cursor {
+                    self.scans.push(Scan {
+                        group: g,
+                        kind: Kind::Overlap,
+                        start,
+                        end: Some(p.cursor),
+                        token: None,
+                        newest: p.cursor,
+                        pages: 0,
+                    });
+                }
+            }
+        }
+        if let Some((window, every)) = self.cfg.wide
+            && self.last_wide.is_none_or(|t| now - t >= every)
+        {
+            self.last_wide = Some(now);
+            for (g, p) in self.positions.iter().enumerate() {
+                let start = (p.cursor - window).max(p.floor);
+                let end = p.cursor - self.cfg.overlap;
+                if start < end {
+                    self.scans.push(Scan {
+                        group: g,
+                        kind: Kind::Wide,
+                        start,
+                        end: Some(end),
+                        token: None,
+                        newest: p.cursor,
+                        pages: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads what is new: forward reads (and re-scans when due) until every scan has reached
+    /// its end or the batch is full. `now` is wall-clock time in ms.
+    pub async fn poll(&mut self, now: Millis) -> Result<Batch, TailError> {
+        if self.scans.is_empty() {
+            self.schedule(now);
+        }
+        let mut batch = Batch::default();
+        while let Some(scan) = self.scans.first().cloned() {
+            if batch.events.len() >= self.cfg.max_batch {
+                break;
+            }
+            let wait = self.bucket.take();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let group = self.cfg.groups[scan.group].clone();
+            let mut req = self
+                .client
+                .filter_log_events()
+                .log_group_name(&group)
+                .start_time(scan.start)
+                .limit(self.cfg.page_limit);
+            if let Some(e) = scan.end {
+                req = req.end_time(e);
+            }
+            if let Some(t) = &scan.token {
+                req = req.next_token(t);
+            }
+            self.stats.requests += 1;
+            let out = match req.send().await {
+                Ok(o) => {
+                    self.backoff = 0;
+                    o
+                }
+                Err(e) => {
+                    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+                    let code = e.code().map(str::to_string);
+                    let status = e.raw_response().map(|r| r.status().as_u16());
+                    let message =
+                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e).to_string();
+                    if code.as_deref() == Some("ThrottlingException") {
+                        self.stats.throttled += 1;
+                    } else {
+                        self.stats.errors += 1;
+                    }
+                    if retryable(code.as_deref(), status) {
+                        self.backoff = (self.backoff + 1).min(7);
+                        let delay = Duration::from_millis(250 << self.backoff);
+                        tracing_warn(&format!(
+                            "log group {group}: {message}; retrying in {} ms",
+                            delay.as_millis()
+                        ));
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    self.scans.clear();
+                    return Err(TailError::Fatal { group, message });
+                }
+            };
+            self.stats.pages += 1;
+            let events = out.events();
+            if events.is_empty() {
+                self.stats.empty_pages += 1;
+            }
+            let mut newest = scan.newest;
+            for e in events {
+                let (Some(ts), Some(msg)) = (e.timestamp(), e.message()) else {
+                    continue;
+                };
+                self.stats.events_read += 1;
+                newest = newest.max(ts);
+                let cwl_id = e.event_id().unwrap_or_default().to_string();
+                let key = match cloudtrail_event_id(msg) {
+                    Some(id) => id_key(id),
+                    None => id_key(&format!("{group}\u{0}{cwl_id}\u{0}{msg}")),
+                };
+                if !self.seen.insert(key, ts, self.cfg.max_seen) {
+                    self.stats.duplicates += 1;
+                    continue;
+                }
+                if scan.kind != Kind::Forward {
+                    self.stats.found_by_rescan += 1;
+                }
+                self.last_event_wall[scan.group] = now;
+                batch.events.push(RawEvent {
+                    group: group.clone(),
+                    stream: e.log_stream_name().unwrap_or_default().to_string(),
+                    cwl_id,
+                    timestamp: ts,
+                    message: msg.to_string(),
+                });
+            }
+            let token = out.next_token().map(str::to_string);
+            let s = &mut self.scans[0];
+            s.newest = newest;
+            s.pages += 1;
+            // A token equal to the one sent would loop forever; treat it as the end.
+            let done = token.is_none() || token == s.token;
+            s.token = token;
+            if done {
+                let s = self.scans.remove(0);
+                if s.kind == Kind::Forward {
+                    let p = &mut self.positions[s.group];
+                    p.cursor = p.cursor.max(s.newest);
+                }
+            }
+        }
+        let oldest_cursor = self.positions.iter().map(|p| p.cursor).min().unwrap_or(0);
+        self.seen.evict_before(oldest_cursor - self.retention());
+        batch.caught_up = self.scans.is_empty();
+        batch.events.sort_by_key(|e| e.timestamp);
+        Ok(batch)
+    }
+}
+
+/// The `eventID` of a CloudTrail record, read without parsing the whole record when it is
+/// near the start; `None` when the message is not a record with an id.
+pub fn cloudtrail_event_id(msg: &str) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(rename = "eventID", borrow)]
+        event_id: Option<&'a str>,
+    }
+    serde_json::from_str::<Id<'_>>(msg).ok()?.event_id
+}
+
+fn tracing_warn(msg: &str) {
+    eprintln!("trailwatch: warning: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_uuids_and_text() {
+        assert_eq!(
+            id_key("3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f"),
+            0x3b8f1c5e2a594c1d9f100a1b2c3d4e5f
+        );
+        assert_ne!(id_key("not-a-uuid"), id_key("not-a-uuid2"));
+    }
+
+    #[test]
+    fn seen_set_dedupes_evicts_and_round_trips() {
+        let mut s = SeenSet::default();
+        assert!(s.insert(1, 100, 10));
+        assert!(!s.insert(1, 100, 10));
+        assert!(s.insert(2, 200, 10));
+        assert!(s.insert(3, 300, 10));
+        s.evict_before(200);
+        assert_eq!(s.len(), 2);
+        assert!(s.insert(1, 100, 10), "forgotten after eviction");
+        let r = SeenSet::from_base64(&s.to_base64()).unwrap();
+        assert_eq!(r.len(), 3);
+        let mut r = r;
+        assert!(!r.insert(3, 300, 10));
+        // The cap evicts the oldest.
+        let mut c = SeenSet::default();
+        for k in 0..5u128 {
+            c.insert(k, k as Millis, 3);
+        }
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.evicted_at_cap, 2);
+        assert!(c.insert(0, 0, 3));
+    }
+
+    #[test]
+    fn event_id_from_message() {
+        assert_eq!(
+            cloudtrail_event_id(r#"{"eventVersion":"1.08","eventID":"abc","x":{"y":[1]}}"#),
+            Some("abc")
+        );
+        assert_eq!(cloudtrail_event_id("not json"), None);
+        assert_eq!(cloudtrail_event_id(r#"{"a":1}"#), None);
+    }
+
+    #[test]
+    fn retry_decisions() {
+        assert!(retryable(Some("ThrottlingException"), Some(400)));
+        assert!(retryable(None, None));
+        assert!(retryable(None, Some(503)));
+        assert!(!retryable(Some("ResourceNotFoundException"), Some(400)));
+        assert!(!retryable(Some("AccessDeniedException"), Some(400)));
+    }
+}
