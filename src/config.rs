@@ -10,6 +10,14 @@
 //! correlation:
 //!   allowed_lateness: 15m     # how late an event may arrive and still count
 //!   max_group_keys: 100000    # live group keys per correlation before eviction
+//! run:                        # `trailwatch run` (each key is also a flag; flags win)
+//!   log_groups: [cloudtrail-logs]
+//!   topic_arn: arn:aws:sns:us-east-1:123456789012:trailwatch-alerts
+//!   state_dir: /var/lib/trailwatch
+//!   overlap: 15m
+//!   min_level: medium
+//!   silence: 30m
+//!   max_messages_per_minute: 10
 //! ```
 
 use crate::engine::Settings;
@@ -39,11 +47,33 @@ struct CorrelationFile {
     max_group_keys: Option<usize>,
 }
 
+/// Settings of `trailwatch run` (flags on the command line win).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub log_groups: Option<Vec<String>>,
+    pub topic_arn: Option<String>,
+    pub region: Option<String>,
+    pub state_dir: Option<std::path::PathBuf>,
+    pub start_from: Option<String>,
+    pub poll: Option<String>,
+    pub overlap: Option<String>,
+    pub rescan_every: Option<String>,
+    pub wide_rescan: Option<String>,
+    pub wide_rescan_every: Option<String>,
+    pub requests_per_second: Option<f64>,
+    pub min_level: Option<String>,
+    pub silence: Option<String>,
+    pub max_messages_per_minute: Option<usize>,
+    pub metrics_addr: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     suppress: Option<SuppressFile>,
     correlation: Option<CorrelationFile>,
+    run: Option<RunConfig>,
 }
 
 /// The parts of the configuration the engine uses.
@@ -52,6 +82,8 @@ pub struct Config {
     pub default_suppress: Option<Suppress>,
     pub allowed_lateness: Option<crate::time::Millis>,
     pub max_group_keys: Option<usize>,
+    /// The `run:` section (live mode).
+    pub run: RunConfig,
 }
 
 impl Config {
@@ -85,6 +117,7 @@ impl Config {
             default_suppress,
             allowed_lateness,
             max_group_keys: c.max_group_keys,
+            run: parsed.run.unwrap_or_default(),
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod rules;
+mod run;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,7 +43,7 @@ impl From<Outcome> for ExitCode {
         binary is used.\n\n\
         Exit codes: 0 success; 1 a check failed (a rule test case, --expect, --fail-on); \
         2 usage, input or validation error.",
-    after_help = "Examples:\n  trailwatch backtest fixtures/samples/\n  trailwatch rules validate my-rules/\n  trailwatch rules test my-rules/\n  trailwatch rules list --format json"
+    after_help = "Examples:\n  trailwatch backtest fixtures/samples/\n  trailwatch run --log-group cloudtrail-logs --topic-arn arn:aws:sns:us-east-1:123456789012:alerts\n  trailwatch rules validate my-rules/\n  trailwatch rules test my-rules/\n  trailwatch rules list --format json"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -56,6 +57,13 @@ enum Command {
     /// Write, check and inspect detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Tail CloudWatch Logs groups fed by CloudTrail and publish findings to SNS.
+    Run(Box<run::RunArgs>),
+    /// Manage the SNS topic findings are published to.
+    #[command(subcommand)]
+    Topic(run::TopicCommand),
+    /// Subscribe an e-mail address to the findings topic.
+    Subscribe(run::SubscribeArgs),
 }
 
 /// Which rules to load (shared by every command that loads rules).
@@ -235,6 +243,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Backtest(args) => backtest::run(*args),
+        Command::Run(args) => run::run(*args),
+        Command::Topic(cmd) => run::topic(cmd),
+        Command::Subscribe(args) => run::subscribe(args),
     };
     match result {
         Ok(o) => o.into(),

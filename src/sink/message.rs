@@ -315,13 +315,12 @@ fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
     if count > 1 {
         when.push_str(&format!("\n{count} events"));
     }
-    if let Some(w) = f.pointer("/details/correlation/window") {
-        if let (Some(a), Some(b)) = (
-            w.get("start").and_then(Value::as_str),
-            w.get("end").and_then(Value::as_str),
-        ) {
-            when.push_str(&format!("\nwindow: {} to {}", clean(a, 40), clean(b, 40)));
-        }
+    let window = f.pointer("/details/correlation/window");
+    if let (Some(a), Some(b)) = (
+        window.and_then(|w| w.get("start")).and_then(Value::as_str),
+        window.and_then(|w| w.get("end")).and_then(Value::as_str),
+    ) {
+        when.push_str(&format!("\nwindow: {} to {}", clean(a, 40), clean(b, 40)));
     }
     push_section(&mut out, "When", &when);
 

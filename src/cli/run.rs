@@ -1,0 +1,459 @@
+//! `trailwatch run`: tail CloudWatch Logs groups live and publish findings to SNS;
+//! `trailwatch topic create` and `trailwatch subscribe`: set up the alert topic.
+
+use super::{Outcome, RuleSource, parse_level};
+use crate::live::{self, LiveOptions, Metrics, Output, StartFrom};
+use crate::rules::Level;
+use crate::sink::sns::{Pacing, Sns};
+use crate::source::cloudwatch::TailConfig;
+use crate::state::StateDir;
+use crate::time::{Millis, parse_duration, parse_time_arg};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "How it works: every --poll, FilterLogEvents reads each log group \
+forward from the newest event seen; every --rescan-every, the trailing --overlap window is \
+read again so events CloudTrail delivers late are not missed; events are de-duplicated on \
+their CloudTrail eventID. Findings are appended to an outbox in --state-dir (synced to disk) \
+before the position advances, then published to SNS at most --max-messages-per-minute (bursts \
+become one digest message), so a restart after a crash skips no event and publishes no \
+finding twice. SIGINT/SIGTERM write a final checkpoint before exiting.\n\n\
+Region and credentials come from the standard AWS chain (AWS_PROFILE, AWS_REGION, environment, \
+instance role); AWS_ENDPOINT_URL is honoured.\n\n\
+Examples:\n  trailwatch topic create trailwatch-alerts\n  trailwatch subscribe --topic-arn \
+arn:aws:sns:us-east-1:123456789012:trailwatch-alerts --email secops@example.com\n  trailwatch \
+run --log-group cloudtrail-logs --topic-arn arn:aws:sns:us-east-1:123456789012:trailwatch-alerts\n  \
+trailwatch run --log-group cloudtrail-logs --dry-run --start-from 2h"
+)]
+pub struct RunArgs {
+    /// CloudWatch Logs group a CloudTrail trail streams into (repeatable).
+    #[arg(long = "log-group", value_name = "NAME")]
+    log_groups: Vec<String>,
+    /// SNS topic for findings (a standard topic: FIFO topics cannot deliver e-mail).
+    #[arg(long, value_name = "ARN")]
+    topic_arn: Option<String>,
+    /// Rule file or directory (repeatable). Replaces the built-in rules unless --builtin.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Also use the built-in rules when --rules is given.
+    #[arg(long)]
+    builtin: bool,
+    /// Run without rules that fail to load instead of refusing to start.
+    #[arg(long)]
+    skip_invalid: bool,
+    #[command(flatten)]
+    tuning: super::Tuning,
+    /// Where the checkpoint, the outbox and the lock live [default: $XDG_STATE_HOME/trailwatch
+    /// or ~/.local/state/trailwatch].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Where to start: `checkpoint` (resume; now when there is none), `now`, or a time
+    /// (RFC 3339, a date, or a duration before now such as 2h).
+    #[arg(long, value_name = "WHEN")]
+    start_from: Option<String>,
+    /// Pause between polls once caught up [default: 1s].
+    #[arg(long, value_name = "DURATION")]
+    poll: Option<String>,
+    /// Trailing window re-read to catch late events [default: 15m].
+    #[arg(long, value_name = "DURATION")]
+    overlap: Option<String>,
+    /// How often the overlap is re-read [default: 1m].
+    #[arg(long, value_name = "DURATION")]
+    rescan_every: Option<String>,
+    /// Also re-read this much history now and then, for events delayed beyond the overlap
+    /// (off by default; costs requests and memory for remembered ids).
+    #[arg(long, value_name = "DURATION")]
+    wide_rescan: Option<String>,
+    /// Period of the wide re-scan [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    wide_rescan_every: Option<String>,
+    /// FilterLogEvents requests per second, all groups together [default: 2]. The account's
+    /// quota (5–25 per second by region) is shared with every other reader.
+    #[arg(long, value_name = "N")]
+    requests_per_second: Option<f64>,
+    /// Report a log group that receives no event for this long [default: 30m; 0 = never].
+    #[arg(long, value_name = "DURATION")]
+    silence: Option<String>,
+    /// SNS messages per rolling minute; more findings waiting become one digest [default: 10].
+    #[arg(long, value_name = "N")]
+    max_messages_per_minute: Option<usize>,
+    /// How late (in event time) an event may arrive and still count in a correlation window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    allowed_lateness: Option<Millis>,
+    /// Print findings instead of publishing them (no topic needed).
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run: `-` for standard output (the default) in JSON lines; `text` for one line
+    /// per finding.
+    #[arg(long, value_name = "WHERE", default_value = "-")]
+    output: String,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
+    /// One full cycle (forward reads and an overlap re-scan), publish, checkpoint, exit — for
+    /// cron-style runs and tests.
+    #[arg(long)]
+    once: bool,
+    /// Configuration file (YAML): the `run:` section holds these settings; flags win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a standard SNS topic for findings and print its ARN.
+    Create {
+        /// Topic name (letters, digits, hyphens, underscores; up to 256).
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SubscribeArgs {
+    /// The topic findings are published to.
+    #[arg(long, value_name = "ARN")]
+    topic_arn: String,
+    /// E-mail address to receive findings.
+    #[arg(long, value_name = "ADDR")]
+    email: String,
+}
+
+fn dur(v: Option<&str>, flag: &str, default: Millis) -> Result<Millis> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("trailwatch");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/trailwatch"),
+        None => PathBuf::from("trailwatch-state"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn aws_config(region: Option<String>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build(),
+    );
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r));
+    }
+    loader.load().await
+}
+
+pub fn run(args: RunArgs) -> Result<Outcome> {
+    let config = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read configuration {}", p.display()))?;
+            Some(crate::config::Config::from_yaml(
+                &p.display().to_string(),
+                &text,
+            )?)
+        }
+        None => None,
+    };
+    let file = config.as_ref().map(|c| c.run.clone()).unwrap_or_default();
+    let groups = if args.log_groups.is_empty() {
+        file.log_groups.clone().unwrap_or_default()
+    } else {
+        args.log_groups.clone()
+    };
+    if groups.is_empty() {
+        bail!("no log group: give --log-group NAME (repeatable) or `run.log_groups` in --config");
+    }
+    let topic = args.topic_arn.clone().or(file.topic_arn.clone());
+    if topic.is_none() && !args.dry_run {
+        bail!(
+            "no SNS topic: give --topic-arn ARN (see `trailwatch topic create`), or --dry-run to print findings"
+        );
+    }
+    let now = chrono::Utc::now();
+    let start_from = match args.start_from.as_deref().or(file.start_from.as_deref()) {
+        None | Some("checkpoint") => StartFrom::Checkpoint,
+        Some("now") => StartFrom::Now,
+        Some(t) => StartFrom::Time(
+            parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("--start-from: {e}"))?,
+        ),
+    };
+    let pick = |flag: &Option<String>, from_file: &Option<String>| -> Option<String> {
+        flag.clone().or(from_file.clone())
+    };
+    let mut engine = match &config {
+        Some(c) => c.settings(),
+        None => crate::engine::Settings::default(),
+    };
+    if let Some(l) = args.allowed_lateness {
+        engine.lateness = l;
+    }
+    let wide = match pick(&args.wide_rescan, &file.wide_rescan) {
+        None => None,
+        Some(w) => Some((
+            dur(Some(&w), "--wide-rescan", 0)?,
+            dur(
+                pick(&args.wide_rescan_every, &file.wide_rescan_every).as_deref(),
+                "--wide-rescan-every",
+                3_600_000,
+            )?,
+        )),
+    };
+    let silence = dur(
+        pick(&args.silence, &file.silence).as_deref(),
+        "--silence",
+        30 * 60_000,
+    )?;
+    let min_level = match (args.tuning.min_level, file.min_level.as_deref()) {
+        (Some(l), _) => l,
+        (None, Some(s)) => parse_level(s).map_err(|e| anyhow::anyhow!("run.min_level: {e}"))?,
+        (None, None) => Level::Informational,
+    };
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .or(std::env::var("AWS_DEFAULT_REGION").ok())
+        .or(file.region.clone());
+    let opts = LiveOptions {
+        tail: TailConfig {
+            groups: groups.clone(),
+            overlap: dur(
+                pick(&args.overlap, &file.overlap).as_deref(),
+                "--overlap",
+                15 * 60_000,
+            )?,
+            rescan_every: dur(
+                pick(&args.rescan_every, &file.rescan_every).as_deref(),
+                "--rescan-every",
+                60_000,
+            )?,
+            wide,
+            requests_per_sec: args
+                .requests_per_second
+                .or(file.requests_per_second)
+                .unwrap_or(2.0),
+            ..TailConfig::default()
+        },
+        start_from,
+        poll: Duration::from_millis(
+            dur(pick(&args.poll, &file.poll).as_deref(), "--poll", 1_000)?.max(50) as u64,
+        ),
+        engine,
+        min_level,
+        silence: (silence > 0).then_some(silence),
+        checkpoint_every: 5_000,
+        once: args.once,
+        pacing: Pacing {
+            per_minute: args
+                .max_messages_per_minute
+                .or(file.max_messages_per_minute)
+                .unwrap_or(10)
+                .max(1),
+            ..Pacing::default()
+        },
+        region: region.clone(),
+    };
+    if opts.tail.requests_per_sec <= 0.0 || !opts.tail.requests_per_sec.is_finite() {
+        bail!("--requests-per-second must be a positive number");
+    }
+    let source = RuleSource {
+        paths: args.rules.clone(),
+        builtin: args.builtin,
+        placeholders: None,
+        logsource_service: Vec::new(),
+    };
+    let (rules, exceptions) = args.tuning.apply(source.load_for_run(args.skip_invalid)?)?;
+    if rules.is_empty() {
+        bail!("no rules loaded; nothing to evaluate");
+    }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or(file.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    let state = StateDir::open(&state_dir)?;
+    let metrics_addr = args.metrics_addr.clone().or(file.metrics_addr.clone());
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let sdk = aws_config(file.region.clone()).await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        let output = if args.dry_run {
+            Output::Print {
+                json: args.output != "text",
+                out: Box::new(std::io::stdout()),
+            }
+        } else {
+            Output::Sns(Sns {
+                client: aws_sdk_sns::Client::new(&sdk),
+                topic_arn: topic.clone().unwrap_or_default(),
+            })
+        };
+        let metrics = Arc::new(Metrics::default());
+        if let Some(addr) = &metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
+            tokio::spawn(live::serve_metrics(listener, metrics.clone()));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        {
+            let (stop, wake) = (stop.clone(), wake.clone());
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                eprintln!("trailwatch: stopping: writing the checkpoint");
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                wake.notify_one();
+            });
+        }
+        eprintln!(
+            "trailwatch: tailing {} ({} rules, {} correlations); state in {}; {}",
+            groups.join(", "),
+            rules.len(),
+            rules.plans().plans.len(),
+            state_dir.display(),
+            match (&topic, args.dry_run) {
+                (_, true) => "printing findings (--dry-run)".to_string(),
+                (Some(t), false) => format!("publishing to {t}"),
+                (None, false) => String::new(),
+            }
+        );
+        let summary = live::run(
+            &opts,
+            &rules,
+            &exceptions,
+            logs,
+            output,
+            &state,
+            stop,
+            wake,
+            metrics,
+        )
+        .await?;
+        eprintln!(
+            "trailwatch: {} events, {} findings in {} polls; {} finding(s) waiting in the outbox",
+            summary.events, summary.findings, summary.cycles, summary.outbox_pending
+        );
+        Ok::<_, anyhow::Error>(Outcome::Ok)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn sdk_error<E>(e: &aws_sdk_sns::error::SdkError<E>) -> String
+where
+    E: std::error::Error + 'static,
+{
+    aws_sdk_sns::error::DisplayErrorContext(e).to_string()
+}
+
+pub fn topic(cmd: TopicCommand) -> Result<Outcome> {
+    let TopicCommand::Create { name } = cmd;
+    if name.is_empty()
+        || name.len() > 256
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!(
+            "topic name `{name}`: use 1–256 letters, digits, hyphens or underscores (a standard topic; FIFO topics cannot deliver e-mail)"
+        );
+    }
+    runtime()?.block_on(async {
+        let sdk = aws_config(None).await;
+        let client = aws_sdk_sns::Client::new(&sdk);
+        let out = client
+            .create_topic()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create topic {name}: {}", sdk_error(&e)))?;
+        let arn = out.topic_arn().unwrap_or_default();
+        println!("{arn}");
+        eprintln!(
+            "Created (or found) topic {name}. Next: trailwatch subscribe --topic-arn {arn} --email you@example.com"
+        );
+        Ok(Outcome::Ok)
+    })
+}
+
+fn plausible_email(a: &str) -> bool {
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !a.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+pub fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
+    if !plausible_email(&args.email) {
+        bail!("`{}` does not look like an e-mail address", args.email);
+    }
+    if !args.topic_arn.starts_with("arn:") || args.topic_arn.ends_with(".fifo") {
+        bail!(
+            "--topic-arn `{}`: give the ARN of a standard SNS topic (FIFO topics cannot deliver e-mail)",
+            args.topic_arn
+        );
+    }
+    runtime()?.block_on(async {
+        let sdk = aws_config(None).await;
+        let client = aws_sdk_sns::Client::new(&sdk);
+        let out = client
+            .subscribe()
+            .topic_arn(&args.topic_arn)
+            .protocol("email")
+            .endpoint(&args.email)
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot subscribe {}: {}", args.email, sdk_error(&e)))?;
+        let arn = out.subscription_arn().unwrap_or("pending confirmation");
+        println!("{arn}");
+        eprintln!(
+            "AWS has sent a confirmation e-mail to {}. Open it and click \"Confirm subscription\": \
+             until then no finding is delivered to that address.",
+            args.email
+        );
+        Ok(Outcome::Ok)
+    })
+}

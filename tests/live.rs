@@ -1,0 +1,685 @@
+//! Live mode end to end: the real binary, the real AWS SDK, HTTP to the AWS emulator (moto)
+//! started by `./scripts/test`. Without the emulator these tests fail loudly.
+//!
+//! Each test uses its own log group, topic and state directory, so they run in parallel on
+//! one emulator. Published messages are read back from moto's `/moto-api/data.json`.
+
+use serde_json::{Value, json};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run the suite through ./scripts/test, which starts \
+             the AWS emulator (these tests never skip silently)"
+        )
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    endpoint();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn uuid(n: u64, salt: &str) -> String {
+    let h = trailwatch::finding::stable_id(&[salt, &n.to_string()]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A CloudTrail record as a trail sends it to CloudWatch Logs.
+fn record(name: &str, user: &str, ms: i64, id: &str) -> String {
+    json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+            "arn": format!("arn:aws:iam::123456789012:user/{user}"),
+            "accountId": "123456789012", "accessKeyId": "AKIAEXAMPLE", "userName": user},
+        "eventTime": rfc3339(ms),
+        "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.15.0 \u{1b}[31mred",
+        "requestParameters": {"name": "main-trail", "password": "hunter2"},
+        "responseElements": null,
+        "requestID": "req",
+        "eventID": id,
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": "123456789012",
+        "eventCategory": "Management"
+    })
+    .to_string()
+}
+
+const RULE: &str = r#"title: Test - CloudTrail logging stopped
+id: 5d1c2b3a-0000-4000-8000-000000000001
+status: test
+description: |
+  Someone stopped a trail. Check first: who, and whether it was planned.
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  selection:
+    eventName: StopLogging
+  condition: selection
+falsepositives:
+  - Planned maintenance
+level: high
+"#;
+
+struct Setup {
+    group: String,
+    topic: String,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(name: &str) -> Setup {
+        let group = format!("trail-{name}-{}", now_ms());
+        let topic_name = format!("alerts-{name}-{}", now_ms());
+        let topic = rt().block_on(async {
+            let c = sdk().await;
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
+            logs.create_log_group()
+                .log_group_name(&group)
+                .send()
+                .await
+                .expect("create log group in the emulator");
+            let sns = aws_sdk_sns::Client::new(&c);
+            sns.create_topic()
+                .name(&topic_name)
+                .send()
+                .await
+                .expect("create topic")
+                .topic_arn()
+                .unwrap()
+                .to_string()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
+        Setup { group, topic, dir }
+    }
+
+    /// Puts records (timestamp, message) into a new stream of the group.
+    fn put(&self, stream: &str, mut events: Vec<(i64, String)>) {
+        events.sort_by_key(|e| e.0);
+        rt().block_on(async {
+            let c = sdk().await;
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
+            logs.create_log_stream()
+                .log_group_name(&self.group)
+                .log_stream_name(stream)
+                .send()
+                .await
+                .expect("create stream");
+            let evs: Vec<_> = events
+                .into_iter()
+                .map(|(ts, m)| {
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(ts)
+                        .message(m)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            logs.put_log_events()
+                .log_group_name(&self.group)
+                .log_stream_name(stream)
+                .set_log_events(Some(evs))
+                .send()
+                .await
+                .expect("put log events");
+        });
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn cmd(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+        c.args([
+            "run",
+            "--log-group",
+            &self.group,
+            "--topic-arn",
+            &self.topic,
+        ])
+        .arg("--rules")
+        .arg(self.dir.path().join("rule.yml"))
+        .arg("--state-dir")
+        .arg(self.state());
+        // The first run starts an hour back; later ones resume from the checkpoint.
+        if !self.state().join("checkpoint.json").exists() {
+            c.args(["--start-from", "1h"]);
+        }
+        c.args(extra);
+        c
+    }
+
+    fn run_once(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["--once"];
+        args.extend_from_slice(extra);
+        let out = self.cmd(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "trailwatch run failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// (subject, message) of every notification SNS accepted on our topic.
+    fn notifications(&self) -> Vec<(String, Value)> {
+        notifications(&self.topic)
+    }
+}
+
+fn http_get(path: &str) -> String {
+    use std::io::{Read, Write};
+    let url = endpoint();
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(authority).expect("connect to the emulator");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // moto may answer chunked.
+    if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        return out;
+    }
+    body.to_string()
+}
+
+fn notifications(topic: &str) -> Vec<(String, Value)> {
+    let data: Value = serde_json::from_str(&http_get("/moto-api/data.json")).unwrap();
+    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+    let t = topics
+        .iter()
+        .find(|t| t["arn"] == topic)
+        .expect("our topic in moto's data");
+    t["sent_notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            let msg: Value = serde_json::from_str(n[1].as_str().unwrap()).unwrap();
+            (n[2].as_str().unwrap_or("").to_string(), msg)
+        })
+        .collect()
+}
+
+fn default_of(msg: &Value) -> Value {
+    serde_json::from_str(msg["default"].as_str().unwrap()).unwrap()
+}
+
+fn finding_ids(ns: &[(String, Value)]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (_, m) in ns {
+        let d = default_of(m);
+        if d["kind"] == "digest" {
+            for f in d["findings"].as_array().unwrap() {
+                ids.push(f["id"].as_str().unwrap().to_string());
+            }
+        } else {
+            ids.push(d["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+#[test]
+fn publishes_a_finding_an_operator_can_act_on() {
+    let s = Setup::new("publish");
+    let t = now_ms() - 60_000;
+    s.put(
+        "123456789012_CloudTrail_us-east-1",
+        vec![
+            (t, record("StopLogging", "alice", t, &uuid(1, "publish"))),
+            (
+                t + 1,
+                record("DescribeTrails", "alice", t + 1, &uuid(2, "publish")),
+            ),
+        ],
+    );
+    s.run_once(&[]);
+    let ns = s.notifications();
+    assert_eq!(ns.len(), 1, "{ns:?}");
+    let (subject, msg) = &ns[0];
+    assert_eq!(
+        subject,
+        "[HIGH] Test - CloudTrail logging stopped by alice (123456789012/us-east-1)"
+    );
+    let keys: Vec<&String> = msg.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["default", "email"]);
+    let email = msg["email"].as_str().unwrap();
+    assert!(email.contains("Someone stopped a trail."), "{email}");
+    assert!(email.contains("source IP: 198.51.100.7"), "{email}");
+    assert!(!email.contains('\u{1b}'), "escape sequences are stripped");
+    assert!(!email.contains("hunter2") && !msg["default"].as_str().unwrap().contains("hunter2"));
+    let d = default_of(msg);
+    assert_eq!(d["kind"], "match");
+    assert_eq!(d["event_ids"][0], uuid(1, "publish"));
+    assert_eq!(d["event"]["requestParameters"]["password"], "[REDACTED]");
+    // The checkpoint is there and a second run publishes nothing again.
+    assert!(s.state().join("checkpoint.json").exists());
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 1);
+}
+
+#[test]
+fn late_event_behind_the_cursor_is_found_by_the_overlap_rescan() {
+    let s = Setup::new("late");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "late")))],
+    );
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 1);
+    // Delivered late: stamped 10 minutes before the event already read.
+    let late = t - 10 * 60_000;
+    s.put(
+        "s2",
+        vec![(late, record("StopLogging", "bob", late, &uuid(2, "late")))],
+    );
+    s.run_once(&[]);
+    let ids = finding_ids(&s.notifications());
+    assert_eq!(ids.len(), 2, "late event found exactly once: {ids:?}");
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 2, "nothing published twice");
+}
+
+#[test]
+fn sns_down_findings_wait_in_the_outbox_and_go_out_in_order() {
+    let s = Setup::new("outbox");
+    let t = now_ms() - 120_000;
+    let evs: Vec<(i64, String)> = (0..3)
+        .map(|i| {
+            let ts = t + i * 1000;
+            (
+                ts,
+                record(
+                    "StopLogging",
+                    &format!("u{i}"),
+                    ts,
+                    &uuid(i as u64, "outbox"),
+                ),
+            )
+        })
+        .collect();
+    s.put("s1", evs);
+    // SNS unreachable: a closed port.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = s
+        .cmd(&["--once"])
+        .env("AWS_ENDPOINT_URL_SNS", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("wait in the outbox"), "{err}");
+    assert!(s.notifications().is_empty());
+    let outbox = std::fs::read_to_string(s.state().join("outbox.jsonl")).unwrap();
+    assert_eq!(outbox.lines().count(), 3, "{outbox}");
+    // SNS is back: the waiting findings go out, in order, once.
+    let out = s.run_once(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wait in the outbox; publishing them first"),
+        "{err}"
+    );
+    let ns = s.notifications();
+    let users: Vec<String> = ns
+        .iter()
+        .map(|(_, m)| default_of(m)["principal"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        users,
+        [
+            "arn:aws:iam::123456789012:user/u0",
+            "arn:aws:iam::123456789012:user/u1",
+            "arn:aws:iam::123456789012:user/u2"
+        ]
+    );
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 3);
+}
+
+#[test]
+fn a_burst_becomes_digests_within_the_rate_limit() {
+    let s = Setup::new("burst");
+    let t = now_ms() - 300_000;
+    let evs: Vec<(i64, String)> = (0..40)
+        .map(|i| {
+            let ts = t + i * 100;
+            (
+                ts,
+                record(
+                    "StopLogging",
+                    &format!("u{i}"),
+                    ts,
+                    &uuid(i as u64, "burst"),
+                ),
+            )
+        })
+        .collect();
+    s.put("s1", evs);
+    s.run_once(&["--max-messages-per-minute", "5"]);
+    let ns = s.notifications();
+    assert!(ns.len() <= 5, "at most 5 messages: {}", ns.len());
+    let d = default_of(&ns[0].1);
+    assert_eq!(d["kind"], "digest");
+    assert_eq!(d["count"], 40);
+    assert!(
+        ns[0].0.starts_with("[HIGH] 40 trailwatch findings"),
+        "{}",
+        ns[0].0
+    );
+    let ids = finding_ids(&ns);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (40, 40));
+}
+
+#[test]
+fn second_instance_on_the_same_state_dir_is_refused() {
+    let s = Setup::new("lock");
+    let mut first = s
+        .cmd(&["--poll", "200ms"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first holds the lock (it writes its state directory first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.state().join("LOCK").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let out = s.cmd(&["--once"]).output().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another trailwatch process"),
+        "{err}"
+    );
+}
+
+fn sigterm(child: &std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+#[test]
+fn silent_log_group_is_reported_and_sigterm_checkpoints() {
+    let s = Setup::new("silence");
+    let child = s
+        .cmd(&["--poll", "200ms", "--silence", "2s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while s.notifications().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("writing the checkpoint"), "{err}");
+    let ns = s.notifications();
+    assert_eq!(ns.len(), 1, "one silence finding, not one per poll: {ns:?}");
+    assert!(
+        ns[0]
+            .0
+            .starts_with("[HIGH] No CloudTrail events from log group"),
+        "{}",
+        ns[0].0
+    );
+    let d = default_of(&ns[0].1);
+    assert_eq!(d["kind"], "health");
+    assert_eq!(d["details"]["log_group"], s.group);
+    let cp: Value =
+        serde_json::from_slice(&std::fs::read(s.state().join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(cp["silent"][0], s.group);
+}
+
+#[test]
+fn killed_at_any_moment_no_event_skipped_no_finding_twice() {
+    let s = Setup::new("kill");
+    let base = now_ms() - 600_000;
+    let total = 24u64;
+    // Events arrive in batches while the tailer runs; it is killed with SIGKILL in between.
+    for round in 0..3u64 {
+        let evs: Vec<(i64, String)> = (0..total / 3)
+            .map(|i| {
+                let n = round * (total / 3) + i;
+                let ts = base + n as i64 * 1000;
+                (
+                    ts,
+                    record("StopLogging", &format!("u{n}"), ts, &uuid(n, "kill")),
+                )
+            })
+            .collect();
+        s.put(&format!("s{round}"), evs);
+        let mut child = s
+            .cmd(&["--poll", "100ms", "--max-messages-per-minute", "1000"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700 + round * 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let before_final = finding_ids(&s.notifications()).len();
+    eprintln!("published before the final run: {before_final} of {total}");
+    s.run_once(&["--max-messages-per-minute", "1000"]);
+    let ids = finding_ids(&s.notifications());
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len() as u64,
+        total,
+        "every event's finding published: {ids:?}"
+    );
+    assert_eq!(ids.len(), unique.len(), "no finding published twice");
+}
+
+#[test]
+fn dry_run_prints_json_lines() {
+    let s = Setup::new("dry");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "dry")))],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["run", "--log-group", &s.group, "--dry-run", "--once"])
+        .arg("--rules")
+        .arg(s.dir.path().join("rule.yml"))
+        .arg("--state-dir")
+        .arg(s.state())
+        .args(["--start-from", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["rule"]["level"], "high");
+    assert!(s.notifications().is_empty());
+}
+
+#[test]
+fn topic_create_and_subscribe() {
+    let name = format!("cli-topic-{}", now_ms());
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["topic", "create", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arn = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        arn.starts_with("arn:aws:sns:") && arn.ends_with(&name),
+        "{arn}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "subscribe",
+            "--topic-arn",
+            &arn,
+            "--email",
+            "secops@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Confirm subscription"));
+    let data: Value = serde_json::from_str(&http_get("/moto-api/data.json")).unwrap();
+    let subs = data["sns"]["Subscription"].as_array().unwrap();
+    assert!(subs.iter().any(|s| s["topic_arn"] == arn
+        && s["protocol"] == "email"
+        && s["endpoint"] == "secops@example.com"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "subscribe",
+            "--topic-arn",
+            &arn,
+            "--email",
+            "not-an-address",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn crash_before_the_checkpoint_rereads_events_without_publishing_twice() {
+    let s = Setup::new("stale");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "stale")))],
+    );
+    s.run_once(&[]);
+    let before = std::fs::read(s.state().join("checkpoint.json")).unwrap();
+    assert_eq!(s.notifications().len(), 1);
+    // Then, as if the process died after queueing and publishing a finding but before its
+    // checkpoint reached the disk, the older checkpoint comes back.
+    let t2 = now_ms() - 30_000;
+    s.put(
+        "s2",
+        vec![(t2, record("StopLogging", "bob", t2, &uuid(2, "stale")))],
+    );
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 2);
+    std::fs::write(s.state().join("checkpoint.json"), before).unwrap();
+    s.run_once(&[]);
+    let ids = finding_ids(&s.notifications());
+    assert_eq!(
+        ids.len(),
+        2,
+        "re-read events are not published again: {ids:?}"
+    );
+}
+
+#[test]
+fn event_later_than_the_overlap_needs_the_wide_rescan() {
+    let s = Setup::new("wide");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "wide")))],
+    );
+    s.run_once(&["--overlap", "5m"]);
+    let very_late = t - 20 * 60_000;
+    s.put(
+        "s2",
+        vec![(
+            very_late,
+            record("StopLogging", "bob", very_late, &uuid(2, "wide")),
+        )],
+    );
+    // Beyond the 5-minute overlap: not seen by forward reads or the overlap re-scan.
+    s.run_once(&["--overlap", "5m"]);
+    assert_eq!(s.notifications().len(), 1);
+    // The wide re-scan finds it, once.
+    s.run_once(&["--overlap", "5m", "--wide-rescan", "1h"]);
+    assert_eq!(finding_ids(&s.notifications()).len(), 2);
+    s.run_once(&["--overlap", "5m", "--wide-rescan", "1h"]);
+    assert_eq!(finding_ids(&s.notifications()).len(), 2);
+}
