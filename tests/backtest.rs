@@ -1606,3 +1606,23 @@ fn secrets_never_appear_in_any_output() {
         }
     }
 }
+
+#[test]
+fn text_format_strips_terminal_escapes_from_event_text() {
+    let s = Scratch::new();
+    let mut r = rec("e-esc", "StopLogging", "2023-07-10T12:00:00Z");
+    r["userIdentity"]["arn"] =
+        json!("arn:aws:iam::111122223333:user/\u{1b}[2J\u{1b}]0;pwned\u{7}mallory\r\nFAKE LINE");
+    let input = write(s.path(), "in.json", records_doc(&[r]));
+    let o = s.backtest(&[&input]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\r'),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("user/mallory FAKE LINE called StopLogging"),
+        "{out}"
+    );
+}

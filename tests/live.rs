@@ -683,3 +683,78 @@ fn event_later_than_the_overlap_needs_the_wide_rescan() {
     s.run_once(&["--overlap", "5m", "--wide-rescan", "1h"]);
     assert_eq!(finding_ids(&s.notifications()).len(), 2);
 }
+
+#[test]
+fn metrics_endpoint_and_config_file() {
+    use std::io::{Read, Write};
+    let s = Setup::new("metrics");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "metrics")))],
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // Settings from the `run:` section of a configuration file; no flags but --config.
+    let cfg = s.dir.path().join("trailwatch.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "run:\n  log_groups: [{}]\n  topic_arn: {}\n  state_dir: {}\n  start_from: 1h\n  poll: 200ms\n  metrics_addr: 127.0.0.1:{port}\n",
+            s.group,
+            s.topic,
+            s.state().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--rules")
+        .arg(s.dir.path().join("rule.yml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut body = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            body.clear();
+            let _ = c.read_to_string(&mut body);
+            if body.contains("trailwatch_sns_messages_total 1") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    for needle in [
+        "trailwatch_events_total 1",
+        "trailwatch_findings_total 1",
+        "trailwatch_sns_messages_total 1",
+        "trailwatch_outbox_pending 0",
+        "# TYPE trailwatch_tail_requests_total counter",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in {body}");
+    }
+    assert_eq!(s.notifications().len(), 1);
+    // An unknown key in the configuration is refused with its name.
+    std::fs::write(&cfg, "run:\n  log_group: [x]\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `log_group`"));
+}

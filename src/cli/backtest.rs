@@ -140,17 +140,19 @@ fn level_tag(l: Level) -> &'static str {
 
 /// One line per finding: level, event time, the summary sentence (which starts with the
 /// rule title) and the CloudTrail event id to look the record up. Finding ids and the
-/// redacted event are in the JSON formats.
+/// redacted event are in the JSON formats. Text from events is attacker-controlled: control
+/// characters and terminal escape sequences are stripped.
 fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
+    use crate::sink::message::clean;
     write!(
         out,
         "{:<8} {}  {}",
         level_tag(f.rule.level),
         f.time.as_deref().unwrap_or("-"),
-        f.summary
+        clean(&f.summary, 4000)
     )?;
     match f.event_ids.first() {
-        Some(id) => writeln!(out, " [event {id}]"),
+        Some(id) => writeln!(out, " [event {}]", clean(id, 100)),
         None => writeln!(out),
     }
 }
@@ -259,7 +261,7 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
         }
         writeln!(out, "\ntop principals:")?;
         for (p, n) in s.top_principals.iter().take(5) {
-            writeln!(out, "{n:>8}  {p}")?;
+            writeln!(out, "{n:>8}  {}", crate::sink::message::clean(p, 400))?;
         }
     }
     Ok(())
