@@ -758,3 +758,54 @@ fn metrics_endpoint_and_config_file() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `log_group`"));
 }
+
+#[test]
+fn several_log_groups_and_a_future_stamp_do_not_blind_the_tail() {
+    let a = Setup::new("multi-a");
+    let b = Setup::new("multi-b");
+    let t = now_ms() - 60_000;
+    // A record stamped 90 minutes in the future (PutLogEvents accepts up to 2 h ahead).
+    let future = now_ms() + 90 * 60_000;
+    a.put(
+        "s1",
+        vec![
+            (t, record("StopLogging", "alice", t, &uuid(1, "multi"))),
+            (
+                future,
+                record("DescribeTrails", "alice", future, &uuid(9, "multi")),
+            ),
+        ],
+    );
+    b.put(
+        "s1",
+        vec![(t, record("StopLogging", "bob", t, &uuid(2, "multi")))],
+    );
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["run", "--log-group", &a.group, "--log-group", &b.group])
+            .args(["--topic-arn", &a.topic, "--once"])
+            .arg("--rules")
+            .arg(a.dir.path().join("rule.yml"))
+            .arg("--state-dir")
+            .arg(a.state())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--start-from", "1h"]);
+    assert_eq!(a.notifications().len(), 2);
+    // An event after the future-stamped one, stamped now: still read.
+    let t2 = now_ms() - 1_000;
+    a.put(
+        "s2",
+        vec![(t2, record("StopLogging", "carol", t2, &uuid(3, "multi")))],
+    );
+    run(&[]);
+    let ids = finding_ids(&a.notifications());
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}

@@ -469,8 +469,11 @@ impl Tail {
             if done {
                 let s = self.scans.remove(0);
                 if s.kind == Kind::Forward {
+                    // Never past the present: one record stamped in the future (a clock error,
+                    // or a writer to the group with bad intent) must not move every later read
+                    // beyond the events that follow it.
                     let p = &mut self.positions[s.group];
-                    p.cursor = p.cursor.max(s.newest);
+                    p.cursor = p.cursor.max(s.newest.min(now));
                 }
             }
         }
