@@ -809,3 +809,26 @@ fn several_log_groups_and_a_future_stamp_do_not_blind_the_tail() {
     let ids = finding_ids(&a.notifications());
     assert_eq!(ids.len(), 3, "{ids:?}");
 }
+
+#[test]
+fn junk_in_the_log_group_is_reported_with_its_place_and_the_run_goes_on() {
+    let s = Setup::new("junk");
+    let t = now_ms() - 60_000;
+    let good = record("StopLogging", "alice", t + 2, &uuid(1, "junk"));
+    s.put(
+        "junk-stream",
+        vec![
+            (t, "not json at all".to_string()),
+            (t + 1, good[..good.len() / 2].to_string()),
+            (t + 2, good.clone()),
+        ],
+    );
+    let out = s.run_once(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("log group {}, stream junk-stream", s.group)),
+        "{err}"
+    );
+    assert_eq!(err.matches("not a CloudTrail record").count(), 2, "{err}");
+    assert_eq!(s.notifications().len(), 1);
+}
