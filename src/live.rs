@@ -529,7 +529,7 @@ pub async fn run(
                     let n = metrics.malformed.fetch_add(1, Ordering::Relaxed) + 1;
                     // The first hundred are reported one by one, then every thousandth, so a
                     // flood of junk in the group cannot flood the logs (all are counted).
-                    if n <= 100 || n % 1000 == 0 {
+                    if n <= 100 || n.is_multiple_of(1000) {
                         eprintln!(
                             "trailwatch: warning: log group {}, stream {}, event {}: not a CloudTrail record ({n} so far): {e}",
                             raw.group, raw.stream, raw.cwl_id
