@@ -13,5 +13,6 @@ pub mod event;
 pub mod exceptions;
 pub mod finding;
 pub mod rules;
+pub mod simulate;
 pub mod source;
 pub mod time;

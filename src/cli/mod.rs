@@ -2,6 +2,7 @@
 
 mod backtest;
 mod rules;
+mod simulate;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +57,9 @@ enum Command {
     /// Write, check and inspect detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Simulated, labelled traffic for evaluating baselines, and its scorer.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
 }
 
 /// Which rules to load (shared by every command that loads rules).
@@ -235,6 +239,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Backtest(args) => backtest::run(*args),
+        Command::Simulate(cmd) => simulate::run(cmd),
     };
     match result {
         Ok(o) => o.into(),
