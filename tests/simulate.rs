@@ -247,6 +247,26 @@ fn archive_is_deterministic_and_labels_hold_in_the_data() {
         }
     }
 
+    // Nothing unlabelled looks like an anomaly: outside the labels and the daily jobs' hours,
+    // no principal makes 20 writes or 10 refused calls in a minute.
+    for (map, limit) in [(&writes, 20), (&errors, 10)] {
+        for ((p, m), n) in map.iter() {
+            if *n < limit {
+                continue;
+            }
+            let labelled = labels.anomalies.iter().any(|l| {
+                l.principal == *p
+                    && *m >= (ms(&l.start) - start) / 60_000
+                    && *m < (ms(&l.end) - start) / 60_000
+            });
+            let job = labels
+                .periodic_jobs
+                .iter()
+                .any(|j| j.principal == *p && (m / 60) % 24 == j.hour_utc as i64);
+            assert!(labelled || job, "{p} minute {m}: {n} calls, unlabelled");
+        }
+    }
+
     // Background refusals exist outside the storms, but stay a handful per principal-day.
     let storm_principals: HashSet<&str> = labels
         .anomalies
