@@ -221,6 +221,8 @@ pub struct PeriodicLabel {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Labels {
+    /// Parameters of the generator ([`GeneratorInfo`]); free-form in hand-written labels.
+    #[serde(default)]
     pub generator: Value,
     pub anomalies: Vec<AnomalyLabel>,
     #[serde(default)]

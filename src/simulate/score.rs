@@ -195,6 +195,8 @@ pub struct Report {
     pub false_positives: usize,
     pub precision: Option<f64>,
     pub latency_seconds: Latency,
+    /// The same per anomaly kind (`write_burst`, `error_storm`).
+    pub latency_seconds_by_kind: BTreeMap<String, Latency>,
     pub periodic_findings_after_day3: usize,
     pub hits: Vec<Hit>,
     pub misses: Vec<Miss>,
@@ -346,6 +348,25 @@ pub fn score(labels: &Labels, findings: &Findings) -> Result<Report, ScoreError>
         }
     }
     latencies.sort_by(f64::total_cmp);
+    let mut by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for h in &hits {
+        by_kind
+            .entry(h.kind.to_string())
+            .or_default()
+            .push(h.latency_seconds);
+    }
+    let latency_seconds_by_kind = by_kind
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let l = Latency {
+                median: median(&v),
+                p90: percentile(&v, 0.9),
+                max: v.last().copied(),
+            };
+            (k, l)
+        })
+        .collect();
     let ended: HashSet<&str> = findings.ends.iter().flatten().map(String::as_str).collect();
     let open_incidents = findings
         .starts
@@ -400,6 +421,7 @@ pub fn score(labels: &Labels, findings: &Findings) -> Result<Report, ScoreError>
         false_positives: fps.len(),
         precision,
         latency_seconds: latency,
+        latency_seconds_by_kind,
         periodic_findings_after_day3: periodic,
         hits,
         misses,
@@ -476,6 +498,15 @@ impl Report {
                     .is_some_and(|m| m <= TARGET_MEDIAN_LATENCY_S)
             )
         );
+        for (kind, l) in &self.latency_seconds_by_kind {
+            let _ = writeln!(
+                s,
+                "  {kind:<18} median {}, p90 {}, max {}",
+                opt(l.median, 0),
+                opt(l.p90, 0),
+                opt(l.max, 0)
+            );
+        }
         let _ = writeln!(
             s,
             "daily-job findings after day {PERIODIC_LEARNING_DAYS}: {}   target 0   {}",
@@ -603,6 +634,7 @@ mod tests {
         assert_eq!(r.precision, Some(1.0));
         assert_eq!(r.latency_seconds.median, Some(120.0));
         assert_eq!(r.latency_seconds.max, Some(180.0));
+        assert_eq!(r.latency_seconds_by_kind["write_burst"].median, Some(120.0));
         assert_eq!(r.end_findings, 1);
         assert_eq!(r.open_incidents, 1);
         assert_eq!(r.other_findings, 1);
