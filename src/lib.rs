@@ -14,6 +14,7 @@ pub mod exceptions;
 pub mod finding;
 pub mod live;
 pub mod rules;
+pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod state;

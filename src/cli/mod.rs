@@ -3,6 +3,7 @@
 mod backtest;
 mod rules;
 mod run;
+mod simulate;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -64,6 +65,9 @@ enum Command {
     Topic(run::TopicCommand),
     /// Subscribe an e-mail address to the findings topic.
     Subscribe(run::SubscribeArgs),
+    /// Simulated, labelled traffic for evaluating baselines, and its scorer.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
 }
 
 /// Which rules to load (shared by every command that loads rules).
@@ -246,6 +250,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Topic(cmd) => run::topic(cmd),
         Command::Subscribe(args) => run::subscribe(args),
+        Command::Simulate(cmd) => simulate::run(cmd),
     };
     match result {
         Ok(o) => o.into(),
