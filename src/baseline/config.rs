@@ -212,6 +212,62 @@ pub struct BaselineDoc {
     pub config: Config,
 }
 
+/// Compiles a YAML document with a top-level `baseline:` mapping (called by the rule loader).
+pub(crate) fn compile_document(
+    ctx: &mut crate::rules::parse::Ctx<'_>,
+    root: &crate::rules::yaml::Node,
+    node: &crate::rules::yaml::Node,
+    doc: usize,
+    mut meta: crate::rules::RuleMeta,
+    source: crate::rules::RuleSource,
+) -> crate::rules::parse::DocOutcome {
+    use crate::rules::parse::{DocOutcome, Item};
+    let before = ctx.errors();
+    for key in ["detection", "correlation"] {
+        if let Some(n) = root.get(key) {
+            ctx.error(
+                n.pos,
+                format!("a `baseline` document has no `{key}`"),
+                Some("put detection and correlation rules in their own documents".into()),
+            );
+        }
+    }
+    if !node.is_null() && node.as_map().is_none() {
+        ctx.error(
+            node.pos,
+            format!(
+                "`baseline` must be a mapping of settings, found {}",
+                node.kind_name()
+            ),
+            Some("see docs/baselines.md for the fields".into()),
+        );
+        return DocOutcome::Invalid;
+    }
+    let config = match Config::from_json(node.to_json()) {
+        Ok(c) => Some(c),
+        Err(message) => {
+            ctx.error(
+                node.pos,
+                format!("invalid `baseline`: {message}"),
+                Some("see docs/baselines.md for the fields and their ranges".into()),
+            );
+            None
+        }
+    };
+    if ctx.errors() > before {
+        return DocOutcome::Invalid;
+    }
+    let Some(config) = config else {
+        return DocOutcome::Invalid;
+    };
+    crate::rules::parse::fill_missing_id(ctx, root, doc, &mut meta);
+    DocOutcome::Items(vec![Item::Baseline(Box::new(BaselineDoc {
+        meta,
+        source,
+        config,
+    }))])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
