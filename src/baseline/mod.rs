@@ -346,6 +346,9 @@ impl Baselines {
         s.note_peak(now, j.observed);
         let warm = (now - s.first_minute) * 60_000 >= cfg.warmup;
         let this_minute = s.minute_count(now);
+        if s.active.is_some() {
+            s.mark_anomalous();
+        }
         if let Some(a) = s.active.as_mut() {
             record(a, obs);
             // The anomaly goes on while a minute alone is above its share of the floors.
@@ -377,6 +380,7 @@ impl Baselines {
             region: obs.region.clone(),
         };
         record(&mut a, obs);
+        s.mark_anomalous();
         self.stats.starts += 1;
         let f = start_finding(&self.rule, cfg, metric, &k.1, &a, s, obs);
         s.active = Some(Box::new(a));

@@ -11,8 +11,9 @@
 //!
 //! The test (see [`Series::judge`]): the expected window count λ is the larger of
 //! `window × mean` of the hour of day and its two neighbours (jitter) plus a small prior, and
-//! the second-largest daily peak of those hours over the last four days (a burst seen at the
-//! same hour on at least two previous days is normal). The window is anomalous when the
+//! the usual daily peak of those hours over the last four days: the largest window count of
+//! a day without an anomaly at that hour, or the second-largest of all days (a burst that
+//! alerted is normal once it has been seen at the same hour on two previous days). The window is anomalous when the
 //! observed count `k` is at least `min_calls`, at least `min_ratio × λ`, and the Poisson upper
 //! tail `P(X ≥ k | λ)` is below the threshold.
 
@@ -115,6 +116,9 @@ pub struct Series {
     hour: i64,
     hour_count: u32,
     hour_peak: u16,
+    /// An anomaly was open during the accumulated hour.
+    #[serde(default)]
+    hour_flag: bool,
     head: i64,
     ring: [u16; RING],
     pub mean: [f32; 24],
@@ -138,6 +142,7 @@ impl Series {
             hour: minute.div_euclid(60),
             hour_count: 0,
             hour_peak: 0,
+            hour_flag: false,
             head: minute,
             ring: [0; RING],
             mean: [0.0; 24],
@@ -156,7 +161,7 @@ impl Series {
         }
         let days = i64::from(history_days.max(1));
         let mut h = self.hour;
-        let (mut count, mut peak) = (self.hour_count, self.hour_peak);
+        let (mut count, mut peak) = (self.hour_count, stored_peak(self.hour_peak, self.hour_flag));
         // Beyond a full history of silence every bucket would be ~0; skip the rest.
         let gap = (target - h).min(days * 24 + 24);
         let last = h + gap;
@@ -177,6 +182,12 @@ impl Series {
         self.hour = target;
         self.hour_count = 0;
         self.hour_peak = 0;
+        self.hour_flag = false;
+    }
+
+    /// Notes that an anomaly is open in the current hour (its peak then needs a second day).
+    pub fn mark_anomalous(&mut self) {
+        self.hour_flag = true;
     }
 
     /// Counts one event at `minute` (already rolled). Late minutes outside the ring only
@@ -267,9 +278,7 @@ impl Series {
         for b in [hod(h - 1), hod(h), hod(h + 1)] {
             if self.days[b] > 0 {
                 mean = mean.max(f64::from(self.mean[b]));
-                let mut p = self.peaks[b];
-                p.sort_unstable_by(|a, b| b.cmp(a));
-                peak = peak.max(p[1]);
+                peak = peak.max(usual_peak(&self.peaks[b]));
             }
         }
         let w = f64::from(window);
@@ -321,6 +330,28 @@ impl Series {
     }
 }
 
+/// Flag bit of a stored daily peak: an anomaly was open in that hour.
+const FLAG: u16 = 0x8000;
+
+fn stored_peak(peak: u16, anomalous: bool) -> u16 {
+    peak.min(FLAG - 1) | if anomalous { FLAG } else { 0 }
+}
+
+/// The window count a recent day makes usual at this hour: the largest peak of a day without
+/// an anomaly at that hour, or the second-largest of all (a burst that alerted becomes usual
+/// once it has happened on two days).
+fn usual_peak(peaks: &[u16; PEAK_DAYS]) -> u16 {
+    let clean = peaks
+        .iter()
+        .filter(|p| **p & FLAG == 0)
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let mut all = peaks.map(|p| p & !FLAG);
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    clean.max(all[1])
+}
+
 /// `P(X ≥ k)` for `X ~ Poisson(λ)`.
 pub fn poisson_upper_tail(lambda: f64, k: u32) -> f64 {
     if k == 0 {
@@ -352,6 +383,9 @@ mod tests {
                 s.add(m, Some("RunInstances"));
                 let j = s.judge(m, cfg);
                 s.note_peak(m, j.observed);
+                if j.hot {
+                    s.mark_anomalous();
+                }
                 if j.hot && hot.last() != Some(&m) {
                     hot.push(m);
                 }
@@ -432,7 +466,8 @@ mod tests {
                 hot_days.push(day);
             }
         }
-        // Day 0 is warm-up; days 1 and 2 may alert; from day 3 on it is normal.
+        // Without warm-up in the model, day 0 alerts (flagged), day 1 too (one flagged day is
+        // not enough), from day 2 on it is normal.
         assert!(
             hot_days.iter().all(|d| *d <= 2),
             "alerted on days {hot_days:?}"

@@ -263,3 +263,154 @@ fn silent_series_expire_after_the_history() {
     assert_eq!(b.len(), 2);
     assert_eq!(b.stats.expired_series, 2);
 }
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// A Poisson draw (Knuth; λ is small here).
+    fn poisson(&mut self, lambda: f64) -> u32 {
+        let l = (-lambda).exp();
+        let (mut k, mut p) = (0u32, 1.0);
+        loop {
+            p *= self.unit();
+            if p <= l {
+                return k;
+            }
+            k += 1;
+        }
+    }
+}
+
+/// 8 days of traffic for 120 principals (sparse, steady and seasonal), 3 daily jobs and 12
+/// injected anomalies (write bursts and error storms) after the warm-up; checks recall,
+/// precision, time to detection and silence on the daily jobs after their third day.
+#[test]
+fn simulated_week_meets_the_targets() {
+    let day = 1440i64;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Per principal: base rate per minute and a business-hours factor.
+    let principals: Vec<(String, f64, f64)> = (0..120)
+        .map(|i| {
+            let rate = match i % 4 {
+                0 => 0.005,
+                1 => 0.1,
+                2 => 0.8,
+                _ => 3.0,
+            } * (0.5 + rng.unit());
+            let seasonal = if i % 3 == 0 { 3.0 } else { 1.0 };
+            (
+                format!("arn:aws:iam::111122223333:role/p{i:03}"),
+                rate,
+                seasonal,
+            )
+        })
+        .collect();
+    // Daily jobs: (principal index, minute of day, calls per minute, minutes).
+    let jobs = [
+        (5usize, 2 * 60, 40u32, 12i64),
+        (17, 13 * 60 + 30, 25, 20),
+        (42, 22 * 60, 60, 10),
+    ];
+    // Anomalies: (principal, start minute, per minute, minutes, error storm?).
+    let mut anomalies = Vec::new();
+    for k in 0..12i64 {
+        let p = (7 + 9 * k as usize) % 120;
+        let start = 2 * day + 60 + k * 8 * 60 + (k * 37) % 60;
+        let storm = k % 3 == 2;
+        let per_min = if storm {
+            25
+        } else {
+            20 + (principals[p].1 * 12.0) as u32
+        };
+        let len = if storm { 5 + k % 10 } else { 10 + (k * 7) % 20 };
+        anomalies.push((p, start, per_min, len, storm));
+    }
+    let mut b = Baselines::new(&doc(Config::default()));
+    let mut out = Vec::new();
+    for m in 0..8 * day {
+        let hour = (m / 60) % 24;
+        let business = (8..18).contains(&hour);
+        for (i, (key, rate, seasonal)) in principals.iter().enumerate() {
+            let lambda = if business { rate * seasonal } else { *rate };
+            let mut n = rng.poisson(lambda);
+            let mut errors = 0;
+            for (p, at, per, len) in jobs.iter().map(|j| (j.0, j.1, j.2, j.3)) {
+                let jitter = (m / day * 7) % 5 - 2;
+                let s = m / day * day + at + jitter;
+                if p == i && (s..s + len).contains(&m) {
+                    n += per;
+                }
+            }
+            for &(p, at, per, len, storm) in &anomalies {
+                if p == i && (at..at + len).contains(&m) {
+                    if storm {
+                        errors += per;
+                    } else {
+                        n += per;
+                    }
+                }
+            }
+            for c in 0..n + errors {
+                let second = i64::from(c * 60 / (n + errors).max(1));
+                let err = (c >= n).then_some("AccessDenied");
+                b.observe(&obs(m, second, key, "RunInstances", err), &mut out);
+            }
+        }
+    }
+    b.finish(&mut out);
+    let starts: Vec<&Finding> = out
+        .iter()
+        .filter(|f| f.details["phase"] == "start")
+        .collect();
+    let ends = out.iter().filter(|f| f.details["phase"] == "end").count();
+    assert_eq!(starts.len(), ends, "every Start has its End");
+    let mut matched = vec![false; anomalies.len()];
+    let mut latencies = Vec::new();
+    let mut false_pos = Vec::new();
+    for f in &starts {
+        let t = f.time_ms.unwrap() / 60_000;
+        let hit = anomalies.iter().position(|&(p, at, _, len, storm)| {
+            principals[p].0 == f.principal
+                && (at..=at + len).contains(&t)
+                && (f.details["metric"] == "error_rate") == storm
+        });
+        match hit {
+            Some(k) => {
+                if !matched[k] {
+                    latencies.push(t - anomalies[k].1);
+                }
+                matched[k] = true;
+            }
+            None => false_pos.push((f.principal.clone(), t / day, t % day, f.summary.clone())),
+        }
+    }
+    let recall = matched.iter().filter(|m| **m).count() as f64 / anomalies.len() as f64;
+    let precision = (starts.len() - false_pos.len()) as f64 / starts.len().max(1) as f64;
+    latencies.sort();
+    let median = latencies
+        .get(latencies.len() / 2)
+        .copied()
+        .unwrap_or(i64::MAX);
+    let job_alerts_late: Vec<_> = false_pos
+        .iter()
+        .filter(|(k, d, _, _)| *d >= 3 && jobs.iter().any(|j| principals[j.0].0 == *k))
+        .collect();
+    eprintln!(
+        "simulated week: {} starts, recall {recall:.3}, precision {precision:.3}, median latency {median} min, latencies {latencies:?}",
+        starts.len()
+    );
+    assert!(recall >= 0.95, "recall {recall}: {matched:?}");
+    assert!(precision >= 0.9, "precision {precision}: {false_pos:#?}");
+    assert!(median <= 2, "median latency {median} min: {latencies:?}");
+    assert!(job_alerts_late.is_empty(), "{job_alerts_late:#?}");
+}
