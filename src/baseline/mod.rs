@@ -34,6 +34,9 @@ pub enum Metric {
     ApiVolume,
 }
 
+/// Every metric, in order.
+pub const METRICS: [Metric; 3] = [Metric::WriteVolume, Metric::ErrorRate, Metric::ApiVolume];
+
 impl Metric {
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -44,27 +47,85 @@ impl Metric {
     }
 }
 
-/// The compact per-event features the baselines need.
+/// Text fields of an observation, in their order inside [`Obs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Key = 0,
+    Session,
+    Error,
+    EventName,
+    EventSource,
+    UserAgent,
+    SourceIp,
+    Region,
+    Account,
+    EventId,
+}
+
+const FIELDS: usize = 10;
+
+/// The compact per-event features the baselines need: flags, the event time and the text
+/// fields packed into one allocation (this is made for every management record, in the
+/// parallel stage, and waits in the re-order buffer).
 #[derive(Debug, Clone)]
 pub struct Obs {
     pub time: Millis,
-    pub key: String,
-    pub session: Option<String>,
     /// Counted as a write in `write_volume` (per the settings).
     pub write: bool,
     /// A write management call (for `api_volume`).
     pub api_write: bool,
-    pub error: Option<String>,
-    pub event_name: Option<String>,
-    pub event_source: Option<String>,
-    pub user_agent: Option<String>,
-    pub source_ip: Option<String>,
-    pub region: Option<String>,
-    pub account: Option<String>,
-    pub event_id: Option<String>,
+    text: Box<str>,
+    /// End offset of each field in `text`.
+    ends: [u32; FIELDS],
+    /// Bit `i`: field `i` is present.
+    present: u16,
 }
 
 impl Obs {
+    /// An observation from its parts (`fields` in [`Field`] order; `Key` must be present).
+    pub fn new(time: Millis, write: bool, api_write: bool, fields: [Option<&str>; FIELDS]) -> Obs {
+        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        let mut text = String::with_capacity(len);
+        let mut ends = [0u32; FIELDS];
+        let mut present = 0u16;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(v) = f {
+                text.push_str(v);
+                present |= 1 << i;
+            }
+            // Offsets fit: a record is at most a few MB (CloudTrail's limit is far lower).
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Obs {
+            time,
+            write,
+            api_write,
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        }
+    }
+
+    /// A text field, when present.
+    pub fn get(&self, f: Field) -> Option<&str> {
+        let i = f as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    /// The grouping key of the principal.
+    pub fn key(&self) -> &str {
+        self.get(Field::Key).unwrap_or("")
+    }
+
+    /// The error code, when the record failed and `error_rate` counts it.
+    pub fn error(&self) -> Option<&str> {
+        self.get(Field::Error)
+    }
+
     /// The observation of one record at event time `time`, when it counts in any series.
     pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &Config) -> Option<Obs> {
         let class = principal::classify(ev);
@@ -81,22 +142,23 @@ impl Obs {
             return None;
         }
         let who = principal::who(ev, cfg.assumed_roles);
-        let s = |v: Option<&str>| v.map(str::to_string);
-        Some(Obs {
+        Some(Obs::new(
             time,
-            key: who.key,
-            session: who.session,
             write,
             api_write,
-            error: if err { s(error) } else { None },
-            event_name: s(ev.event_name()),
-            event_source: s(ev.event_source()),
-            user_agent: s(ev.top_str("userAgent")),
-            source_ip: s(ev.top_str("sourceIPAddress")),
-            region: s(ev.aws_region()),
-            account: s(ev.recipient_account_id()),
-            event_id: s(ev.event_id()),
-        })
+            [
+                Some(&who.key),
+                who.session.as_deref(),
+                if err { error } else { None },
+                ev.event_name(),
+                ev.event_source(),
+                ev.top_str("userAgent"),
+                ev.top_str("sourceIPAddress"),
+                ev.aws_region(),
+                ev.recipient_account_id(),
+                ev.event_id(),
+            ],
+        ))
     }
 }
 
@@ -127,12 +189,39 @@ pub struct Snapshot {
     pub series: Vec<(Metric, String, Series)>,
 }
 
+/// FNV-1a, 64 bit: series keys are short ARNs looked up once or twice per record; SipHash's
+/// DoS resistance is not needed for keys that come from signed CloudTrail records and a
+/// bounded map.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The per-series models and the open anomalies.
 pub struct Baselines {
     cfg: Config,
     rule: RuleRef,
-    series: HashMap<(Metric, String), Series>,
-    active: BTreeSet<(Metric, String)>,
+    /// Series per metric (indexed by `Metric as usize`), keyed by text so lookups borrow.
+    series: [FnvMap<Box<str>, Series>; 3],
+    active: BTreeSet<(Metric, Box<str>)>,
     last_minute: Option<i64>,
     last_sweep: i64,
     pub stats: Stats,
@@ -152,7 +241,7 @@ impl Baselines {
                 level: doc.meta.level,
                 tags: doc.meta.tags.clone(),
             },
-            series: HashMap::new(),
+            series: Default::default(),
             active: BTreeSet::new(),
             last_minute: None,
             last_sweep: i64::MIN,
@@ -166,19 +255,26 @@ impl Baselines {
 
     /// Tracked series.
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.series.iter().map(FnvMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.len() == 0
+    }
+
+    fn get(&self, k: &(Metric, Box<str>)) -> Option<&Series> {
+        self.series[k.0 as usize].get(&k.1)
     }
 
     /// The learned state (series sorted by metric and key, so snapshots are reproducible).
     pub fn snapshot(&self) -> Snapshot {
-        let mut series: Vec<(Metric, String, Series)> = self
-            .series
+        let mut series: Vec<(Metric, String, Series)> = METRICS
             .iter()
-            .map(|((m, k), s)| (*m, k.clone(), s.clone()))
+            .flat_map(|m| {
+                self.series[*m as usize]
+                    .iter()
+                    .map(|(k, s)| (*m, k.to_string(), s.clone()))
+            })
             .collect();
         series.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         Snapshot {
@@ -200,12 +296,13 @@ impl Baselines {
             series.truncate(self.cfg.max_series);
         }
         self.active.clear();
-        self.series.clear();
+        self.series = Default::default();
         for (m, k, s) in series {
+            let k: Box<str> = k.into();
             if s.active.is_some() {
                 self.active.insert((m, k.clone()));
             }
-            self.series.insert((m, k), s);
+            self.series[m as usize].insert(k, s);
         }
     }
 
@@ -218,12 +315,11 @@ impl Baselines {
         }
         self.last_minute = Some(minute);
         let end_after = i64::from(self.cfg.end_after_minutes);
-        let due: Vec<(Metric, String)> = self
+        let due: Vec<(Metric, Box<str>)> = self
             .active
             .iter()
             .filter(|k| {
-                self.series
-                    .get(*k)
+                self.get(k)
                     .and_then(|s| s.active.as_ref())
                     .is_none_or(|a| a.last_hot_minute + end_after <= minute)
             })
@@ -235,10 +331,11 @@ impl Baselines {
         if minute.saturating_sub(self.last_sweep) >= 60 {
             self.last_sweep = minute;
             let horizon = minute - i64::from(self.cfg.history_days) * 1440;
-            let before = self.series.len();
-            self.series
-                .retain(|_, s| s.active.is_some() || s.last_minute >= horizon);
-            self.stats.expired_series += (before - self.series.len()) as u64;
+            let before = self.len();
+            for map in &mut self.series {
+                map.retain(|_, s| s.active.is_some() || s.last_minute >= horizon);
+            }
+            self.stats.expired_series += (before - self.len()) as u64;
         }
     }
 
@@ -246,11 +343,10 @@ impl Baselines {
     /// already returned to normal or was still anomalous when the input ended.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         let end_after = i64::from(self.cfg.end_after_minutes);
-        let keys: Vec<(Metric, String)> = self.active.iter().cloned().collect();
+        let keys: Vec<(Metric, Box<str>)> = self.active.iter().cloned().collect();
         let last = self.last_minute.unwrap_or(0);
         for k in keys {
             let Some(hot) = self
-                .series
                 .get(&k)
                 .and_then(|s| s.active.as_ref())
                 .map(|a| a.last_hot_minute)
@@ -268,19 +364,22 @@ impl Baselines {
 
     /// Makes room for one more series: at the cap, the idlest 1% (at least one) go.
     fn make_room(&mut self) {
-        if self.series.len() < self.cfg.max_series {
+        if self.len() < self.cfg.max_series {
             return;
         }
         let n = (self.cfg.max_series / 100).max(1);
-        let mut idle: Vec<(i64, (Metric, String))> = self
-            .series
+        let mut idle: Vec<(i64, Metric, Box<str>)> = METRICS
             .iter()
-            .filter(|(_, s)| s.active.is_none())
-            .map(|(k, s)| (s.last_minute, k.clone()))
+            .flat_map(|m| {
+                self.series[*m as usize]
+                    .iter()
+                    .filter(|(_, s)| s.active.is_none())
+                    .map(|(k, s)| (s.last_minute, *m, k.clone()))
+            })
             .collect();
         idle.sort();
-        for (_, k) in idle.into_iter().take(n) {
-            self.series.remove(&k);
+        for (_, m, k) in idle.into_iter().take(n) {
+            self.series[m as usize].remove(&k);
             self.stats.evicted_series += 1;
         }
     }
@@ -292,50 +391,49 @@ impl Baselines {
         // Every principal series starts at the principal's first activity (read or write),
         // so warm-up is per principal: a first error after a week of reads is judged.
         if self.cfg.write_volume {
-            self.observe_in(Metric::WriteVolume, obs.key.clone(), obs, obs.write, out);
+            self.observe_in(Metric::WriteVolume, obs.key(), obs, obs.write, out);
         }
         if self.cfg.error_rate {
-            let counts = obs.error.is_some();
-            self.observe_in(Metric::ErrorRate, obs.key.clone(), obs, counts, out);
+            let counts = obs.error().is_some();
+            self.observe_in(Metric::ErrorRate, obs.key(), obs, counts, out);
         }
         if obs.api_write {
             let key = format!(
                 "{}|{}|{}:{}",
-                obs.account.as_deref().unwrap_or("-"),
-                obs.region.as_deref().unwrap_or("-"),
-                obs.event_source.as_deref().unwrap_or("-"),
-                obs.event_name.as_deref().unwrap_or("-"),
+                obs.get(Field::Account).unwrap_or("-"),
+                obs.get(Field::Region).unwrap_or("-"),
+                obs.get(Field::EventSource).unwrap_or("-"),
+                obs.get(Field::EventName).unwrap_or("-"),
             );
-            self.observe_in(Metric::ApiVolume, key, obs, true, out);
+            self.observe_in(Metric::ApiVolume, &key, obs, true, out);
         }
     }
 
     fn observe_in(
         &mut self,
         metric: Metric,
-        key: String,
+        key: &str,
         obs: &Obs,
         counts: bool,
         out: &mut Vec<Finding>,
     ) {
         let minute = minute_of(obs.time);
-        let k = (metric, key);
-        if !self.series.contains_key(&k) {
+        if !self.series[metric as usize].contains_key(key) {
             self.make_room();
+            self.series[metric as usize].insert(key.into(), Series::new(minute));
         }
         let cfg = &self.cfg;
-        let s = self
-            .series
-            .entry(k.clone())
-            .or_insert_with(|| Series::new(minute));
+        let Some(s) = self.series[metric as usize].get_mut(key) else {
+            return;
+        };
         s.roll(minute, cfg.history_days);
         if !counts {
             s.touch(minute);
             return;
         }
         let name = match metric {
-            Metric::ErrorRate => obs.error.as_deref(),
-            _ => obs.event_name.as_deref(),
+            Metric::ErrorRate => obs.error(),
+            _ => obs.get(Field::EventName),
         };
         s.add(minute, name);
         if s.last_minute - minute >= model::RING as i64 {
@@ -376,21 +474,21 @@ impl Baselines {
             attrs: Attributions::default(),
             first_ids: Vec::new(),
             last_ids: std::collections::VecDeque::new(),
-            account: obs.account.clone(),
-            region: obs.region.clone(),
+            account: obs.get(Field::Account).map(str::to_string),
+            region: obs.get(Field::Region).map(str::to_string),
         };
         record(&mut a, obs);
         s.mark_anomalous();
         self.stats.starts += 1;
-        let f = start_finding(&self.rule, cfg, metric, &k.1, &a, s, obs);
+        let f = start_finding(&self.rule, cfg, metric, key, &a, s, obs);
         s.active = Some(Box::new(a));
-        self.active.insert(k);
+        self.active.insert((metric, key.into()));
         out.push(f);
     }
 
-    fn end(&mut self, k: &(Metric, String), t: Millis, reason: &str, out: &mut Vec<Finding>) {
+    fn end(&mut self, k: &(Metric, Box<str>), t: Millis, reason: &str, out: &mut Vec<Finding>) {
         self.active.remove(k);
-        let Some(s) = self.series.get_mut(k) else {
+        let Some(s) = self.series[k.0 as usize].get_mut(&k.1) else {
             return;
         };
         let Some(a) = s.active.take() else {
@@ -432,7 +530,7 @@ fn start_finding(
         "phase": "start",
         "metric": metric.as_str(),
         "series": key,
-        "session_sample": obs.session,
+        "session_sample": obs.get(Field::Session),
         "window_minutes": w,
         "baseline": baseline_json(s, a),
         "observed": {
@@ -466,29 +564,23 @@ fn start_finding(
 fn record(a: &mut Active, obs: &Obs) {
     a.count += 1;
     let at = &mut a.attrs;
-    if let Some(v) = &obs.event_name {
-        at.event_names.add(v);
+    for (field, counter) in [
+        (Field::EventName, &mut at.event_names),
+        (Field::UserAgent, &mut at.user_agents),
+        (Field::SourceIp, &mut at.source_ips),
+        (Field::Region, &mut at.regions),
+        (Field::Error, &mut at.error_codes),
+        (Field::Session, &mut at.sessions),
+    ] {
+        if let Some(v) = obs.get(field) {
+            counter.add(v);
+        }
     }
-    if let Some(v) = &obs.user_agent {
-        at.user_agents.add(v);
-    }
-    if let Some(v) = &obs.source_ip {
-        at.source_ips.add(v);
-    }
-    if let Some(v) = &obs.region {
-        at.regions.add(v);
-    }
-    if let Some(v) = &obs.error {
-        at.error_codes.add(v);
-    }
-    if let Some(v) = &obs.session {
-        at.sessions.add(v);
-    }
-    if let Some(id) = &obs.event_id {
+    if let Some(id) = obs.get(Field::EventId) {
         if a.first_ids.len() < model::IDS_KEPT {
-            a.first_ids.push(id.clone());
+            a.first_ids.push(id.to_string());
         } else {
-            a.last_ids.push_back(id.clone());
+            a.last_ids.push_back(id.to_string());
             if a.last_ids.len() > model::IDS_KEPT {
                 a.last_ids.pop_front();
             }

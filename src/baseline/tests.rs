@@ -33,21 +33,25 @@ pub(crate) fn doc(cfg: Config) -> BaselineDoc {
 }
 
 fn obs(minute: i64, second: i64, key: &str, name: &str, error: Option<&str>) -> Obs {
-    Obs {
-        time: minute * 60_000 + second * 1000,
-        key: key.into(),
-        session: Some(format!("{key}/session")),
-        write: error.is_none(),
-        api_write: false,
-        error: error.map(str::to_string),
-        event_name: Some(name.into()),
-        event_source: Some("ec2.amazonaws.com".into()),
-        user_agent: Some("aws-cli/2".into()),
-        source_ip: Some("198.51.100.7".into()),
-        region: Some("eu-west-1".into()),
-        account: Some("111122223333".into()),
-        event_id: Some(format!("{key}-{minute}-{second}")),
-    }
+    let session = format!("{key}/session");
+    let id = format!("{key}-{minute}-{second}");
+    Obs::new(
+        minute * 60_000 + second * 1000,
+        error.is_none(),
+        false,
+        [
+            Some(key),
+            Some(&session),
+            error,
+            Some(name),
+            Some("ec2.amazonaws.com"),
+            Some("aws-cli/2"),
+            Some("198.51.100.7"),
+            Some("eu-west-1"),
+            Some("111122223333"),
+            Some(&id),
+        ],
+    )
 }
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/deploy-bot";
