@@ -50,6 +50,8 @@ pub struct Config {
     pub write_count_errors: bool,
     pub error_rate: bool,
     pub api_volume: bool,
+    /// Keep a day-of-week profile (used after 14 days of history) for volume series.
+    pub day_of_week: bool,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             write_count_errors: false,
             error_rate: true,
             api_volume: false,
+            day_of_week: true,
         }
     }
 }
@@ -108,6 +111,7 @@ struct ConfigFile {
     end_after: Option<String>,
     max_series: Option<usize>,
     assumed_roles: Option<RoleGrouping>,
+    day_of_week: Option<bool>,
     metrics: Option<MetricsFile>,
 }
 
@@ -178,6 +182,9 @@ impl Config {
                 return Err("`max_series` must be at least 1".into());
             }
             c.max_series = n;
+        }
+        if let Some(d) = f.day_of_week {
+            c.day_of_week = d;
         }
         if let Some(g) = f.assumed_roles {
             c.assumed_roles = g;

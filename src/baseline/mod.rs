@@ -420,7 +420,8 @@ impl Baselines {
         let minute = minute_of(obs.time);
         if !self.series[metric as usize].contains_key(key) {
             self.make_room();
-            self.series[metric as usize].insert(key.into(), Series::new(minute));
+            let weekly = self.cfg.day_of_week && metric != Metric::ErrorRate;
+            self.series[metric as usize].insert(key.into(), Series::new(minute, weekly));
         }
         let cfg = &self.cfg;
         let Some(s) = self.series[metric as usize].get_mut(key) else {

@@ -10,8 +10,9 @@
 //!   window count of each of the last [`PEAK_DAYS`] days at that hour.
 //!
 //! The test (see [`Series::judge`]): the expected window count λ is the larger of
-//! `window × mean` of the hour of day and its two neighbours (jitter) plus a small prior, and
-//! the usual daily peak of those hours over the last four days: the largest window count of
+//! `window × mean` of the hour of day and its two neighbours (jitter) plus a small prior (the
+//! day-of-week profile replaces the hourly one after 14 days), and, when it stands out from
+//! twice the hourly mean, the usual daily peak of those hours over the last four days: the largest window count of
 //! a day without an anomaly at that hour, or the second-largest of all days (a burst that
 //! alerted is normal once it has been seen at the same hour on two previous days). The window is anomalous when the
 //! observed count `k` is at least `min_calls`, at least `min_ratio × λ`, and the Poisson upper
@@ -126,6 +127,11 @@ pub struct Series {
     peaks: [[u16; PEAK_DAYS]; 24],
     /// Usual event names with decayed counts (space-saving, at most [`USUAL_NAMES`]).
     pub names: Vec<(String, f32)>,
+    /// Day-of-week profile: mean events per minute for each of the 168 hours of the week
+    /// (Monday 00:00 UTC first), as bfloat16; empty for series without one. Used once the
+    /// series has [`WEEKLY_AFTER_DAYS`] days of history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "week_text")]
+    week: Vec<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<Box<Active>>,
 }
@@ -135,8 +141,10 @@ fn hod(hour: i64) -> usize {
 }
 
 impl Series {
-    pub fn new(minute: i64) -> Series {
+    /// A series first seen at `minute`; `weekly`: keep a day-of-week profile.
+    pub fn new(minute: i64, weekly: bool) -> Series {
         Series {
+            week: if weekly { vec![0; 168] } else { Vec::new() },
             first_minute: minute,
             last_minute: minute,
             hour: minute.div_euclid(60),
@@ -175,6 +183,16 @@ impl Series {
             self.days[b] = self.days[b].saturating_add(1);
             self.peaks[b].rotate_right(1);
             self.peaks[b][0] = peak;
+            if let Some(wm) = self.week.get_mut(week_bucket(h)) {
+                // Earlier occurrences of this hour of the week since the series began.
+                let seen = (h - self.first_minute.div_euclid(60))
+                    .div_euclid(168)
+                    .max(0);
+                let weeks = i64::from((history_days / 7).max(2));
+                let alpha = 1.0 / ((seen + 1).min(weeks)) as f32;
+                let m = from_bf16(*wm);
+                *wm = to_bf16(m + alpha * (x as f32 - m));
+            }
             count = 0;
             peak = 0;
             h += 1;
@@ -282,8 +300,18 @@ impl Series {
             }
         }
         let w = f64::from(window);
+        // A daily peak matters when it stands out from the hour's mean (a job's burst), not
+        // when it is ordinary busy traffic (which the mean, or the weekly mean, describes).
+        let burst_like = f64::from(peak) > 2.0 * w * mean;
+        if self.weekly_ready(minute) {
+            // The more specific profile: this hour of this day of the week (and neighbours).
+            mean = [h - 1, h, h + 1]
+                .iter()
+                .map(|x| f64::from(from_bf16(self.week[week_bucket(*x)])))
+                .fold(0.0, f64::max);
+        }
         let lambda = w * (mean + PRIOR_PER_MINUTE);
-        if f64::from(peak) > lambda {
+        if burst_like && f64::from(peak) > lambda {
             (f64::from(peak), mean, true)
         } else {
             (lambda, mean, false)
@@ -311,6 +339,16 @@ impl Series {
         j
     }
 
+    /// Is the day-of-week profile used at `minute`?
+    pub fn weekly_ready(&self, minute: i64) -> bool {
+        self.week.len() == 168 && minute - self.first_minute >= WEEKLY_AFTER_DAYS * 1440
+    }
+
+    /// The day-of-week profile (168 hourly means from Monday 00:00 UTC), when kept.
+    pub fn week_profile(&self) -> Option<Vec<f32>> {
+        (self.week.len() == 168).then(|| self.week.iter().map(|v| from_bf16(*v)).collect())
+    }
+
     /// Days of history (of the best-observed hour of day).
     pub fn days_of_history(&self) -> u8 {
         self.days.iter().copied().max().unwrap_or(0)
@@ -327,6 +365,49 @@ impl Series {
         } else {
             seen.iter().sum::<f64>() / seen.len() as f64
         }
+    }
+}
+
+/// Days of history before the day-of-week profile replaces the hourly one.
+pub const WEEKLY_AFTER_DAYS: i64 = 14;
+
+/// Hour of the week (0 = Monday 00:00 UTC) of an hour index since the epoch (a Thursday).
+fn week_bucket(hour: i64) -> usize {
+    (hour + 3 * 24).rem_euclid(168) as usize
+}
+
+/// bfloat16 (the upper half of an f32, rounded): 3 significant digits, enough for a mean.
+fn to_bf16(x: f32) -> u16 {
+    let bits = x.max(0.0).to_bits();
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+fn from_bf16(v: u16) -> f32 {
+    f32::from_bits(u32::from(v) << 16)
+}
+
+/// The day-of-week profile in snapshots: base64 of its little-endian bytes (compact JSON).
+mod week_text {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u16], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        if bytes.len() != 2 * 168 {
+            return Err(serde::de::Error::custom("a week profile has 168 values"));
+        }
+        Ok(bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
     }
 }
 
@@ -404,7 +485,7 @@ mod tests {
     #[test]
     fn sparse_principal_needs_the_floor() {
         let cfg = Config::default();
-        let mut s = Series::new(0);
+        let mut s = Series::new(0, false);
         // One call every 3 hours for two days.
         let hot = feed(&mut s, &cfg, 0, 2 * 1440, |m| u32::from(m % 180 == 0));
         assert!(hot.is_empty());
@@ -432,7 +513,7 @@ mod tests {
     #[test]
     fn steady_principal_is_quiet_then_burst_is_hot() {
         let cfg = Config::default();
-        let mut s = Series::new(0);
+        let mut s = Series::new(0, false);
         // 5 calls a minute (with a little variation) for 3 days.
         let hot = feed(&mut s, &cfg, 0, 3 * 1440, |m| 3 + (m % 5) as u32);
         assert!(hot.is_empty(), "steady traffic alerted at {hot:?}");
@@ -450,7 +531,7 @@ mod tests {
     #[test]
     fn seasonal_daily_job_becomes_normal() {
         let cfg = Config::default();
-        let mut s = Series::new(0);
+        let mut s = Series::new(0, false);
         // 1 call every 10 minutes, plus a job at 02:00-02:10 every day doing 30 calls a minute.
         let mut hot_days = Vec::new();
         for day in 0..6i64 {
@@ -481,7 +562,7 @@ mod tests {
     #[test]
     fn profile_learns_hour_of_day() {
         let cfg = Config::default();
-        let mut s = Series::new(0);
+        let mut s = Series::new(0, false);
         feed(&mut s, &cfg, 0, 2 * 1440, |m| {
             if (m / 60) % 24 == 9 { 6 } else { 1 }
         });
@@ -498,9 +579,55 @@ mod tests {
     }
 
     #[test]
+    fn day_of_week_profile_after_two_weeks() {
+        let cfg = Config::default();
+        // Busy on weekdays 08-18 (6 a minute), nearly silent at weekends. Minute 0 is a
+        // Thursday; day d is a weekend day when (d + 3) % 7 >= 5.
+        let rate = |m: i64| -> u32 {
+            let (d, h) = (m.div_euclid(1440), (m / 60) % 24);
+            let weekend = (d + 3).rem_euclid(7) >= 5;
+            if !weekend && (8..18).contains(&h) {
+                6
+            } else {
+                u32::from(m % 30 == 0)
+            }
+        };
+        let burst = |s: &mut Series, at: i64| -> bool {
+            let mut hot = false;
+            for m in at..at + 3 {
+                s.roll(m, cfg.history_days);
+                for _ in 0..13 {
+                    s.add(m, None);
+                }
+                hot |= s.judge(m, &cfg).hot;
+            }
+            hot
+        };
+        let mut s = Series::new(0, true);
+        feed(&mut s, &cfg, 0, 9 * 1440, rate);
+        // Day 9 is a Saturday. With only the hourly profile (less than two weeks), a burst of
+        // 13 a minute at 10:00 is below 4x the all-days mean of that hour.
+        let mut early = s.clone();
+        assert!(!burst(&mut early, 9 * 1440 + 600));
+        feed(&mut s, &cfg, 9 * 1440, 14 * 1440, rate);
+        // Day 23 is a Saturday too: the weekend profile knows 10:00 is quiet then.
+        let at = 23 * 1440 + 600;
+        assert!(s.weekly_ready(at));
+        assert!(burst(&mut s.clone(), at));
+        // A Monday (day 25) at 10:00 is busy as usual: no alert.
+        let mut t = s.clone();
+        let hot = feed(&mut t, &cfg, 23 * 1440, 3 * 1440, rate);
+        assert!(hot.is_empty(), "{hot:?}");
+        // The profile survives a snapshot.
+        let back: Series = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert!((to_bf16(3.0) == to_bf16(3.004)) && (from_bf16(to_bf16(0.05)) - 0.05).abs() < 1e-3);
+    }
+
+    #[test]
     fn silent_days_decay_the_profile() {
         let cfg = Config::default();
-        let mut s = Series::new(0);
+        let mut s = Series::new(0, false);
         feed(&mut s, &cfg, 0, 1440, |_| 4);
         s.roll(1440 * 20, cfg.history_days);
         assert!(s.mean.iter().all(|m| *m < 0.5), "{:?}", s.mean);
