@@ -85,7 +85,8 @@ fn issuer_arn<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
 
 /// The grouping key: assumed roles by role ARN (or session ARN, per `grouping`); IAM users
 /// by ARN; root per account (`arn:aws:iam::<account>:root`); everything else as in the
-/// finding contract ([`crate::finding::principal`]).
+/// finding contract ([`crate::finding::principal`]), with `@<recipientAccountId>` appended
+/// when that is not an ARN (service identities are the same text in every account).
 pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> Who {
     let ty = ev.identity_str("type");
     if ty == Some("AssumedRole")
@@ -108,10 +109,14 @@ pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> Who {
             session: None,
         };
     }
-    Who {
-        key: crate::finding::principal(ev),
-        session: None,
-    }
+    let key = crate::finding::principal(ev);
+    // Identities without an ARN (`AWSService:ec2.amazonaws.com`, …) are the same text in
+    // every account: keep accounts apart.
+    let key = match ev.recipient_account_id() {
+        Some(acct) if !key.starts_with("arn:") => format!("{key}@{acct}"),
+        _ => key,
+    };
+    Who { key, session: None }
 }
 
 /// A short human name for a key: `role deploy-bot`, `user alice`, `root of 111122223333`.
@@ -200,5 +205,12 @@ mod tests {
         assert_eq!(w.key, "arn:aws:iam::2:root");
         assert_eq!(display(&w.key), "root of 2");
         assert_eq!(display("arn:aws:iam::1:user/ops/alice"), "user alice");
+        let w = who(
+            &ev(
+                r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"recipientAccountId":"3"}"#,
+            ),
+            RoleGrouping::Role,
+        );
+        assert_eq!(w.key, "AWSService:ec2.amazonaws.com@3");
     }
 }

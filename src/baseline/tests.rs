@@ -429,3 +429,59 @@ fn simulated_week_meets_the_targets() {
     assert!(median <= 2, "median latency {median} min: {latencies:?}");
     assert!(job_alerts_late.is_empty(), "{job_alerts_late:#?}");
 }
+
+#[test]
+fn api_volume_series_like_insights() {
+    let cfg = Config {
+        api_volume: true,
+        write_volume: false,
+        error_rate: false,
+        ..Config::default()
+    };
+    let mut b = Baselines::new(&doc(cfg));
+    let mut out = Vec::new();
+    let api = |minute: i64, second: i64, key: &str| {
+        let o = obs(minute, second, key, "RunInstances", None);
+        Obs::new(
+            o.time,
+            false,
+            true,
+            [
+                Some(key),
+                None,
+                None,
+                Some("RunInstances"),
+                Some("ec2.amazonaws.com"),
+                None,
+                None,
+                Some("eu-west-1"),
+                Some("111122223333"),
+                None,
+            ],
+        )
+    };
+    // Many principals each calling RunInstances now and then: the API's volume is steady.
+    for m in 0..2 * 1440 {
+        b.observe(&api(m, 0, &format!("user{}", m % 7)), &mut out);
+    }
+    assert!(out.is_empty());
+    // Ten principals at once, 5 calls a minute each: the API's volume is anomalous, though no
+    // single principal is.
+    for m in 2 * 1440..2 * 1440 + 5 {
+        for k in 0..50 {
+            b.observe(&api(m, k, &format!("user{}", k % 10)), &mut out);
+        }
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].details["metric"], "api_volume");
+    assert_eq!(
+        out[0].principal,
+        "111122223333|eu-west-1|ec2.amazonaws.com:RunInstances"
+    );
+    assert!(out[0].summary.contains("was called"), "{}", out[0].summary);
+    assert_eq!(
+        b.len(),
+        1,
+        "no per-principal series when those metrics are off"
+    );
+}
