@@ -174,7 +174,17 @@ pub struct Stats {
     pub ends: u64,
     /// Observations older than the series' window ring (counted in the hour only).
     pub late_observations: u64,
+    /// Principals seen for the first time (or again after eviction or expiry): the
+    /// first-seen signal (never an `anomaly` finding).
+    #[serde(default)]
+    pub new_principals: u64,
+    /// The first [`NEW_PRINCIPAL_SAMPLES`] of them.
+    #[serde(default)]
+    pub new_principal_samples: Vec<String>,
 }
+
+/// New principals' keys kept in [`Stats::new_principal_samples`].
+pub const NEW_PRINCIPAL_SAMPLES: usize = 20;
 
 /// Version of the snapshot format.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -420,6 +430,17 @@ impl Baselines {
         let minute = minute_of(obs.time);
         if !self.series[metric as usize].contains_key(key) {
             self.make_room();
+            let first_of_principal = match metric {
+                Metric::WriteVolume => true,
+                Metric::ErrorRate => !self.cfg.write_volume,
+                Metric::ApiVolume => false,
+            };
+            if first_of_principal {
+                self.stats.new_principals += 1;
+                if self.stats.new_principal_samples.len() < NEW_PRINCIPAL_SAMPLES {
+                    self.stats.new_principal_samples.push(key.to_string());
+                }
+            }
             let weekly = self.cfg.day_of_week && metric != Metric::ErrorRate;
             self.series[metric as usize].insert(key.into(), Series::new(minute, weekly));
         }

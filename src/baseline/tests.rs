@@ -75,6 +75,8 @@ fn warm_up_and_first_seen_never_alert() {
         }
     }
     assert!(out.is_empty());
+    assert_eq!(b.stats.new_principals, 1);
+    assert_eq!(b.stats.new_principal_samples, vec![ROLE.to_string()]);
     // 12 hours later (still warming up): another burst, still nothing.
     for s in 0..50 {
         b.observe(&obs(12 * 60, s, ROLE, "RunInstances", None), &mut out);

@@ -226,8 +226,9 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
     }
     if let Some(b) = &s.baselines {
         notes.push(format!(
-            "baselines: {} series tracked, {} anomalies started, {} ended{}",
+            "baselines: {} series tracked, {} new principals, {} anomalies started, {} ended{}",
             b.series,
+            b.stats.new_principals,
             b.stats.starts,
             b.stats.ends,
             if b.stats.evicted_series > 0 {
