@@ -114,6 +114,10 @@ fn build_then_show_then_backtest_from_state() {
     let o = run(&["baseline", "build", a.to_str().unwrap(), "--state-dir", s]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(state.join("baselines.json").exists());
+    // Building again from the same archive skips what the state has already seen.
+    let o = run(&["baseline", "build", a.to_str().unwrap(), "--state-dir", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("are skipped"), "{}", stderr(&o));
     let o = run(&[
         "baseline",
         "show",

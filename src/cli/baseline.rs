@@ -151,8 +151,25 @@ fn build(a: BuildArgs) -> Result<Outcome> {
             .transpose()
     };
     let continued = previous.is_some();
+    // Continuing: only events after what the state has seen, so re-reading an archive does
+    // not count it twice.
+    let resume = previous
+        .as_ref()
+        .and_then(|p| p.last_minute)
+        .map(|m| (m + 1) * 60_000);
+    if let Some(r) = resume {
+        eprintln!(
+            "continuing the baselines in {}: events before {} are skipped (--fresh to start over)",
+            a.state_dir.display(),
+            format_millis(r)
+        );
+    }
+    let since = time_arg(&a.since, "--since")?;
     let opts = backtest::Options {
-        since: time_arg(&a.since, "--since")?,
+        since: match (since, resume) {
+            (Some(s), Some(r)) => Some(s.max(r)),
+            (s, r) => s.or(r),
+        },
         until: time_arg(&a.until, "--until")?,
         threads: a
             .threads
