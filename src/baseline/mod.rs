@@ -142,6 +142,12 @@ impl Obs {
             return None;
         }
         let who = principal::who(ev, cfg.assumed_roles);
+        if !write && !api_write && !err {
+            // Activity only (most records are reads): the key is all that is needed.
+            let mut fields = [None; FIELDS];
+            fields[Field::Key as usize] = Some(who.key.as_str());
+            return Some(Obs::new(time, false, false, fields));
+        }
         Some(Obs::new(
             time,
             write,
