@@ -551,7 +551,7 @@ fn start_finding(
         "{}: {} in {w} min{}; usually {} per {w} min at this hour.",
         rule.title,
         what(metric, key, u64::from(a.observed_in_window)),
-        names_part(&a.attrs, metric),
+        latest_part(obs, metric),
         round(a.expected_in_window),
     );
     let details = serde_json::json!({
@@ -639,6 +639,16 @@ fn what(metric: Metric, key: &str, n: u64) -> String {
         Metric::ErrorRate => format!("{} had {n} failed calls", principal::display(key)),
         Metric::ApiVolume => format!("{key} was called {n} times"),
     }
+}
+
+/// ` (latest: RunInstances)`: at the start only the record that tipped the window is
+/// attributed (the window's earlier records are counted, not kept).
+fn latest_part(obs: &Obs, metric: Metric) -> String {
+    let v = match metric {
+        Metric::ErrorRate => obs.error(),
+        _ => obs.get(Field::EventName),
+    };
+    v.map(|v| format!(" (latest: {v})")).unwrap_or_default()
 }
 
 /// ` (RunInstances 380, CreateTags 32)`.
