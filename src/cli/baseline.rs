@@ -300,6 +300,7 @@ fn show(a: ShowArgs) -> Result<Outcome> {
                         "days_of_history": s.days_of_history(),
                         "mean_per_minute": s.daily_mean(),
                         "hourly_mean_per_minute": s.mean,
+                        "weekly_mean_per_minute": s.week_profile(),
                         "first_seen": format_millis(s.first_minute * 60_000),
                         "last_seen": format_millis(s.last_minute * 60_000),
                         "anomalous": s.active.is_some(),
