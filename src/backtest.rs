@@ -35,6 +35,10 @@ pub struct Options {
     pub reorder_window: Millis,
     /// Correlation and suppression settings.
     pub engine: Settings,
+    /// Learned baselines to start from (warm start), when baselines run.
+    pub baseline_state: Option<crate::baseline::Snapshot>,
+    /// Keep the baselines' final state in [`Summary::baseline_state`].
+    pub keep_baseline_state: bool,
 }
 
 impl Default for Options {
@@ -45,6 +49,8 @@ impl Default for Options {
             threads: 1,
             reorder_window: DEFAULT_REORDER_WINDOW,
             engine: Settings::default(),
+            baseline_state: None,
+            keep_baseline_state: false,
         }
     }
 }
@@ -106,6 +112,21 @@ pub struct Summary {
     pub issues: Vec<Issue>,
     /// Issues beyond the first [`MAX_ISSUES`] are counted, not kept.
     pub issues_not_shown: u64,
+    /// Counters of the baselines, when they ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<BaselineSummary>,
+    /// The baselines' final state (with [`Options::keep_baseline_state`]).
+    #[serde(skip)]
+    pub baseline_state: Option<crate::baseline::Snapshot>,
+}
+
+/// What the baselines did in a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BaselineSummary {
+    /// Series tracked at the end.
+    pub series: usize,
+    #[serde(flatten)]
+    pub stats: crate::baseline::Stats,
 }
 
 pub const MAX_ISSUES: usize = 200;
@@ -399,6 +420,9 @@ pub fn run(
     };
     let mut emit = emit;
     let mut stateful = Stateful::new(rules, &opts.engine);
+    if let (Some(b), Some(snap)) = (stateful.baselines.as_mut(), &opts.baseline_state) {
+        b.restore(snap.clone());
+    }
     let mut ready: Vec<Finding> = Vec::new();
     let mut reorder = Reorder {
         heap: BinaryHeap::new(),
@@ -474,6 +498,15 @@ pub fn run(
     s.late_hit_samples = stateful.correlator.stats.late_samples.clone();
     s.evicted_keys = stateful.correlator.stats.evicted_keys;
     s.merged_findings = stateful.suppressor.merged;
+    if let Some(b) = &stateful.baselines {
+        s.baselines = Some(BaselineSummary {
+            series: b.len(),
+            stats: b.stats.clone(),
+        });
+        if opts.keep_baseline_state {
+            s.baseline_state = Some(b.snapshot());
+        }
+    }
     s.duplicate_findings = duplicates;
     s.findings = tallies.values().map(|t| t.findings).sum();
     s.by_rule = tallies;

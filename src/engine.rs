@@ -68,11 +68,13 @@ fn first_text(ev: &Event<'_>, path: &FieldPath) -> String {
 pub struct Output {
     pub findings: Vec<Finding>,
     pub hits: Vec<Hit>,
+    /// What the baselines count of this record (only when a `baseline` document is loaded).
+    pub observation: Option<crate::baseline::Obs>,
 }
 
 impl Output {
     pub fn is_empty(&self) -> bool {
-        self.findings.is_empty() && self.hits.is_empty()
+        self.findings.is_empty() && self.hits.is_empty() && self.observation.is_none()
     }
 }
 
@@ -108,6 +110,9 @@ impl<'r> Matcher<'r> {
     pub fn evaluate_at(&mut self, ev: &Event<'_>, time: Option<Millis>) -> Output {
         self.rules.matching(ev, &mut self.scratch);
         let mut out = Output::default();
+        if let (Some(b), Some(t)) = (self.rules.baseline(), time) {
+            out.observation = crate::baseline::Obs::from_event(ev, t, &b.config);
+        }
         if self.scratch.is_empty() {
             return out;
         }
@@ -179,6 +184,8 @@ pub struct Stateful<'r> {
     suppress: std::collections::HashMap<String, Suppress>,
     pub correlator: Correlator,
     pub suppressor: Suppressor,
+    /// Per-principal rate models, when a `baseline` document is loaded.
+    pub baselines: Option<crate::baseline::Baselines>,
 }
 
 impl<'r> Stateful<'r> {
@@ -197,6 +204,7 @@ impl<'r> Stateful<'r> {
             suppress,
             correlator: Correlator::new(rules.plans(), settings.lateness, settings.max_keys),
             suppressor: Suppressor::default(),
+            baselines: rules.baseline().map(crate::baseline::Baselines::new),
         }
     }
 
@@ -228,6 +236,13 @@ impl<'r> Stateful<'r> {
             self.correlator.hit(plans, h, &mut produced);
         }
         self.correlator.advance(plans, false, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            match (&output.observation, time) {
+                (Some(o), _) => b.observe(o, &mut produced),
+                (None, Some(t)) => b.advance(t, &mut produced),
+                (None, None) => {}
+            }
+        }
         for f in produced {
             self.route(f, out);
         }
@@ -279,6 +294,9 @@ impl<'r> Stateful<'r> {
         let mut produced = Vec::new();
         self.correlator
             .advance(self.rules.plans(), true, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            b.finish(&mut produced);
+        }
         for f in produced {
             self.route(f, out);
         }

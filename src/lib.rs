@@ -4,6 +4,7 @@
 //! [`rules`] (Sigma rules compiled once and selected per event through a candidate index).
 
 pub mod backtest;
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod correlate;

@@ -88,6 +88,10 @@ pub struct BacktestArgs {
     /// docs/rules.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Start the baselines from what `trailwatch baseline build` learned into DIR (a
+    /// `baseline` document must be loaded; the built-in rules include one).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Reads an `--expect` file: rule id → count.
@@ -222,6 +226,20 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
             s.evicted_keys
         ));
     }
+    if let Some(b) = &s.baselines {
+        notes.push(format!(
+            "baselines: {} series tracked, {} new principals, {} anomalies started, {} ended{}",
+            b.series,
+            b.stats.new_principals,
+            b.stats.starts,
+            b.stats.ends,
+            if b.stats.evicted_series > 0 {
+                format!(", {} series evicted at the cap", b.stats.evicted_series)
+            } else {
+                String::new()
+            }
+        ));
+    }
     if s.excepted_findings > 0 {
         notes.push(format!(
             "{} matches dropped by --exceptions",
@@ -319,6 +337,8 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             }
             settings
         },
+        baseline_state: super::baseline::state_for_run(args.state_dir.as_deref(), &rules)?,
+        keep_baseline_state: false,
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {

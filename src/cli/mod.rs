@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Errors become exit code 2, failed checks 1.
 
 mod backtest;
+mod baseline;
 mod rules;
 mod run;
 mod simulate;
@@ -68,6 +69,9 @@ enum Command {
     /// Simulated, labelled traffic for evaluating baselines, and its scorer.
     #[command(subcommand)]
     Simulate(simulate::SimulateCommand),
+    /// Learn per-principal activity baselines from archives and show what was learned.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
 }
 
 /// Which rules to load (shared by every command that loads rules).
@@ -144,7 +148,7 @@ impl RuleSource {
         for d in dropped {
             eprintln!("warning: {d}");
         }
-        Ok(set)
+        Ok(set.with_baseline(report.baseline))
     }
 }
 
@@ -171,11 +175,17 @@ pub fn parse_level(s: &str) -> Result<crate::rules::Level, String> {
 impl Tuning {
     /// Applies `--disable`/`--min-level` to the loaded rules and reads `--exceptions`.
     pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::exceptions::Exceptions)> {
+        let baseline = rules
+            .baseline()
+            .filter(|b| !self.disable.contains(&b.meta.id))
+            .cloned();
+        let baseline_id = rules.baseline().map(|b| b.meta.id.clone());
         let (mut rules, mut corrs) = rules.into_parts();
         let known: std::collections::HashSet<String> = rules
             .iter()
             .map(|r| r.meta.id.clone())
             .chain(corrs.iter().map(|c| c.def.meta.id.clone()))
+            .chain(baseline_id)
             .collect();
         let unknown: Vec<&String> = self
             .disable
@@ -227,7 +237,7 @@ impl Tuning {
         for d in dropped {
             eprintln!("warning: {d}");
         }
-        Ok((set, exceptions))
+        Ok((set.with_baseline(baseline), exceptions))
     }
 }
 
@@ -251,6 +261,7 @@ pub fn main() -> ExitCode {
         Command::Topic(cmd) => run::topic(cmd),
         Command::Subscribe(args) => run::subscribe(args),
         Command::Simulate(cmd) => simulate::run(cmd),
+        Command::Baseline(cmd) => baseline::run(cmd),
     };
     match result {
         Ok(o) => o.into(),

@@ -68,6 +68,12 @@ fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
         .filter(|d| d.severity == Severity::Warning)
         .count();
     let files = report.sources.len();
+    if let Some(b) = &report.baseline {
+        println!(
+            "baseline document `{}` ({}): baselines run",
+            b.meta.id, b.source.file
+        );
+    }
     println!(
         "{} valid in {}; {}, {}, {} skipped (not CloudTrail)",
         plural(report.rules.len() + report.correlations.len(), "rule"),
@@ -186,6 +192,19 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
                     "tests": c.def.tests.len(),
                 })
             }));
+            if let Some(b) = &report.baseline {
+                items.push(serde_json::json!({
+                    "id": b.meta.id,
+                    "kind": "baseline",
+                    "level": b.meta.level,
+                    "title": b.meta.title,
+                    "status": b.meta.status,
+                    "tags": b.meta.tags,
+                    "file": b.source.file,
+                    "tests": 0,
+                    "baseline": b.config,
+                }));
+            }
             writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
         }
         ListFormat::Text => {
@@ -207,11 +226,23 @@ fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
                     c.def.source.file
                 )?;
             }
+            if let Some(b) = &report.baseline {
+                writeln!(
+                    out,
+                    "{:<36}  {:<13}  {} [baseline]  ({})",
+                    b.meta.id, b.meta.level, b.meta.title, b.source.file
+                )?;
+            }
             writeln!(
                 out,
-                "{}, {}",
+                "{}, {}{}",
                 plural(report.rules.len(), "rule"),
-                plural(report.correlations.len(), "correlation")
+                plural(report.correlations.len(), "correlation"),
+                if report.baseline.is_some() {
+                    ", 1 baseline document"
+                } else {
+                    ""
+                }
             )?;
         }
     }

@@ -223,6 +223,8 @@ pub struct LoadReport {
     pub correlation_defs: Vec<correlation::CorrelationDef>,
     /// Correlation rules with their references resolved.
     pub correlations: Vec<correlation::Correlation>,
+    /// The `baseline` document (the last one loaded replaces earlier ones).
+    pub baseline: Option<crate::baseline::BaselineDoc>,
 }
 
 impl LoadReport {
@@ -404,6 +406,18 @@ impl Loader {
                         match item {
                             parse::Item::Rule(r) => self.report.rules.push(*r),
                             parse::Item::Correlation(c) => self.report.correlation_defs.push(*c),
+                            parse::Item::Baseline(b) => {
+                                if let Some(old) = &self.report.baseline {
+                                    ctx.note(
+                                        b.source.pos,
+                                        format!(
+                                            "this baseline document replaces the one in {}",
+                                            old.source.file
+                                        ),
+                                    );
+                                }
+                                self.report.baseline = Some(*b);
+                            }
                         }
                     }
                 }
@@ -493,6 +507,7 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     index: CandidateIndex,
     plans: crate::correlate::Plans,
+    baseline: Option<std::sync::Arc<crate::baseline::BaselineDoc>>,
 }
 
 impl RuleSet {
@@ -514,6 +529,7 @@ impl RuleSet {
                 rules,
                 index,
                 plans,
+                baseline: None,
             },
             dropped,
         )
@@ -521,6 +537,17 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The same set with baselines configured by `doc` (or none).
+    pub fn with_baseline(mut self, doc: Option<crate::baseline::BaselineDoc>) -> Self {
+        self.baseline = doc.map(std::sync::Arc::new);
+        self
+    }
+
+    /// The `baseline` document, when baselines run.
+    pub fn baseline(&self) -> Option<&crate::baseline::BaselineDoc> {
+        self.baseline.as_deref()
     }
 
     /// How correlations are fed.
@@ -534,9 +561,9 @@ impl RuleSet {
         (self.rules, corrs)
     }
 
-    /// Rules plus correlation rules.
+    /// Rules plus correlation rules (plus one for a `baseline` document).
     pub fn len(&self) -> usize {
-        self.rules.len() + self.plans.plans.len()
+        self.rules.len() + self.plans.plans.len() + usize::from(self.baseline.is_some())
     }
 
     pub fn is_empty(&self) -> bool {

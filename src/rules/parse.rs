@@ -94,6 +94,7 @@ const RULE_KEYS: &[&str] = &[
     "title",
     "name",
     "correlation",
+    "baseline",
     "generate",
     "suppress",
     "id",
@@ -178,6 +179,8 @@ fn pos_in_scalar(node: &Node, offset: usize) -> Pos {
 pub(crate) enum Item {
     Rule(Box<Rule>),
     Correlation(Box<CorrelationDef>),
+    /// A `baseline` document (settings of the per-principal rate models).
+    Baseline(Box<crate::baseline::BaselineDoc>),
 }
 
 /// What happened to one YAML document.
@@ -244,6 +247,10 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
         pos: root.pos,
         id_pos: id_node.map(|n| n.pos),
     };
+
+    if let Some(b) = root.get("baseline") {
+        return crate::baseline::config::compile_document(ctx, root, b, doc, meta, source);
+    }
 
     if root.get("correlation").is_some() {
         if let Some(d) = root.get("detection") {
@@ -365,7 +372,7 @@ fn read_meta(ctx: &mut Ctx<'_>, root: &Node, logsource: super::Logsource) -> Rul
     meta
 }
 
-fn fill_missing_id(ctx: &mut Ctx<'_>, root: &Node, doc: usize, meta: &mut RuleMeta) {
+pub(crate) fn fill_missing_id(ctx: &mut Ctx<'_>, root: &Node, doc: usize, meta: &mut RuleMeta) {
     if !meta.id.is_empty() {
         return;
     }

@@ -1,0 +1,778 @@
+//! Insights-style anomaly detection on rolling baselines: per principal, the volume of write
+//! management calls and of failed calls per minute; optionally, like CloudTrail Insights,
+//! the volume per (account, region, API). See docs/baselines.md.
+//!
+//! Two stages, like the rest of the engine: [`Obs::from_event`] extracts a compact
+//! observation in the parallel, stateless stage (only when a `baseline` document is loaded),
+//! and [`Baselines::observe`] updates the models in event-time order and emits `anomaly`
+//! findings: a Start when a series becomes anomalous and an End when it has been back to
+//! normal for `end_after`, sharing one `incident`.
+
+pub mod config;
+pub mod model;
+pub mod principal;
+pub mod store;
+
+use crate::event::Event;
+use crate::finding::{Finding, Kind, RuleRef, stable_id};
+use crate::time::{Millis, format_millis};
+pub use config::{BaselineDoc, Config, RoleGrouping};
+use model::{Active, Attributions, Series};
+use principal::Class;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// What is counted in a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Write management calls per principal (successful only, unless `count_errors`).
+    WriteVolume,
+    /// Calls with an `errorCode` per principal.
+    ErrorRate,
+    /// Write management calls per account, region and API (like CloudTrail Insights).
+    ApiVolume,
+}
+
+/// Every metric, in order.
+pub const METRICS: [Metric; 3] = [Metric::WriteVolume, Metric::ErrorRate, Metric::ApiVolume];
+
+impl Metric {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Metric::WriteVolume => "write_volume",
+            Metric::ErrorRate => "error_rate",
+            Metric::ApiVolume => "api_volume",
+        }
+    }
+}
+
+/// Text fields of an observation, in their order inside [`Obs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Key = 0,
+    Session,
+    Error,
+    EventName,
+    EventSource,
+    UserAgent,
+    SourceIp,
+    Region,
+    Account,
+    EventId,
+}
+
+const FIELDS: usize = 10;
+
+/// The compact per-event features the baselines need: flags, the event time and the text
+/// fields packed into one allocation (this is made for every management record, in the
+/// parallel stage, and waits in the re-order buffer).
+#[derive(Debug, Clone)]
+pub struct Obs {
+    pub time: Millis,
+    /// Counted as a write in `write_volume` (per the settings).
+    pub write: bool,
+    /// A write management call (for `api_volume`).
+    pub api_write: bool,
+    text: Box<str>,
+    /// End offset of each field in `text`.
+    ends: [u32; FIELDS],
+    /// Bit `i`: field `i` is present.
+    present: u16,
+}
+
+impl Obs {
+    /// An observation from its parts (`fields` in [`Field`] order; `Key` must be present).
+    pub fn new(time: Millis, write: bool, api_write: bool, fields: [Option<&str>; FIELDS]) -> Obs {
+        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        let mut text = String::with_capacity(len);
+        let mut ends = [0u32; FIELDS];
+        let mut present = 0u16;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(v) = f {
+                text.push_str(v);
+                present |= 1 << i;
+            }
+            // Offsets fit: a record is at most a few MB (CloudTrail's limit is far lower).
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Obs {
+            time,
+            write,
+            api_write,
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        }
+    }
+
+    /// A text field, when present.
+    pub fn get(&self, f: Field) -> Option<&str> {
+        let i = f as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    /// The grouping key of the principal.
+    pub fn key(&self) -> &str {
+        self.get(Field::Key).unwrap_or("")
+    }
+
+    /// The error code, when the record failed and `error_rate` counts it.
+    pub fn error(&self) -> Option<&str> {
+        self.get(Field::Error)
+    }
+
+    /// The observation of one record at event time `time`, when it counts in any series.
+    pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &Config) -> Option<Obs> {
+        let class = principal::classify(ev);
+        if class == Class::Ignored {
+            return None;
+        }
+        let error = ev.error_code();
+        let is_write = class == Class::Write;
+        let write = cfg.write_volume && is_write && (cfg.write_count_errors || error.is_none());
+        let api_write = cfg.api_volume && is_write;
+        let err = cfg.error_rate && error.is_some();
+        // Reads still count as activity of the principal (its warm-up and idleness).
+        if !write && !api_write && !err && !cfg.write_volume && !cfg.error_rate {
+            return None;
+        }
+        let who = principal::who(ev, cfg.assumed_roles);
+        if !write && !api_write && !err {
+            // Activity only (most records are reads): the key is all that is needed.
+            let mut fields = [None; FIELDS];
+            fields[Field::Key as usize] = Some(who.key.as_str());
+            return Some(Obs::new(time, false, false, fields));
+        }
+        Some(Obs::new(
+            time,
+            write,
+            api_write,
+            [
+                Some(&who.key),
+                who.session.as_deref(),
+                if err { error } else { None },
+                ev.event_name(),
+                ev.event_source(),
+                ev.top_str("userAgent"),
+                ev.top_str("sourceIPAddress"),
+                ev.aws_region(),
+                ev.recipient_account_id(),
+                ev.event_id(),
+            ],
+        ))
+    }
+}
+
+/// Counters of the baselines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    pub observations: u64,
+    /// Series evicted at the `max_series` cap (the idlest first).
+    pub evicted_series: u64,
+    /// Series dropped after a whole history of silence.
+    pub expired_series: u64,
+    pub starts: u64,
+    pub ends: u64,
+    /// Observations older than the series' window ring (counted in the hour only).
+    pub late_observations: u64,
+    /// Principals seen for the first time (or again after eviction or expiry): the
+    /// first-seen signal (never an `anomaly` finding).
+    #[serde(default)]
+    pub new_principals: u64,
+    /// The first [`NEW_PRINCIPAL_SAMPLES`] of them.
+    #[serde(default)]
+    pub new_principal_samples: Vec<String>,
+}
+
+/// New principals' keys kept in [`Stats::new_principal_samples`].
+pub const NEW_PRINCIPAL_SAMPLES: usize = 20;
+
+/// Version of the snapshot format.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Everything the baselines learned, to persist and restore.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub version: u32,
+    /// Newest event minute seen.
+    pub last_minute: Option<i64>,
+    pub stats: Stats,
+    pub series: Vec<(Metric, String, Series)>,
+}
+
+/// FNV-1a, 64 bit: series keys are short ARNs looked up once or twice per record; SipHash's
+/// DoS resistance is not needed for keys that come from signed CloudTrail records and a
+/// bounded map.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// The per-series models and the open anomalies.
+pub struct Baselines {
+    cfg: Config,
+    rule: RuleRef,
+    /// Series per metric (indexed by `Metric as usize`), keyed by text so lookups borrow.
+    series: [FnvMap<Box<str>, Series>; 3],
+    active: BTreeSet<(Metric, Box<str>)>,
+    last_minute: Option<i64>,
+    last_sweep: i64,
+    pub stats: Stats,
+}
+
+fn minute_of(t: Millis) -> i64 {
+    t.div_euclid(60_000)
+}
+
+impl Baselines {
+    pub fn new(doc: &BaselineDoc) -> Baselines {
+        Baselines {
+            cfg: doc.config.clone(),
+            rule: RuleRef {
+                id: doc.meta.id.clone(),
+                title: doc.meta.title.clone(),
+                level: doc.meta.level,
+                tags: doc.meta.tags.clone(),
+            },
+            series: Default::default(),
+            active: BTreeSet::new(),
+            last_minute: None,
+            last_sweep: i64::MIN,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Tracked series.
+    pub fn len(&self) -> usize {
+        self.series.iter().map(FnvMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, k: &(Metric, Box<str>)) -> Option<&Series> {
+        self.series[k.0 as usize].get(&k.1)
+    }
+
+    /// The learned state (series sorted by metric and key, so snapshots are reproducible).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut series: Vec<(Metric, String, Series)> = METRICS
+            .iter()
+            .flat_map(|m| {
+                self.series[*m as usize]
+                    .iter()
+                    .map(|(k, s)| (*m, k.to_string(), s.clone()))
+            })
+            .collect();
+        series.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            last_minute: self.last_minute,
+            stats: self.stats.clone(),
+            series,
+        }
+    }
+
+    /// Continues from a snapshot (series beyond the cap are dropped, the idlest first).
+    pub fn restore(&mut self, snap: Snapshot) {
+        self.last_minute = snap.last_minute;
+        self.stats = snap.stats;
+        let mut series = snap.series;
+        if series.len() > self.cfg.max_series {
+            series.sort_by_key(|(_, _, s)| std::cmp::Reverse(s.last_minute));
+            self.stats.evicted_series += (series.len() - self.cfg.max_series) as u64;
+            series.truncate(self.cfg.max_series);
+        }
+        self.active.clear();
+        self.series = Default::default();
+        for (m, k, s) in series {
+            let k: Box<str> = k.into();
+            if s.active.is_some() {
+                self.active.insert((m, k.clone()));
+            }
+            self.series[m as usize].insert(k, s);
+        }
+    }
+
+    /// Advances event time to `t`: anomalies quiet for `end_after` end; series silent for a
+    /// whole history are dropped (checked once an hour of event time).
+    pub fn advance(&mut self, t: Millis, out: &mut Vec<Finding>) {
+        let minute = minute_of(t);
+        if self.last_minute.is_some_and(|l| minute <= l) {
+            return;
+        }
+        self.last_minute = Some(minute);
+        let end_after = i64::from(self.cfg.end_after_minutes);
+        let due: Vec<(Metric, Box<str>)> = self
+            .active
+            .iter()
+            .filter(|k| {
+                self.get(k)
+                    .and_then(|s| s.active.as_ref())
+                    .is_none_or(|a| a.last_hot_minute + end_after <= minute)
+            })
+            .cloned()
+            .collect();
+        for k in due {
+            self.end(&k, minute * 60_000, "returned_to_normal", out);
+        }
+        if minute.saturating_sub(self.last_sweep) >= 60 {
+            self.last_sweep = minute;
+            let horizon = minute - i64::from(self.cfg.history_days) * 1440;
+            let before = self.len();
+            for map in &mut self.series {
+                map.retain(|_, s| s.active.is_some() || s.last_minute >= horizon);
+            }
+            self.stats.expired_series += (before - self.len()) as u64;
+        }
+    }
+
+    /// End of input: every open anomaly ends, with `end_reason` saying whether it had
+    /// already returned to normal or was still anomalous when the input ended.
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        let end_after = i64::from(self.cfg.end_after_minutes);
+        let keys: Vec<(Metric, Box<str>)> = self.active.iter().cloned().collect();
+        let last = self.last_minute.unwrap_or(0);
+        for k in keys {
+            let Some(hot) = self
+                .get(&k)
+                .and_then(|s| s.active.as_ref())
+                .map(|a| a.last_hot_minute)
+            else {
+                self.active.remove(&k);
+                continue;
+            };
+            if hot + end_after <= last {
+                self.end(&k, last * 60_000, "returned_to_normal", out);
+            } else {
+                self.end(&k, (last + 1) * 60_000, "end_of_input", out);
+            }
+        }
+    }
+
+    /// Makes room for one more series: at the cap, the idlest 1% (at least one) go.
+    fn make_room(&mut self) {
+        if self.len() < self.cfg.max_series {
+            return;
+        }
+        let n = (self.cfg.max_series / 100).max(1);
+        let mut idle: Vec<(i64, Metric, Box<str>)> = METRICS
+            .iter()
+            .flat_map(|m| {
+                self.series[*m as usize]
+                    .iter()
+                    .filter(|(_, s)| s.active.is_none())
+                    .map(|(k, s)| (s.last_minute, *m, k.clone()))
+            })
+            .collect();
+        idle.sort();
+        for (_, m, k) in idle.into_iter().take(n) {
+            self.series[m as usize].remove(&k);
+            self.stats.evicted_series += 1;
+        }
+    }
+
+    /// Takes one observation (in event-time order), appending any findings to `out`.
+    pub fn observe(&mut self, obs: &Obs, out: &mut Vec<Finding>) {
+        self.advance(obs.time, out);
+        self.stats.observations += 1;
+        // Every principal series starts at the principal's first activity (read or write),
+        // so warm-up is per principal: a first error after a week of reads is judged.
+        if self.cfg.write_volume {
+            self.observe_in(Metric::WriteVolume, obs.key(), obs, obs.write, out);
+        }
+        if self.cfg.error_rate {
+            let counts = obs.error().is_some();
+            self.observe_in(Metric::ErrorRate, obs.key(), obs, counts, out);
+        }
+        if obs.api_write {
+            let key = format!(
+                "{}|{}|{}:{}",
+                obs.get(Field::Account).unwrap_or("-"),
+                obs.get(Field::Region).unwrap_or("-"),
+                obs.get(Field::EventSource).unwrap_or("-"),
+                obs.get(Field::EventName).unwrap_or("-"),
+            );
+            self.observe_in(Metric::ApiVolume, &key, obs, true, out);
+        }
+    }
+
+    fn observe_in(
+        &mut self,
+        metric: Metric,
+        key: &str,
+        obs: &Obs,
+        counts: bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let minute = minute_of(obs.time);
+        if !self.series[metric as usize].contains_key(key) {
+            self.make_room();
+            let first_of_principal = match metric {
+                Metric::WriteVolume => true,
+                Metric::ErrorRate => !self.cfg.write_volume,
+                Metric::ApiVolume => false,
+            };
+            if first_of_principal {
+                self.stats.new_principals += 1;
+                if self.stats.new_principal_samples.len() < NEW_PRINCIPAL_SAMPLES {
+                    self.stats.new_principal_samples.push(key.to_string());
+                }
+            }
+            let weekly = self.cfg.day_of_week && metric != Metric::ErrorRate;
+            self.series[metric as usize].insert(key.into(), Series::new(minute, weekly));
+        }
+        let cfg = &self.cfg;
+        let Some(s) = self.series[metric as usize].get_mut(key) else {
+            return;
+        };
+        s.roll(minute, cfg.history_days);
+        if !counts {
+            s.touch(minute);
+            return;
+        }
+        let name = match metric {
+            Metric::ErrorRate => obs.error(),
+            _ => obs.get(Field::EventName),
+        };
+        s.add(minute, name);
+        if s.last_minute - minute >= model::RING as i64 {
+            self.stats.late_observations += 1;
+        }
+        let now = s.last_minute;
+        let j = s.judge(now, cfg);
+        s.note_peak(now, j.observed);
+        let warm = (now - s.first_minute) * 60_000 >= cfg.warmup;
+        let this_minute = s.minute_count(now);
+        if s.active.is_some() {
+            s.mark_anomalous();
+        }
+        if let Some(a) = s.active.as_mut() {
+            record(a, obs);
+            // The anomaly goes on while a minute alone is above its share of the floors.
+            let w = f64::from(cfg.window_minutes);
+            let bar = (f64::from(cfg.min_calls) / w).max(cfg.min_ratio * a.expected_per_minute);
+            if f64::from(this_minute) >= bar {
+                a.last_hot_minute = now;
+            }
+            return;
+        }
+        if !(j.hot && warm) {
+            return;
+        }
+        let mut a = Active {
+            start_minute: now,
+            start_time: obs.time,
+            last_hot_minute: now,
+            expected_per_minute: j.lambda / f64::from(cfg.window_minutes),
+            expected_in_window: j.lambda,
+            observed_in_window: j.observed,
+            p_value: j.p_value.unwrap_or(0.0),
+            learn_cap: ((2.0 * j.lambda / f64::from(cfg.window_minutes)).ceil() as u16).max(1),
+            // The window's events before this one are counted, not attributed.
+            count: u64::from(j.observed.saturating_sub(1)),
+            attrs: Attributions::default(),
+            first_ids: Vec::new(),
+            last_ids: std::collections::VecDeque::new(),
+            account: obs.get(Field::Account).map(str::to_string),
+            region: obs.get(Field::Region).map(str::to_string),
+        };
+        record(&mut a, obs);
+        s.mark_anomalous();
+        self.stats.starts += 1;
+        let f = start_finding(&self.rule, cfg, metric, key, &a, s, obs);
+        s.active = Some(Box::new(a));
+        self.active.insert((metric, key.into()));
+        out.push(f);
+    }
+
+    fn end(&mut self, k: &(Metric, Box<str>), t: Millis, reason: &str, out: &mut Vec<Finding>) {
+        self.active.remove(k);
+        let Some(s) = self.series[k.0 as usize].get_mut(&k.1) else {
+            return;
+        };
+        let Some(a) = s.active.take() else {
+            return;
+        };
+        self.stats.ends += 1;
+        let f = end_finding(&self.rule, &self.cfg, k.0, &k.1, &a, s, t, reason);
+        out.push(f);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_finding(
+    rule: &RuleRef,
+    cfg: &Config,
+    metric: Metric,
+    key: &str,
+    a: &Active,
+    s: &Series,
+    obs: &Obs,
+) -> Finding {
+    let w = cfg.window_minutes;
+    let incident = stable_id(&["anomaly", metric.as_str(), key, &a.start_minute.to_string()]);
+    let id = stable_id(&[
+        "anomaly",
+        metric.as_str(),
+        key,
+        &a.start_minute.to_string(),
+        "start",
+    ]);
+    let summary = format!(
+        "{}: {} in {w} min{}; usually {} per {w} min at this hour.",
+        rule.title,
+        what(metric, key, u64::from(a.observed_in_window)),
+        latest_part(obs, metric),
+        round(a.expected_in_window),
+    );
+    let details = serde_json::json!({
+        "phase": "start",
+        "metric": metric.as_str(),
+        "series": key,
+        "session_sample": obs.get(Field::Session),
+        "window_minutes": w,
+        "baseline": baseline_json(s, a),
+        "observed": {
+            "in_window": a.observed_in_window,
+            "average_per_minute": f64::from(a.observed_in_window) / f64::from(w),
+        },
+        "statistic": statistic_json(cfg, a),
+        "started_at": format_millis(a.start_time),
+        "attributions": attributions_json(&a.attrs),
+    });
+    Finding {
+        id,
+        incident,
+        kind: Kind::Anomaly,
+        rule: rule.clone(),
+        time: Some(format_millis(obs.time)),
+        principal: key.to_string(),
+        account: a.account.clone(),
+        region: a.region.clone(),
+        event_ids: ids(a),
+        event_count: u64::from(a.observed_in_window),
+        summary,
+        details,
+        event: None,
+        time_ms: Some(obs.time),
+        suppress_key: None,
+    }
+}
+
+/// Adds one observation to an open anomaly.
+fn record(a: &mut Active, obs: &Obs) {
+    a.count += 1;
+    let at = &mut a.attrs;
+    for (field, counter) in [
+        (Field::EventName, &mut at.event_names),
+        (Field::UserAgent, &mut at.user_agents),
+        (Field::SourceIp, &mut at.source_ips),
+        (Field::Region, &mut at.regions),
+        (Field::Error, &mut at.error_codes),
+        (Field::Session, &mut at.sessions),
+    ] {
+        if let Some(v) = obs.get(field) {
+            counter.add(v);
+        }
+    }
+    if let Some(id) = obs.get(Field::EventId) {
+        if a.first_ids.len() < model::IDS_KEPT {
+            a.first_ids.push(id.to_string());
+        } else {
+            a.last_ids.push_back(id.to_string());
+            if a.last_ids.len() > model::IDS_KEPT {
+                a.last_ids.pop_front();
+            }
+        }
+    }
+}
+
+fn ids(a: &Active) -> Vec<String> {
+    a.first_ids
+        .iter()
+        .chain(a.last_ids.iter())
+        .cloned()
+        .collect()
+}
+
+fn round(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// `role deploy-bot made 412 write calls`.
+fn what(metric: Metric, key: &str, n: u64) -> String {
+    match metric {
+        Metric::WriteVolume => format!("{} made {n} write calls", principal::display(key)),
+        Metric::ErrorRate => format!("{} had {n} failed calls", principal::display(key)),
+        Metric::ApiVolume => format!("{key} was called {n} times"),
+    }
+}
+
+/// ` (latest: RunInstances)`: at the start only the record that tipped the window is
+/// attributed (the window's earlier records are counted, not kept).
+fn latest_part(obs: &Obs, metric: Metric) -> String {
+    let v = match metric {
+        Metric::ErrorRate => obs.error(),
+        _ => obs.get(Field::EventName),
+    };
+    v.map(|v| format!(" (latest: {v})")).unwrap_or_default()
+}
+
+/// ` (RunInstances 380, CreateTags 32)`.
+fn names_part(at: &Attributions, metric: Metric) -> String {
+    let c = match metric {
+        Metric::ErrorRate => &at.error_codes,
+        _ => &at.event_names,
+    };
+    let top = c.top(3);
+    if top.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = top.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    format!(" ({})", parts.join(", "))
+}
+
+fn baseline_json(s: &Series, a: &Active) -> serde_json::Value {
+    let total: f32 = s.names.iter().map(|(_, c)| c).sum();
+    let mut names: Vec<&(String, f32)> = s.names.iter().collect();
+    names.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    let usual: Vec<serde_json::Value> = names
+        .iter()
+        .map(|(n, c)| serde_json::json!({"value": n, "share": if total > 0.0 { f64::from(c / total) } else { 0.0 }}))
+        .collect();
+    serde_json::json!({
+        "average_per_minute": a.expected_per_minute,
+        "expected_in_window": a.expected_in_window,
+        "days_of_history": s.days_of_history(),
+        "hour_of_day": a.start_minute.div_euclid(60).rem_euclid(24),
+        "usual_names": usual,
+    })
+}
+
+fn statistic_json(cfg: &Config, a: &Active) -> serde_json::Value {
+    serde_json::json!({
+        "test": "poisson_upper_tail",
+        "p_value": a.p_value,
+        "threshold": cfg.p_threshold(),
+        "min_calls": cfg.min_calls,
+        "min_ratio": cfg.min_ratio,
+        "ratio": if a.expected_in_window > 0.0 { f64::from(a.observed_in_window) / a.expected_in_window } else { 0.0 },
+    })
+}
+
+fn attributions_json(at: &Attributions) -> serde_json::Value {
+    let c = |c: &model::Counter| -> serde_json::Value {
+        let mut v: Vec<serde_json::Value> = c
+            .top(5)
+            .into_iter()
+            .map(|(value, count)| serde_json::json!({"value": value, "count": count}))
+            .collect();
+        if c.other > 0 {
+            v.push(serde_json::json!({"value": "(other)", "count": c.other}));
+        }
+        serde_json::Value::Array(v)
+    };
+    serde_json::json!({
+        "event_names": c(&at.event_names),
+        "user_agents": c(&at.user_agents),
+        "source_ips": c(&at.source_ips),
+        "regions": c(&at.regions),
+        "error_codes": c(&at.error_codes),
+        "sessions": c(&at.sessions),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn end_finding(
+    rule: &RuleRef,
+    cfg: &Config,
+    metric: Metric,
+    key: &str,
+    a: &Active,
+    s: &Series,
+    t: Millis,
+    reason: &str,
+) -> Finding {
+    let start = a.start_minute.to_string();
+    let incident = stable_id(&["anomaly", metric.as_str(), key, &start]);
+    let id = stable_id(&["anomaly", metric.as_str(), key, &start, "end"]);
+    let minutes = (a.last_hot_minute - a.start_minute + 1).max(1);
+    let expected = a.expected_per_minute * minutes as f64;
+    let summary = format!(
+        "{} (ended): {} in {minutes} min{}; usually {} per {minutes} min at this hour.",
+        rule.title,
+        what(metric, key, a.count),
+        names_part(&a.attrs, metric),
+        round(expected),
+    );
+    let details = serde_json::json!({
+        "phase": "end",
+        "metric": metric.as_str(),
+        "series": key,
+        "window_minutes": cfg.window_minutes,
+        "baseline": baseline_json(s, a),
+        "observed": {
+            "total": a.count,
+            "average_per_minute": a.count as f64 / minutes as f64,
+        },
+        "statistic": statistic_json(cfg, a),
+        "started_at": format_millis(a.start_time),
+        "normal_since": format_millis((a.last_hot_minute + 1) * 60_000),
+        "duration_minutes": minutes,
+        "end_reason": reason,
+        "attributions": attributions_json(&a.attrs),
+    });
+    Finding {
+        id,
+        incident,
+        kind: Kind::Anomaly,
+        rule: rule.clone(),
+        time: Some(format_millis(t)),
+        principal: key.to_string(),
+        account: a.account.clone(),
+        region: a.region.clone(),
+        event_ids: ids(a),
+        event_count: a.count,
+        summary,
+        details,
+        event: None,
+        time_ms: Some(t),
+        suppress_key: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
