@@ -184,6 +184,8 @@ pub struct Stateful<'r> {
     suppress: std::collections::HashMap<String, Suppress>,
     pub correlator: Correlator,
     pub suppressor: Suppressor,
+    /// Allowed lateness (event time).
+    lateness: Millis,
     /// Per-principal rate models, when a `baseline` document is loaded.
     pub baselines: Option<crate::baseline::Baselines>,
 }
@@ -204,6 +206,7 @@ impl<'r> Stateful<'r> {
             suppress,
             correlator: Correlator::new(rules.plans(), settings.lateness, settings.max_keys),
             suppressor: Suppressor::default(),
+            lateness: settings.lateness,
             baselines: rules.baseline().map(crate::baseline::Baselines::new),
         }
     }
@@ -251,22 +254,45 @@ impl<'r> Stateful<'r> {
     }
 
     /// Wall-clock progress without events (live mode): the watermark moves to `t` minus the
-    /// allowed lateness, so an idle log group does not hold windows and suppressed findings
-    /// open forever.
+    /// allowed lateness, so an idle log group does not hold windows, suppressed findings and
+    /// anomalies open forever. Baselines advance to the watermark too (not to `t`): events
+    /// still arriving within the lateness must not see their anomaly ended under them.
     pub fn tick(&mut self, t: Millis, out: &mut Vec<Finding>) {
-        self.push(Some(t), Output::default(), out);
+        self.correlator.observe(t);
+        let plans = self.rules.plans();
+        let mut produced = Vec::new();
+        self.correlator.advance(plans, false, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            b.advance(t.saturating_sub(self.lateness), &mut produced);
+        }
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor
+            .release_until(self.correlator.watermark(), out);
     }
 
-    /// The state of correlations and suppression, to persist across restarts.
+    /// The state of correlations, suppression and baselines, to persist across restarts.
     pub fn snapshot(&self) -> serde_json::Value {
         let corr = self.correlator.snapshot(self.rules.plans());
         let corr: serde_json::Value =
             serde_json::from_slice(&corr).unwrap_or(serde_json::Value::Null);
+        let baselines = self
+            .baselines
+            .as_ref()
+            .and_then(|b| serde_json::to_value(b.snapshot()).ok())
+            .unwrap_or(serde_json::Value::Null);
         serde_json::json!({
             "version": 1,
             "correlator": corr,
             "suppressor": self.suppressor.snapshot(),
+            "baselines": baselines,
         })
+    }
+
+    /// Does a snapshot carry learned baselines?
+    pub fn snapshot_has_baselines(v: &serde_json::Value) -> bool {
+        v.get("baselines").is_some_and(|b| !b.is_null())
     }
 
     /// Restores what [`Stateful::snapshot`] saved.
@@ -285,6 +311,20 @@ impl<'r> Stateful<'r> {
         }
         if let Some(s) = v.get("suppressor") {
             self.suppressor.restore(s)?;
+        }
+        if let (Some(b), Some(snap)) = (
+            self.baselines.as_mut(),
+            v.get("baselines").filter(|b| !b.is_null()),
+        ) {
+            let snap: crate::baseline::Snapshot =
+                serde_json::from_value(snap.clone()).map_err(|e| e.to_string())?;
+            if snap.version != crate::baseline::SNAPSHOT_VERSION {
+                return Err(format!(
+                    "unsupported baseline state version {}",
+                    snap.version
+                ));
+            }
+            b.restore(snap);
         }
         Ok(())
     }

@@ -492,6 +492,29 @@ pub async fn run(
             seen = SeenSet::from_base64(&cp.seen).unwrap_or_default();
         }
     }
+    let learned = checkpoint
+        .as_ref()
+        .is_some_and(|cp| Stateful::snapshot_has_baselines(&cp.engine));
+    if !learned && let Some(b) = stateful.baselines.as_mut() {
+        // First start: baselines learned from archives (`trailwatch baseline build`) arm
+        // anomaly detection from the first minute.
+        let dir = state.path().display();
+        match crate::baseline::store::load(state.path()) {
+            Ok(Some(snap)) => {
+                b.restore(snap);
+                eprintln!(
+                    "trailwatch: loaded baselines learned from archives ({} series) from {dir}",
+                    b.len()
+                );
+            }
+            Ok(None) => eprintln!(
+                "trailwatch: no learned baselines in {dir}: each principal is judged once it has \
+                 enough history (warm-up); to arm anomaly detection at once, learn from archives \
+                 first: trailwatch baseline build <ARCHIVE>... --state-dir {dir}"
+            ),
+            Err(e) => eprintln!("trailwatch: warning: learned baselines not loaded: {e}"),
+        }
+    }
     let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
     let mut matcher = Matcher::new(rules, exceptions, &opts.engine);
     let texts = rule_texts(rules);

@@ -832,3 +832,106 @@ fn junk_in_the_log_group_is_reported_with_its_place_and_the_run_goes_on() {
     assert_eq!(err.matches("not a CloudTrail record").count(), 2, "{err}");
     assert_eq!(s.notifications().len(), 1);
 }
+
+/// A write call (EC2) by an IAM user.
+fn write_call(user: &str, ms: i64, id: &str) -> String {
+    let mut v: Value = serde_json::from_str(&record("CreateTags", user, ms, id)).unwrap();
+    v["eventSource"] = json!("ec2.amazonaws.com");
+    v["userAgent"] = json!("terraform/1.7");
+    v.to_string()
+}
+
+#[test]
+fn baselines_learned_from_archives_arm_live_anomaly_detection() {
+    let s = Setup::new("baseline");
+    std::fs::write(
+        s.dir.path().join("baseline.yml"),
+        include_str!("../rules/baseline.yml"),
+    )
+    .unwrap();
+    let now = now_ms();
+    // 30 hours of history: one write every 10 minutes, in an archive file.
+    let history: Vec<Value> = (0..180)
+        .map(|i| {
+            let t = now - 30 * 3_600_000 + i * 600_000;
+            serde_json::from_str(&write_call("deployer", t, &uuid(i as u64, "bl-hist"))).unwrap()
+        })
+        .collect();
+    let archive = s.dir.path().join("archive.json");
+    std::fs::write(&archive, json!({"Records": history}).to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["baseline", "build"])
+        .arg(&archive)
+        .arg("--state-dir")
+        .arg(s.state())
+        .arg("--rules")
+        .arg(s.dir.path().join("baseline.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Live: a burst of 150 writes in three minutes by the same principal.
+    let start = now - 4 * 60_000;
+    let burst: Vec<(i64, String)> = (0..150)
+        .map(|i| {
+            let t = start + i * 1_200;
+            (t, write_call("deployer", t, &uuid(i as u64, "bl-burst")))
+        })
+        .collect();
+    s.put("s1", burst);
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args([
+                "run",
+                "--log-group",
+                &s.group,
+                "--topic-arn",
+                &s.topic,
+                "--once",
+            ])
+            .args(["--start-from", "10m"])
+            .arg("--rules")
+            .arg(s.dir.path().join("baseline.yml"))
+            .arg("--state-dir")
+            .arg(s.state())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = run();
+    assert!(
+        err.contains("loaded baselines learned from archives"),
+        "{err}"
+    );
+    let ns = s.notifications();
+    assert_eq!(ns.len(), 1, "{ns:?}");
+    let d = default_of(&ns[0].1);
+    assert_eq!(d["kind"], "anomaly");
+    assert_eq!(d["details"]["phase"], "start");
+    assert_eq!(d["principal"], "arn:aws:iam::123456789012:user/deployer");
+    assert!(
+        ns[0].0.starts_with("[MEDIUM] Unusual activity volume"),
+        "{}",
+        ns[0].0
+    );
+    // The learned state now lives in the checkpoint; a restart does not reload the archive
+    // state over it, and publishes nothing twice.
+    let err = run();
+    assert!(
+        !err.contains("loaded baselines learned from archives"),
+        "{err}"
+    );
+    assert_eq!(s.notifications().len(), 1);
+    let cp: Value =
+        serde_json::from_slice(&std::fs::read(s.state().join("checkpoint.json")).unwrap()).unwrap();
+    assert!(
+        cp["engine"]["baselines"]["series"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+}
