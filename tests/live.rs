@@ -935,3 +935,32 @@ fn baselines_learned_from_archives_arm_live_anomaly_detection() {
             .is_some_and(|a| !a.is_empty())
     );
 }
+
+#[test]
+fn output_file_and_text_format_instead_of_publishing() {
+    let s = Setup::new("outfile");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(
+            t,
+            record("StopLogging", "\u{1b}[2Jmallory", t, &uuid(1, "outfile")),
+        )],
+    );
+    let file = s.dir.path().join("findings.txt");
+    let out = s
+        .cmd(&["--once", "--format", "text", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("HIGH "), "{text}");
+    assert!(text.contains("user/mallory called StopLogging"), "{text}");
+    assert!(!text.contains('\u{1b}'));
+    assert!(s.notifications().is_empty(), "printed, not published");
+}

@@ -86,13 +86,16 @@ pub struct RunArgs {
     /// How late (in event time) an event may arrive and still count in a correlation window.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     allowed_lateness: Option<Millis>,
-    /// Print findings instead of publishing them (no topic needed).
+    /// Print findings on standard output instead of publishing them (no topic needed).
     #[arg(long)]
     dry_run: bool,
-    /// With --dry-run: `-` for standard output (the default) in JSON lines; `text` for one line
-    /// per finding.
-    #[arg(long, value_name = "WHERE", default_value = "-")]
-    output: String,
+    /// Write findings here instead of publishing them: `-` for standard output, or a file
+    /// (appended).
+    #[arg(long, short, value_name = "WHERE")]
+    output: Option<String>,
+    /// Format of printed findings: one JSON finding per line, or one line of text each.
+    #[arg(long, value_enum, default_value_t = PrintFormat::Jsonl)]
+    format: PrintFormat,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
@@ -103,6 +106,12 @@ pub struct RunArgs {
     /// Configuration file (YAML): the `run:` section holds these settings; flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintFormat {
+    Jsonl,
+    Text,
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,11 +192,27 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         bail!("no log group: give --log-group NAME (repeatable) or `run.log_groups` in --config");
     }
     let topic = args.topic_arn.clone().or(file.topic_arn.clone());
-    if topic.is_none() && !args.dry_run {
+    let print_to = match (&args.output, args.dry_run) {
+        (Some(w), _) => Some(w.clone()),
+        (None, true) => Some("-".to_string()),
+        (None, false) => None,
+    };
+    if topic.is_none() && print_to.is_none() {
         bail!(
             "no SNS topic: give --topic-arn ARN (see `trailwatch topic create`), or --dry-run to print findings"
         );
     }
+    let print_out: Option<Box<dyn std::io::Write + Send>> = match print_to.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--output {path}: cannot open for appending"))?,
+        )),
+    };
     let now = chrono::Utc::now();
     let start_from = match args.start_from.as_deref().or(file.start_from.as_deref()) {
         None | Some("checkpoint") => StartFrom::Checkpoint,
@@ -294,10 +319,10 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     rt.block_on(async move {
         let sdk = aws_config(file.region.clone()).await;
         let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-        let output = if args.dry_run {
+        let output = if let Some(out) = print_out {
             Output::Print {
-                json: args.output != "text",
-                out: Box::new(std::io::stdout()),
+                json: args.format == PrintFormat::Jsonl,
+                out,
             }
         } else {
             Output::Sns(Sns {
@@ -329,10 +354,10 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             rules.len(),
             rules.plans().plans.len(),
             state_dir.display(),
-            match (&topic, args.dry_run) {
-                (_, true) => "printing findings (--dry-run)".to_string(),
-                (Some(t), false) => format!("publishing to {t}"),
-                (None, false) => String::new(),
+            match (&topic, &print_to) {
+                (_, Some(w)) => format!("printing findings to {w} instead of publishing"),
+                (Some(t), None) => format!("publishing to {t}"),
+                (None, None) => String::new(),
             }
         );
         let summary = live::run(

@@ -315,7 +315,7 @@ fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
     if count > 1 {
         when.push_str(&format!("\n{count} events"));
     }
-    let window = f.pointer("/details/correlation/window");
+    let window = f.pointer("/details/window");
     if let (Some(a), Some(b)) = (
         window.and_then(|w| w.get("start")).and_then(Value::as_str),
         window.and_then(|w| w.get("end")).and_then(Value::as_str),
@@ -323,6 +323,10 @@ fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
         when.push_str(&format!("\nwindow: {} to {}", clean(a, 40), clean(b, 40)));
     }
     push_section(&mut out, "When", &when);
+
+    push_section(&mut out, "Pattern", &pattern_text(f));
+    push_section(&mut out, "Compared with usual", &anomaly_text(f));
+    push_section(&mut out, "Breakdown", &attributions_text(f));
 
     if let Some(d) = &rule.description {
         push_section(&mut out, "Why it matters", &clean_block(d, 3000));
@@ -384,6 +388,106 @@ fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
     let rule_id = clean(str_at(f, &["rule", "id"]).unwrap_or(""), 80);
     out.push_str(&format!("finding {id}, rule {rule_id} (trailwatch)\n"));
     out
+}
+
+/// For a correlation: what was counted, per which group, in which window.
+fn pattern_text(f: &Value) -> String {
+    let Some(c) = f.pointer("/details/correlation") else {
+        return String::new();
+    };
+    let mut t = String::new();
+    if let Some(ty) = c.get("type").and_then(Value::as_str) {
+        t.push_str(&format!("correlation: {}", clean(ty, 40)));
+        if let Some(span) = c.get("timespan").and_then(Value::as_str) {
+            t.push_str(&format!(" within {}", clean(span, 20)));
+        }
+        t.push('\n');
+    }
+    if let Some(n) = c.get("count").and_then(Value::as_u64) {
+        t.push_str(&format!("count: {n}\n"));
+    }
+    if let Some(g) = c.get("group").and_then(Value::as_object) {
+        for (k, v) in g.iter().take(8) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            t.push_str(&format!(
+                "{}: {}\n",
+                clean(k, 80),
+                clean(&v, MAX_FIELD_CHARS)
+            ));
+        }
+    }
+    t
+}
+
+/// For an anomaly: observed against the principal's usual rate, and the test that fired.
+fn anomaly_text(f: &Value) -> String {
+    let Some(d) = f.get("details").filter(|d| d.get("phase").is_some()) else {
+        return String::new();
+    };
+    let num = |p: &str| d.pointer(p).and_then(Value::as_f64);
+    let mut t = String::new();
+    if let Some(phase) = d.get("phase").and_then(Value::as_str) {
+        t.push_str(&format!("phase: {}", clean(phase, 20)));
+        if let Some(m) = d.get("metric").and_then(Value::as_str) {
+            t.push_str(&format!(" ({})", clean(m, 40)));
+        }
+        t.push('\n');
+    }
+    if let Some(o) = num("/observed/average_per_minute") {
+        t.push_str(&format!("observed: {o:.1} per minute\n"));
+    }
+    if let Some(b) = num("/baseline/average_per_minute") {
+        t.push_str(&format!("usual at this hour: {b:.2} per minute"));
+        if let Some(days) = num("/baseline/days_of_history") {
+            t.push_str(&format!(" ({days:.0} days of history)"));
+        }
+        t.push('\n');
+    }
+    if let (Some(p), Some(th)) = (num("/statistic/p_value"), num("/statistic/threshold")) {
+        t.push_str(&format!(
+            "Poisson tail probability {p:.1e} (threshold {th:.1e})\n"
+        ));
+    }
+    if let Some(m) = num("/duration_minutes") {
+        t.push_str(&format!("duration: {m:.0} min\n"));
+    }
+    t
+}
+
+/// Top values behind an anomaly (event names, user agents, source IPs, regions, errors).
+fn attributions_text(f: &Value) -> String {
+    let Some(a) = f
+        .pointer("/details/attributions")
+        .and_then(Value::as_object)
+    else {
+        return String::new();
+    };
+    let mut t = String::new();
+    for (k, label) in [
+        ("event_names", "calls"),
+        ("error_codes", "errors"),
+        ("source_ips", "source IPs"),
+        ("user_agents", "user agents"),
+        ("regions", "regions"),
+        ("sessions", "sessions"),
+    ] {
+        let Some(items) = a.get(k).and_then(Value::as_array).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let parts: Vec<String> = items
+            .iter()
+            .take(5)
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    clean(i.get("value").and_then(Value::as_str).unwrap_or("?"), 120),
+                    i.get("count").and_then(Value::as_u64).unwrap_or(0)
+                )
+            })
+            .collect();
+        t.push_str(&format!("{label}: {}\n", parts.join(", ")));
+    }
+    t
 }
 
 /// Multi-line rule text: each line cleaned, line breaks kept.
@@ -635,6 +739,51 @@ mod tests {
         assert!(!email.contains('\u{1b}') && !email.contains('\r') && !email.contains('\u{7}'));
         let default: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
         assert_eq!(default["id"], finding()["id"]);
+    }
+
+    #[test]
+    fn correlation_and_anomaly_emails_explain_the_pattern() {
+        let mut c = finding();
+        c["kind"] = json!("correlation");
+        c.as_object_mut().unwrap().remove("event");
+        c["details"] = json!({
+            "correlation": {"type": "event_count", "timespan": "5m", "count": 30,
+                "group": {"userIdentity.arn": "arn:aws:sts::1:assumed-role/r/s"}},
+            "window": {"start": "2026-11-21T09:59:00Z", "end": "2026-11-21T10:00:00Z"}});
+        let (_, msg) = single(&c, &RuleText::default());
+        let v: Value = serde_json::from_str(&msg).unwrap();
+        let email = v["email"].as_str().unwrap();
+        for needle in [
+            "correlation: event_count within 5m",
+            "count: 30",
+            "userIdentity.arn: arn:aws:sts::1:assumed-role/r/s",
+            "window: 2026-11-21T09:59:00Z to 2026-11-21T10:00:00Z",
+        ] {
+            assert!(email.contains(needle), "missing {needle:?} in\n{email}");
+        }
+        let mut a = finding();
+        a["kind"] = json!("anomaly");
+        a.as_object_mut().unwrap().remove("event");
+        a["details"] = json!({
+            "phase": "start", "metric": "write_volume",
+            "observed": {"average_per_minute": 14.0},
+            "baseline": {"average_per_minute": 0.1333, "days_of_history": 6},
+            "statistic": {"p_value": 1e-30, "threshold": 1e-5},
+            "attributions": {"event_names": [{"value": "RunInstances", "count": 38},
+                {"value": "CreateTags", "count": 4}],
+                "user_agents": [{"value": "evil\u{1b}[0m", "count": 42}]}});
+        let (_, msg) = single(&a, &RuleText::default());
+        let v: Value = serde_json::from_str(&msg).unwrap();
+        let email = v["email"].as_str().unwrap();
+        for needle in [
+            "phase: start (write_volume)",
+            "observed: 14.0 per minute",
+            "usual at this hour: 0.13 per minute (6 days of history)",
+            "calls: RunInstances 38, CreateTags 4",
+            "user agents: evil 42",
+        ] {
+            assert!(email.contains(needle), "missing {needle:?} in\n{email}");
+        }
     }
 
     #[test]
