@@ -41,6 +41,9 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 pub const ID_SAMPLE: usize = 50;
 
 /// One base-rule match (or a fired correlation) feeding a correlation.
+///
+/// Compact: the hits of one record share their group key, who/where and event ids (`Arc`s
+/// built once per record by the worker), so a hit allocates nothing of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     /// Index of the correlation in the rule set.
@@ -48,16 +51,21 @@ pub struct Hit {
     /// Position of the matched rule in the correlation's `rules`.
     pub pos: u32,
     pub time: Millis,
-    /// Group-by values, in the correlation's `group-by` order.
-    pub key: Vec<String>,
-    /// `value_count`: the value counted.
-    pub value: Option<String>,
-    pub event_ids: Vec<String>,
+    /// Group key: the group-by values in the correlation's `group-by` order, joined by
+    /// [`KEY_SEP`].
+    pub key: Arc<str>,
+    /// `value_count`: [`hash_value`] of the value counted (the correlator keeps only hashes).
+    pub value: Option<u64>,
+    /// The event ids behind the hit (absent: none).
+    pub event_ids: Option<Arc<EventIds>>,
     pub count: u64,
-    pub principal: String,
-    pub account: Option<String>,
-    pub region: Option<String>,
+    /// Who acted, and where (the latest event's).
+    pub who: Arc<Who>,
 }
+
+/// Event ids, shared by every hit of a record and every window holding one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventIds(pub Box<[Box<str>]>);
 
 /// A correlation ready to run: references as indices.
 #[derive(Debug, Clone)]
@@ -256,28 +264,34 @@ struct Last {
     who: Arc<Who>,
 }
 
-/// Who acted, and where (interned: one allocation per distinct combination).
+/// Who acted, and where. The correlator interns these (one allocation per distinct
+/// combination); a worker builds one per record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
-struct Who {
-    principal: Box<str>,
-    account: Option<Box<str>>,
-    region: Option<Box<str>>,
+pub struct Who {
+    pub principal: Box<str>,
+    pub account: Option<Box<str>>,
+    pub region: Option<Box<str>>,
 }
 
-impl Who {
-    fn matches(&self, h: &Hit) -> bool {
-        *self.principal == *h.principal
-            && self.account.as_deref() == h.account.as_deref()
-            && self.region.as_deref() == h.region.as_deref()
-    }
-}
+/// Hash maps and sets of the correlator: foldhash (fast, seeded per process) instead of
+/// SipHash; keys come from input, so a fixed-seed hash would invite collisions.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Shared copies of what many groups hold (group keys; who and where): one allocation per
 /// distinct value, however many correlations and groups use it.
+///
+/// While a copy is held outside the interner it stays in it (`prune` forgets only copies
+/// nobody else holds), so two interned values are equal exactly when they are the same
+/// allocation: group tables compare interned keys by address.
 #[derive(Debug, Default)]
 struct Interner {
-    set: std::collections::HashSet<Arc<str>>,
-    who: std::collections::HashSet<Arc<Who>>,
+    set: FastSet<Arc<str>>,
+    who: FastSet<Arc<Who>>,
+    /// The latest hit's key and who (as the worker made them) and their interned copies:
+    /// the hits of one record share them, so most hits skip the set lookups.
+    recent_key: Option<(Arc<str>, Arc<str>)>,
+    recent_who: Option<(Arc<Who>, Arc<Who>)>,
 }
 
 impl Interner {
@@ -299,6 +313,36 @@ impl Interner {
         a
     }
 
+    /// The interned copy of a hit's key.
+    fn key_of(&mut self, key: &Arc<str>) -> Arc<str> {
+        if let Some((from, to)) = &self.recent_key
+            && Arc::ptr_eq(from, key)
+        {
+            return to.clone();
+        }
+        let to = self.get(key);
+        self.recent_key = Some((key.clone(), to.clone()));
+        to
+    }
+
+    /// The interned copy of a hit's who/where.
+    fn who_of(&mut self, who: &Arc<Who>) -> Arc<Who> {
+        if let Some((from, to)) = &self.recent_who
+            && Arc::ptr_eq(from, who)
+        {
+            return to.clone();
+        }
+        let to = match self.who.get(&**who) {
+            Some(a) => a.clone(),
+            None => {
+                self.who.insert(who.clone());
+                who.clone()
+            }
+        };
+        self.recent_who = Some((who.clone(), to.clone()));
+        to
+    }
+
     /// Forgets values no group holds any more.
     fn prune(&mut self) {
         self.set.retain(|a| Arc::strong_count(a) > 1);
@@ -307,7 +351,26 @@ impl Interner {
 }
 
 /// Separates group-by values inside a group key.
-const KEY_SEP: char = '\u{1f}';
+pub const KEY_SEP: char = '\u{1f}';
+
+/// A group key as the group tables hold it: an interned key, hashed and compared by address
+/// (see [`Interner`]), so a lookup neither hashes nor compares the text.
+#[derive(Debug, Clone)]
+struct GroupKey(Arc<str>);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl std::hash::Hash for GroupKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(state);
+    }
+}
 
 fn split_key(key: &str) -> Vec<String> {
     key.split(KEY_SEP).map(str::to_string).collect()
@@ -317,8 +380,9 @@ fn split_key(key: &str) -> Vec<String> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Ev {
     t: Millis,
-    /// Event ids (a thin pointer: most windows hold one hit, some records have no id).
-    ids: Option<Box<Box<[Box<str>]>>>,
+    /// Event ids (a thin pointer, shared with the other hits of the record; absent when the
+    /// record has no id).
+    ids: Option<Arc<EventIds>>,
     /// Events behind this hit (1 for a rule match; the inner total for a chained correlation).
     events: u64,
 }
@@ -327,14 +391,13 @@ impl Ev {
     fn from_hit(h: &Hit) -> Ev {
         Ev {
             t: h.time,
-            ids: (!h.event_ids.is_empty())
-                .then(|| Box::new(h.event_ids.iter().map(|s| s.as_str().into()).collect())),
+            ids: h.event_ids.clone().filter(|ids| !ids.0.is_empty()),
             events: h.count.max(1),
         }
     }
 
     fn ids(&self) -> &[Box<str>] {
-        self.ids.as_deref().map_or(&[], |b| b)
+        self.ids.as_deref().map_or(&[], |b| &b.0)
     }
 }
 
@@ -424,7 +487,8 @@ impl Group {
     }
 }
 
-fn hash_value(v: &str) -> u64 {
+/// The hash `value_count` counts distinct values by.
+pub fn hash_value(v: &str) -> u64 {
     // FNV-1a 64: stable across runs and platforms (state is persisted).
     let mut h: u64 = 0xcbf29ce484222325;
     for b in v.bytes() {
@@ -470,8 +534,8 @@ pub enum StateError {
 /// Evaluates correlations over hits in event-time order.
 #[derive(Debug)]
 pub struct Correlator {
-    /// Per correlation: group key (group-by values joined by U+001F) → state.
-    groups: Vec<HashMap<Arc<str>, Group>>,
+    /// Per correlation: group key (group-by values joined by U+001F, interned) → state.
+    groups: Vec<FastMap<GroupKey, Group>>,
     /// When tumbling windows end: (end, correlation, group key). Entries may be stale.
     deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Arc<str>)>>,
     strings: Interner,
@@ -487,7 +551,7 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(plans: &Plans, lateness: Millis, max_keys: usize) -> Self {
         Correlator {
-            groups: vec![HashMap::new(); plans.plans.len()],
+            groups: (0..plans.plans.len()).map(|_| FastMap::default()).collect(),
             deadlines: std::collections::BinaryHeap::new(),
             strings: Interner::default(),
             scratch: HashMap::new(),
@@ -506,7 +570,7 @@ impl Correlator {
 
     /// Live group keys over all correlations.
     pub fn live_keys(&self) -> usize {
-        self.groups.iter().map(HashMap::len).sum()
+        self.groups.iter().map(FastMap::len).sum()
     }
 
     /// Moves event time on (also for events that fed nothing).
@@ -519,9 +583,12 @@ impl Correlator {
         if self.watermark().is_some_and(|w| hit.time < w) {
             self.stats.late_hits += 1;
             if self.stats.late_samples.len() < 20 {
-                self.stats
-                    .late_samples
-                    .extend(hit.event_ids.first().cloned());
+                self.stats.late_samples.extend(
+                    hit.event_ids
+                        .as_ref()
+                        .and_then(|ids| ids.0.first())
+                        .map(|id| id.to_string()),
+                );
             }
             return;
         }
@@ -561,7 +628,8 @@ impl Correlator {
             let plan = &plans.plans[ci];
             let span = plan.corr.def.timespan;
             let mut judged = Vec::new();
-            if let Some(g) = self.groups[ci].get_mut(&key)
+            let gk = GroupKey(key.clone());
+            if let Some(g) = self.groups[ci].get_mut(&gk)
                 && let State::Tumbling(ws) = &mut g.state
             {
                 while ws
@@ -574,7 +642,7 @@ impl Correlator {
                     }
                 }
                 if ws.is_empty() {
-                    self.groups[ci].remove(&key);
+                    self.groups[ci].remove(&gk);
                 }
             }
             for f in judged {
@@ -589,7 +657,7 @@ impl Correlator {
             out.push(finding(&plans.plans[ci], &fired));
         }
         for &(parent, pos) in &plans.corr_feeds[ci] {
-            let key = plans.plans[parent as usize]
+            let key: Vec<&str> = plans.plans[parent as usize]
                 .corr
                 .def
                 .group_by
@@ -601,8 +669,8 @@ impl Correlator {
                         .group_by
                         .iter()
                         .position(|c| c == g)
-                        .map(|k| fired.key[k].clone())
-                        .unwrap_or_default()
+                        .and_then(|k| fired.key.get(k))
+                        .map_or("", String::as_str)
                 })
                 .collect();
             // A fired correlation counts as one hit of the parent; its events come along.
@@ -610,13 +678,15 @@ impl Correlator {
                 corr: parent,
                 pos,
                 time: fired.time,
-                key,
+                key: key.join(&KEY_SEP.to_string()).into(),
                 value: None,
-                event_ids: fired.ids.clone(),
+                event_ids: (!fired.ids.is_empty()).then(|| {
+                    Arc::new(EventIds(
+                        fired.ids.iter().map(|s| s.as_str().into()).collect(),
+                    ))
+                }),
                 count: fired.events,
-                principal: fired.last.who.principal.to_string(),
-                account: fired.last.who.account.as_deref().map(str::to_string),
-                region: fired.last.who.region.as_deref().map(str::to_string),
+                who: fired.last.who.clone(),
             };
             self.process(plans, h, out);
         }
@@ -652,45 +722,32 @@ impl Correlator {
         let def = &plan.corr.def;
         let span = def.timespan;
         let reach = span.saturating_add(self.lateness);
-        let joined: String;
-        let key_text: &str = match h.key.as_slice() {
-            [one] => one,
-            many => {
-                joined = many.join(&KEY_SEP.to_string());
-                &joined
-            }
-        };
         let strings = &mut self.strings;
+        let key = strings.key_of(&h.key);
+        let gk = GroupKey(key.clone());
         let groups = &mut self.groups[ci];
-        if !groups.contains_key(key_text) {
-            if groups.len() >= self.max_keys {
-                // Evict the group seen longest ago (ties: smallest key), counted.
-                if let Some(victim) = groups
-                    .iter()
-                    .min_by(|a, b| (a.1.last.time, a.0).cmp(&(b.1.last.time, b.0)))
-                    .map(|(k, _)| k.clone())
-                {
-                    groups.remove(&victim);
-                    self.stats.evicted_keys += 1;
-                }
+        if !groups.contains_key(&gk) && groups.len() >= self.max_keys {
+            // Evict the group seen longest ago (ties: smallest key), counted.
+            if let Some(victim) = groups
+                .iter()
+                .min_by(|a, b| (a.1.last.time, &a.0.0).cmp(&(b.1.last.time, &b.0.0)))
+                .map(|(k, _)| k.clone())
+            {
+                groups.remove(&victim);
+                self.stats.evicted_keys += 1;
             }
-            groups.insert(strings.get(key_text), Group::new(plan, strings));
         }
-        let key: Arc<str> = match groups.get_key_value(key_text) {
-            Some((k, _)) => k.clone(),
-            None => return None,
-        };
-        let g = groups.get_mut(key_text)?;
+        let g = groups
+            .entry(gk)
+            .or_insert_with(|| Group::new(plan, strings));
         if h.time >= g.last.time {
             g.last.time = h.time;
-            // Only touch the shared strings when they change.
-            // Only touch the shared record when it changes.
-            if !g.last.who.matches(h) {
-                g.last.who = strings.who(Who {
-                    principal: h.principal.as_str().into(),
-                    account: h.account.as_deref().map(Into::into),
-                    region: h.region.as_deref().map(Into::into),
-                });
+            // Interned: the same who/where is the same allocation.
+            if !Arc::ptr_eq(&g.last.who, &h.who) {
+                let who = strings.who_of(&h.who);
+                if !Arc::ptr_eq(&g.last.who, &who) {
+                    g.last.who = who;
+                }
             }
         }
         let newest = g.last.time;
@@ -752,7 +809,7 @@ impl Correlator {
                 fired
             }
             State::SlidingValues(evs) => {
-                let v = hash_value(h.value.as_deref().unwrap_or(""));
+                let v = h.value.unwrap_or_else(|| hash_value(""));
                 if evs.capacity() == 0 {
                     evs.reserve_exact(1);
                 }
@@ -870,7 +927,7 @@ impl Correlator {
             State::Tumbling(w) => w.is_empty(),
         };
         if empty {
-            groups.remove(&key);
+            groups.remove(&GroupKey(key));
         }
         let mut ids = IdSample::default();
         ids.extend(
@@ -879,7 +936,7 @@ impl Correlator {
                 .flat_map(|e| e.ids().iter().map(|s| s.to_string())),
         );
         Some(Fired {
-            key: h.key.clone(),
+            key: split_key(&h.key),
             time: window.iter().map(|e| e.t).max().unwrap_or(h.time),
             start,
             count,
@@ -903,7 +960,7 @@ impl Correlator {
                 .iter()
                 .map(|m| {
                     let mut v: Vec<(Arc<str>, Group)> =
-                        m.iter().map(|(k, g)| (k.clone(), g.clone())).collect();
+                        m.iter().map(|(k, g)| (k.0.clone(), g.clone())).collect();
                     v.sort_by(|a, b| a.0.cmp(&b.0));
                     v
                 })
@@ -942,7 +999,7 @@ impl Correlator {
                     .filter(|(_, g)| g.fits(plan))
                     .map(|(k, mut g)| {
                         g.last.who = self.strings.who((*g.last.who).clone());
-                        (self.strings.get(&k), g)
+                        (GroupKey(self.strings.get(&k)), g)
                     })
                     .collect();
             }
@@ -956,7 +1013,7 @@ impl Correlator {
                         self.deadlines.push(std::cmp::Reverse((
                             w.start.saturating_add(span),
                             ci as u32,
-                            key.clone(),
+                            key.0.clone(),
                         )));
                     }
                 }
@@ -1064,12 +1121,16 @@ fn add_tumbling(
     let w = &mut ws[i];
     w.count += 1;
     w.events += h.count.max(1);
-    w.ids.extend(h.event_ids.iter().cloned());
+    w.ids.extend(
+        h.event_ids
+            .iter()
+            .flat_map(|ids| ids.0.iter().map(|s| s.to_string())),
+    );
     if h.time >= w.last.time {
         w.last = last.clone();
     }
     if let Some(values) = &mut w.values {
-        values.insert(hash_value(h.value.as_deref().unwrap_or("")));
+        values.insert(h.value.unwrap_or_else(|| hash_value("")));
         // Past the upper bound the condition cannot hold: stop keeping values.
         if upper.is_some_and(|u| values.len() as u64 > u) {
             w.exceeded = true;
