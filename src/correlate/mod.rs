@@ -264,13 +264,15 @@ struct Last {
     who: Arc<Who>,
 }
 
-/// Who acted, and where. The correlator interns these (one allocation per distinct
-/// combination); a worker builds one per record.
+/// Who acted, and where. A worker builds one per record; the correlator interns them (one
+/// allocation per distinct combination) and their parts (shared with group keys and with
+/// other combinations), so comparing two interned ones compares addresses (`Arc`'s equality
+/// checks the address first).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Who {
-    pub principal: Box<str>,
-    pub account: Option<Box<str>>,
-    pub region: Option<Box<str>>,
+    pub principal: Arc<str>,
+    pub account: Option<Arc<str>>,
+    pub region: Option<Arc<str>>,
 }
 
 /// Hash maps and sets of the correlator: foldhash (fast, seeded per process) instead of
@@ -292,6 +294,8 @@ struct Interner {
     /// the hits of one record share them, so most hits skip the set lookups.
     recent_key: Option<(Arc<str>, Arc<str>)>,
     recent_who: Option<(Arc<Who>, Arc<Who>)>,
+    /// Values held just after the last pruning.
+    pruned_at: usize,
 }
 
 impl Interner {
@@ -304,7 +308,18 @@ impl Interner {
         a
     }
 
-    fn who(&mut self, w: Who) -> Arc<Who> {
+    /// The interned copy of `w`; `key` is an interned text that is often its principal
+    /// (groups keyed by the principal), which saves a lookup.
+    fn who(&mut self, w: &Who, key: Option<&Arc<str>>) -> Arc<Who> {
+        let principal = match key {
+            Some(k) if **k == *w.principal => k.clone(),
+            _ => self.get(&w.principal),
+        };
+        let w = Who {
+            principal,
+            account: w.account.as_deref().map(|a| self.get(a)),
+            region: w.region.as_deref().map(|r| self.get(r)),
+        };
         if let Some(a) = self.who.get(&w) {
             return a.clone();
         }
@@ -325,28 +340,30 @@ impl Interner {
         to
     }
 
-    /// The interned copy of a hit's who/where.
-    fn who_of(&mut self, who: &Arc<Who>) -> Arc<Who> {
+    /// The interned copy of a hit's who/where (`key`: the hit's interned group key).
+    fn who_of(&mut self, who: &Arc<Who>, key: &Arc<str>) -> Arc<Who> {
         if let Some((from, to)) = &self.recent_who
             && Arc::ptr_eq(from, who)
         {
             return to.clone();
         }
-        let to = match self.who.get(&**who) {
-            Some(a) => a.clone(),
-            None => {
-                self.who.insert(who.clone());
-                who.clone()
-            }
-        };
+        let to = self.who(who, Some(key));
         self.recent_who = Some((who.clone(), to.clone()));
         to
     }
 
-    /// Forgets values no group holds any more.
+    /// Forgets values no group holds any more, once the interner has doubled since it last
+    /// did: a pruning reads every value (a cache miss each), so it is amortised over as many
+    /// new values, and at most half of what the interner holds is unused.
     fn prune(&mut self) {
-        self.set.retain(|a| Arc::strong_count(a) > 1);
+        let held = self.set.len() + self.who.len();
+        if held < 2 * self.pruned_at.max(1024) {
+            return;
+        }
+        // Who first: dropping one releases its parts.
         self.who.retain(|a| Arc::strong_count(a) > 1);
+        self.set.retain(|a| Arc::strong_count(a) > 1);
+        self.pruned_at = self.set.len() + self.who.len();
     }
 }
 
@@ -465,7 +482,7 @@ impl Group {
             state,
             last: Last {
                 time: Millis::MIN,
-                who: strings.who(Who::default()),
+                who: strings.who(&Who::default(), None),
             },
         }
     }
@@ -744,7 +761,7 @@ impl Correlator {
             g.last.time = h.time;
             // Interned: the same who/where is the same allocation.
             if !Arc::ptr_eq(&g.last.who, &h.who) {
-                let who = strings.who_of(&h.who);
+                let who = strings.who_of(&h.who, &key);
                 if !Arc::ptr_eq(&g.last.who, &who) {
                     g.last.who = who;
                 }
@@ -998,7 +1015,7 @@ impl Correlator {
                     .into_iter()
                     .filter(|(_, g)| g.fits(plan))
                     .map(|(k, mut g)| {
-                        g.last.who = self.strings.who((*g.last.who).clone());
+                        g.last.who = self.strings.who(&g.last.who, None);
                         (GroupKey(self.strings.get(&k)), g)
                     })
                     .collect();
