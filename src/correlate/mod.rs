@@ -612,8 +612,9 @@ impl Correlator {
         self.observe(hit.time);
         self.process(plans, hit, out);
         self.hits_since_sweep += 1;
-        // Sweeping costs one pass over the groups: amortised over at least as many hits.
-        if self.hits_since_sweep >= 10_000.max(self.live_keys() as u64 / 4) {
+        // Sweeping costs one pass over the groups: amortised over at least as many hits
+        // (expired groups linger at most that long; a hit on one reuses it).
+        if self.hits_since_sweep >= 10_000.max(self.live_keys() as u64) {
             self.hits_since_sweep = 0;
             self.sweep(plans);
         }
@@ -759,12 +760,16 @@ impl Correlator {
             .or_insert_with(|| Group::new(plan, strings));
         if h.time >= g.last.time {
             g.last.time = h.time;
-            // Interned: the same who/where is the same allocation.
-            if !Arc::ptr_eq(&g.last.who, &h.who) {
-                let who = strings.who_of(&h.who, &key);
-                if !Arc::ptr_eq(&g.last.who, &who) {
-                    g.last.who = who;
-                }
+            // Most hits come from where the group's latest one came from: compare first (the
+            // group's who is shared by the principal's groups, so usually in cache), intern
+            // only on a change.
+            let (old, new) = (&g.last.who, &h.who);
+            let same = Arc::ptr_eq(old, new)
+                || (*old.principal == *new.principal
+                    && old.account == new.account
+                    && old.region == new.region);
+            if !same {
+                g.last.who = strings.who_of(new, &key);
             }
         }
         let newest = g.last.time;
