@@ -557,7 +557,8 @@ struct Group {
 }
 
 impl Group {
-    fn new(plan: &Plan, strings: &mut Interner) -> Group {
+    /// An empty group; `who` becomes its who/where (its first hit's, interned).
+    fn new(plan: &Plan, who: Arc<Who>) -> Group {
         let def = &plan.corr.def;
         let n = plan.refs.len();
         let state = match def.kind {
@@ -573,14 +574,14 @@ impl Group {
             state,
             last: Last {
                 time: Millis::MIN,
-                who: strings.who(&Who::default(), None),
+                who,
             },
         }
     }
 
     /// Does this state fit the plan (after a restore, rules may have changed)?
     fn fits(&self, plan: &Plan) -> bool {
-        let fresh = Group::new(plan, &mut Interner::default());
+        let fresh = Group::new(plan, Arc::default());
         match (&self.state, &fresh.state) {
             (State::Temporal(a), State::Temporal(b)) => a.len() == b.len(),
             (State::Ordered(a), State::Ordered(b)) => a.len() == b.len(),
@@ -848,7 +849,9 @@ impl Correlator {
                 self.stats.evicted_keys += 1;
             }
         }
-        let g = groups.get_or_insert_with(gk, || Group::new(plan, strings));
+        // A new group starts with its first hit's who/where (interned once, not first an
+        // empty one).
+        let g = groups.get_or_insert_with(gk, || Group::new(plan, strings.who_of(&h.who, &key)));
         if h.time >= g.last.time {
             g.last.time = h.time;
             // Most hits come from where the group's latest one came from: compare first (the
