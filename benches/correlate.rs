@@ -7,8 +7,11 @@
 //! enough to time directly.
 //!
 //! - stateless: `Matcher::evaluate` over every event (rule matching and building the hits);
-//! - full: `Matcher::evaluate` + `Stateful::push` per event, then `Stateful::finish`, with
+//! - full: `Matcher::evaluate_at` + `Stateful::push` per event (the event time parsed once,
+//!   as the backtest does, so both passes parse it once), then `Stateful::finish`, with
 //!   `Settings { lateness: 15 min, max_keys: 200_000, default_suppress: None }`;
+//! - each pass is also timed in CPU time of the thread (`/proc/thread-self/schedstat`), which
+//!   other processes on a shared machine disturb less than wall time;
 //! - the same two with `Event::parse` inside the timed loop (decode-inclusive);
 //! - heap, from a counting global allocator (below; it counts requested bytes, not malloc's
 //!   own overhead): the peak during the full pass, and the heap the correlator and suppressor
@@ -120,6 +123,15 @@ fn reset_peak() -> isize {
 
 fn heap_peak() -> isize {
     PEAK.load(Relaxed)
+}
+
+/// CPU time of the calling thread, in seconds (`/proc/thread-self/schedstat`: nanoseconds
+/// on a CPU); 0 where that file is missing.
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e9)
 }
 
 fn proc_status(key: &str) -> String {
@@ -564,6 +576,7 @@ fn parse_all(records: &[String]) -> Vec<Event<'_>> {
 
 struct Stateless {
     secs: f64,
+    cpu: f64,
     matched_events: usize,
     hits: usize,
 }
@@ -573,6 +586,7 @@ fn stateless(rules: &RuleSet, events: &[Event<'_>]) -> Stateless {
     let settings = settings();
     let mut matcher = Matcher::new(rules, &exceptions, &settings);
     let (mut matched_events, mut hits) = (0, 0);
+    let cpu = thread_cpu();
     let start = Instant::now();
     for ev in events {
         let out = matcher.evaluate(black_box(ev));
@@ -582,6 +596,7 @@ fn stateless(rules: &RuleSet, events: &[Event<'_>]) -> Stateless {
     }
     Stateless {
         secs: start.elapsed().as_secs_f64(),
+        cpu: thread_cpu() - cpu,
         matched_events,
         hits,
     }
@@ -590,7 +605,11 @@ fn stateless(rules: &RuleSet, events: &[Event<'_>]) -> Stateless {
 #[derive(Default)]
 struct Full {
     secs: f64,
+    cpu: f64,
     findings: usize,
+    /// FNV-1a over every finding's id, event ids and event count, in output order (to check
+    /// that a change to the engine leaves the findings as they were).
+    digest: u64,
     per_rule: BTreeMap<String, usize>,
     live_keys: usize,
     peak_live_keys: usize,
@@ -607,6 +626,16 @@ struct Full {
 fn count(findings: &mut Vec<Finding>, r: &mut Full) {
     for f in findings.drain(..) {
         r.findings += 1;
+        let fnv = |h: u64, s: &str| {
+            s.bytes()
+                .chain([0xff])
+                .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+        };
+        r.digest = fnv(r.digest, &f.id);
+        for id in &f.event_ids {
+            r.digest = fnv(r.digest, id);
+        }
+        r.digest = fnv(r.digest, &f.event_count.to_string());
         *r.per_rule.entry(f.rule.title).or_default() += 1;
     }
 }
@@ -624,6 +653,7 @@ fn full(
     let exceptions = Exceptions::default();
     let settings = settings();
     let mut r = Full {
+        digest: 0xcbf29ce484222325,
         base: reset_peak(),
         ..Full::default()
     };
@@ -633,10 +663,11 @@ fn full(
     let progress = env_num("CORRELATE_PROGRESS", 0) != 0;
     let mut chunk_start = 0.0f64;
     let chunk_start = &mut chunk_start;
+    let cpu = thread_cpu();
     let start = Instant::now();
     let mut step = |i: usize, ev: &Event<'_>, r: &mut Full| {
         let time = ev.event_time().and_then(parse_event_time);
-        let out = matcher.evaluate(black_box(ev));
+        let out = matcher.evaluate_at(black_box(ev), time);
         stateful.push(time, out, &mut ready);
         if !ready.is_empty() {
             count(&mut ready, r);
@@ -671,6 +702,7 @@ fn full(
     stateful.finish(&mut ready);
     count(&mut ready, &mut r);
     r.secs = start.elapsed().as_secs_f64();
+    r.cpu = thread_cpu() - cpu;
     r.live_keys = stateful.correlator.live_keys();
     r.peak_live_keys = r.peak_live_keys.max(r.live_keys);
     r.late_hits = stateful.correlator.stats.late_hits;
@@ -782,6 +814,7 @@ fn main() {
         rate(n, cold.secs)
     );
     let (mut s_secs, mut f_secs) = (Vec::new(), Vec::new());
+    let (mut s_cpu, mut f_cpu) = (Vec::new(), Vec::new());
     let mut last = None;
     for rep in 0..reps {
         let s = stateless(&rules, &events);
@@ -792,19 +825,25 @@ fn main() {
             snapshot.as_deref().filter(|_| rep + 1 == reps),
         );
         println!(
-            "rep {}: stateless {:.3} s ({} events/s), full {:.3} s ({} events/s), ratio {:.2}; \
-             {} findings, {} live keys",
+            "rep {}: stateless {:.3} s ({} events/s), full {:.3} s ({} events/s), ratio {:.2} \
+             (CPU time {:.3} s / {:.3} s, ratio {:.2}); {} findings (digest {:016x}), {} live keys",
             rep + 1,
             s.secs,
             rate(n, s.secs),
             f.secs,
             rate(n, f.secs),
             f.secs / s.secs,
+            s.cpu,
+            f.cpu,
+            f.cpu / s.cpu,
             f.findings,
+            f.digest,
             f.live_keys
         );
         s_secs.push(s.secs);
         f_secs.push(f.secs);
+        s_cpu.push(s.cpu);
+        f_cpu.push(f.cpu);
         last = Some((s, f));
     }
     let (s, f) = last.expect("one rep");
@@ -826,7 +865,7 @@ fn main() {
     assert_eq!(hits, s.hits);
     let fd = decode_pass.then(|| {
         let fd = full(&rules, &[], Some(&records), None);
-        assert_eq!(fd.findings, f.findings);
+        assert_eq!((fd.findings, fd.digest), (f.findings, f.digest));
         fd
     });
     drop(records);
@@ -847,6 +886,8 @@ fn main() {
 
     let s_med = median(&mut s_secs);
     let f_med = median(&mut f_secs);
+    let s_cpu_med = median(&mut s_cpu);
+    let f_cpu_med = median(&mut f_cpu);
     let held = f.before_drop - f.after_drop;
     let per_key = held as f64 / f.live_keys.max(1) as f64;
     // Growth of the events themselves during the full pass (none expected: they are warm).
@@ -881,12 +922,16 @@ fn main() {
         rate(n, s_med)
     );
     println!(
-        "| full (`evaluate` + `Stateful::push` + `finish`), median of {reps} | {f_med:.3} s, **{} events/s** |",
+        "| full (`evaluate_at` + `Stateful::push` + `finish`), median of {reps} | {f_med:.3} s, **{} events/s** |",
         rate(n, f_med)
     );
     println!(
         "| ratio full / stateless (time; target ≤ 2) | **{:.2}** |",
         f_med / s_med
+    );
+    println!(
+        "| CPU time of the thread, stateless / full (median of {reps}); ratio | {s_cpu_med:.3} s / {f_cpu_med:.3} s; {:.2} |",
+        f_cpu_med / s_cpu_med
     );
     println!(
         "| stateless on cold events (first pass: builds members) | {:.3} s, {} events/s |",
@@ -944,6 +989,6 @@ fn main() {
         "| live keys at end (peak, sampled every 10k events) | {} ({}) |",
         f.live_keys, f.peak_live_keys
     );
-    println!("| findings | {} |", f.findings);
+    println!("| findings | {} (digest {:016x}) |", f.findings, f.digest);
     println!("| VmHWM (whole process) | {} |", proc_status("VmHWM:"));
 }

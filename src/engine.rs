@@ -7,13 +7,16 @@
 //! - [`Stateful`] (one, fed in event-time order): correlations, then suppression.
 
 use crate::correlate::suppress::Suppressor;
-use crate::correlate::{Correlator, DEFAULT_LATENESS, DEFAULT_MAX_KEYS, Hit};
+use crate::correlate::{
+    Correlator, DEFAULT_LATENESS, DEFAULT_MAX_KEYS, EventIds, Hit, KEY_SEP, Who, hash_value,
+};
 use crate::event::{Event, FieldPath};
 use crate::exceptions::Exceptions;
 use crate::finding::{self, Finding};
 use crate::rules::RuleSet;
 use crate::rules::correlation::{Suppress, SuppressSetting};
 use crate::time::{Millis, parse_event_time};
+use std::sync::Arc;
 
 /// Settings of the stateful stage.
 #[derive(Debug, Clone)]
@@ -51,16 +54,22 @@ pub fn effective<'a>(
 /// The first value at `path` as text ("" when missing).
 fn first_text(ev: &Event<'_>, path: &FieldPath) -> String {
     let mut out = String::new();
+    push_first_text(ev, path, &mut out);
+    out
+}
+
+/// Appends the first value at `path` as text to `out` (nothing when missing).
+fn push_first_text(ev: &Event<'_>, path: &FieldPath, out: &mut String) {
+    let start = out.len();
     ev.any_at(path, &mut |v| {
-        v.any_leaf(&mut |leaf| match leaf.with_text(str::to_string) {
-            Some(t) => {
-                out = t;
-                true
-            }
-            None => false,
+        v.any_leaf(&mut |leaf| {
+            leaf.with_text(|t| {
+                out.truncate(start);
+                out.push_str(t);
+            })
+            .is_some()
         })
     });
-    out
 }
 
 /// What a record produced in the stateless stage.
@@ -84,6 +93,8 @@ pub struct Matcher<'r> {
     exceptions: &'r Exceptions,
     default_suppress: Option<&'r Suppress>,
     scratch: Vec<u32>,
+    /// Group key text being built (reused across hits).
+    key_text: String,
     /// Matches dropped by the exceptions so far.
     pub excepted: u64,
 }
@@ -95,6 +106,7 @@ impl<'r> Matcher<'r> {
             exceptions,
             default_suppress: settings.default_suppress.as_ref(),
             scratch: Vec::new(),
+            key_text: String::new(),
             excepted: 0,
         }
     }
@@ -117,6 +129,9 @@ impl<'r> Matcher<'r> {
             return out;
         }
         let plans = self.rules.plans();
+        // Shared by the hits of this record: group keys made so far; who/where and event ids.
+        let mut keys: Vec<Arc<str>> = Vec::new();
+        let mut shared: Option<(Arc<Who>, Option<Arc<EventIds>>)> = None;
         for &i in &self.scratch {
             let i = i as usize;
             let rule = &self.rules.rules()[i];
@@ -143,7 +158,6 @@ impl<'r> Matcher<'r> {
             }
             // Correlations need a time; records without one cannot be placed in a window.
             let Some(t) = time else { continue };
-            let principal = finding::principal(ev);
             for &(c, pos) in feeds {
                 let plan = &plans.plans[c as usize];
                 if self.exceptions.excepts(&plan.corr.def.meta.id, ev) {
@@ -151,20 +165,51 @@ impl<'r> Matcher<'r> {
                     continue;
                 }
                 let p = pos as usize;
+                // The group key: group-by values joined by KEY_SEP, built in a reused buffer.
+                // Hits of one record with the same key text share one allocation.
+                let text = &mut self.key_text;
+                text.clear();
+                for (n, k) in plan.key_paths[p].iter().enumerate() {
+                    if n > 0 {
+                        text.push(KEY_SEP);
+                    }
+                    push_first_text(ev, k, text);
+                }
+                let key = match keys.iter().find(|k| ***k == **text) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k: Arc<str> = Arc::from(text.as_str());
+                        keys.push(k.clone());
+                        k
+                    }
+                };
+                // Only its hash is kept: the correlator counts distinct values by hash.
+                let value = plan.value_paths[p].as_ref().map(|k| {
+                    text.clear();
+                    push_first_text(ev, k, text);
+                    hash_value(text)
+                });
+                // Who, where and the event id: built once per record, shared by its hits.
+                let (who, ids) = shared.get_or_insert_with(|| {
+                    let who = Arc::new(Who {
+                        principal: finding::principal(ev).into(),
+                        account: ev.recipient_account_id().map(Into::into),
+                        region: ev.aws_region().map(Into::into),
+                    });
+                    let ids = ev
+                        .event_id()
+                        .map(|id| Arc::new(EventIds(Box::new([id.into()]))));
+                    (who, ids)
+                });
                 out.hits.push(Hit {
                     corr: c,
                     pos,
                     time: t,
-                    key: plan.key_paths[p]
-                        .iter()
-                        .map(|k| first_text(ev, k))
-                        .collect(),
-                    value: plan.value_paths[p].as_ref().map(|k| first_text(ev, k)),
-                    event_ids: ev.event_id().map(str::to_string).into_iter().collect(),
+                    key,
+                    value,
+                    event_ids: ids.clone(),
                     count: 1,
-                    principal: principal.clone(),
-                    account: ev.recipient_account_id().map(str::to_string),
-                    region: ev.aws_region().map(str::to_string),
+                    who: who.clone(),
                 });
             }
         }
