@@ -539,11 +539,40 @@ pub async fn run(
     };
     let mut summary = LiveSummary::default();
     let mut last_checkpoint = now;
-    let mut dirty = false;
+    // The first cycle always writes a checkpoint: it records where reading began, so a restart
+    // before any event arrives resumes from there instead of from its own "now".
+    let mut dirty = true;
     let mut ready: Vec<Finding> = Vec::new();
+    let mut failures: u32 = 0;
     loop {
         let now = wall_ms();
-        let batch = tail.poll(now).await?;
+        let batch = match tail.poll(now).await {
+            Ok(b) => {
+                failures = 0;
+                b
+            }
+            // At start-up an error that retrying cannot fix (no such group, no permission)
+            // stops the run with its message; once running, it is logged and retried with
+            // backoff (credentials being rotated, a policy being edited) — the service stays up.
+            Err(e) if summary.cycles == 0 || opts.once => return Err(e.into()),
+            Err(e) => {
+                failures = (failures + 1).min(8);
+                let delay = Duration::from_secs(5 << (failures - 1)).min(Duration::from_secs(300));
+                eprintln!(
+                    "trailwatch: error: {e}; retrying in {}s (position kept, nothing skipped)",
+                    delay.as_secs()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = wake.notified() => {}
+                }
+                if stop.load(Ordering::Relaxed) {
+                    write_checkpoint(state, &tail, &stateful, &silent, opts)?;
+                    break;
+                }
+                continue;
+            }
+        };
         summary.cycles += 1;
         for raw in &batch.events {
             let ev = match Event::parse(&raw.message) {

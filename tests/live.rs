@@ -964,3 +964,101 @@ fn output_file_and_text_format_instead_of_publishing() {
     assert!(!text.contains('\u{1b}'));
     assert!(s.notifications().is_empty(), "printed, not published");
 }
+
+#[test]
+fn missing_log_group_stops_start_up_but_not_a_running_service() {
+    let s = Setup::new("vanish");
+    // At start-up: a clear error naming the group, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "run",
+            "--log-group",
+            "no-such-group-anywhere",
+            "--dry-run",
+            "--once",
+        ])
+        .arg("--state-dir")
+        .arg(s.dir.path().join("other-state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("log group no-such-group-anywhere"), "{err}");
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    // Running: the group disappears and comes back; the service logs, retries and goes on.
+    let child = s
+        .cmd(&["--poll", "200ms"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.state().join("checkpoint.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = |f: &dyn Fn(
+        aws_sdk_cloudwatchlogs::Client,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+        rt().block_on(async {
+            let c = sdk().await;
+            f(aws_sdk_cloudwatchlogs::Client::new(&c)).await
+        })
+    };
+    let g = s.group.clone();
+    logs(&move |c| {
+        let g = g.clone();
+        Box::pin(async move {
+            c.delete_log_group()
+                .log_group_name(&g)
+                .send()
+                .await
+                .unwrap();
+        })
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let g = s.group.clone();
+    logs(&move |c| {
+        let g = g.clone();
+        Box::pin(async move {
+            c.create_log_group()
+                .log_group_name(&g)
+                .send()
+                .await
+                .unwrap();
+        })
+    });
+    let t = now_ms() - 30_000;
+    s.put(
+        "back",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "vanish")))],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while s.notifications().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ResourceNotFoundException") && err.contains("retrying in"),
+        "{err}"
+    );
+    assert_eq!(s.notifications().len(), 1, "{err}");
+}
+
+#[test]
+fn restart_before_any_event_resumes_from_the_first_start() {
+    let s = Setup::new("early");
+    // First start an hour back, no event yet: the checkpoint records where reading began.
+    s.run_once(&[]);
+    assert!(s.state().join("checkpoint.json").exists());
+    // An event from before this restart, delivered late; the restart (no --start-from)
+    // resumes from the checkpoint, not from its own "now".
+    let t = now_ms() - 20 * 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "early")))],
+    );
+    s.run_once(&[]);
+    assert_eq!(s.notifications().len(), 1);
+}
