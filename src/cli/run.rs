@@ -50,7 +50,8 @@ pub struct RunArgs {
     #[command(flatten)]
     tuning: super::Tuning,
     /// Where the checkpoint, the outbox and the lock live [default: $XDG_STATE_HOME/trailwatch
-    /// or ~/.local/state/trailwatch].
+    /// or ~/.local/state/trailwatch]. Baselines learned there by `trailwatch baseline build
+    /// --state-dir DIR` arm anomaly detection from the first minute.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Where to start: `checkpoint` (resume; now when there is none), `now`, or a time
