@@ -16,7 +16,7 @@ use super::{Field, Metric, Obs};
 use std::collections::VecDeque;
 use std::hash::Hasher as _;
 
-/// Observations kept at most (about 300 bytes each with typical values).
+/// Observations kept at most (about 400 bytes each with typical values).
 pub const RECENT_CAP: usize = 100_000;
 /// Longest attribution value kept, in bytes (user agents can be kilobytes).
 pub const VALUE_MAX: usize = 200;
