@@ -11,6 +11,7 @@
 pub mod config;
 pub mod model;
 pub mod principal;
+pub mod recent;
 pub mod store;
 
 use crate::event::Event;
@@ -19,6 +20,7 @@ use crate::time::{Millis, format_millis};
 pub use config::{BaselineDoc, Config, RoleGrouping};
 use model::{Active, Attributions, Series};
 use principal::Class;
+use recent::Recent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
@@ -187,6 +189,10 @@ pub struct Stats {
     /// The first [`NEW_PRINCIPAL_SAMPLES`] of them.
     #[serde(default)]
     pub new_principal_samples: Vec<String>,
+    /// Recent observations dropped at the attribution buffer's cap while still within the
+    /// window (a Start then attributes only part of its window).
+    #[serde(default)]
+    pub attribution_drops: u64,
 }
 
 /// New principals' keys kept in [`Stats::new_principal_samples`].
@@ -240,6 +246,8 @@ pub struct Baselines {
     active: BTreeSet<(Metric, Box<str>)>,
     last_minute: Option<i64>,
     last_sweep: i64,
+    /// Recent counted observations of every series, for the attributions of a Start.
+    recent: Recent,
     pub stats: Stats,
 }
 
@@ -261,6 +269,7 @@ impl Baselines {
             active: BTreeSet::new(),
             last_minute: None,
             last_sweep: i64::MIN,
+            recent: Recent::new(recent::RECENT_CAP),
             stats: Stats::default(),
         }
     }
@@ -312,6 +321,9 @@ impl Baselines {
             series.truncate(self.cfg.max_series);
         }
         self.active.clear();
+        // The recent observations are not in a snapshot: a Start in the first window after
+        // a restore attributes only what arrived since.
+        self.recent.clear();
         self.series = Default::default();
         for (m, k, s) in series {
             let k: Box<str> = k.into();
@@ -330,6 +342,9 @@ impl Baselines {
             return;
         }
         self.last_minute = Some(minute);
+        // A window ending at `minute` or later needs nothing older than this.
+        self.recent
+            .evict_before(minute - i64::from(self.cfg.window_minutes));
         let end_after = i64::from(self.cfg.end_after_minutes);
         let due: Vec<(Metric, Box<str>)> = self
             .active
@@ -468,6 +483,13 @@ impl Baselines {
             self.stats.late_observations += 1;
         }
         let now = s.last_minute;
+        let window = i64::from(cfg.window_minutes);
+        let id = recent::series_id(metric, key);
+        if now - minute < window {
+            let dropped = self.recent.dropped;
+            self.recent.push(id, minute, obs);
+            self.stats.attribution_drops += self.recent.dropped - dropped;
+        }
         let j = s.judge(now, cfg);
         s.note_peak(now, j.observed);
         let warm = (now - s.first_minute) * 60_000 >= cfg.warmup;
@@ -497,15 +519,23 @@ impl Baselines {
             observed_in_window: j.observed,
             p_value: j.p_value.unwrap_or(0.0),
             learn_cap: ((2.0 * j.lambda / f64::from(cfg.window_minutes)).ceil() as u16).max(1),
-            // The window's events before this one are counted, not attributed.
-            count: u64::from(j.observed.saturating_sub(1)),
+            count: 0,
             attrs: Attributions::default(),
             first_ids: Vec::new(),
             last_ids: std::collections::VecDeque::new(),
             account: obs.get(Field::Account).map(str::to_string),
             region: obs.get(Field::Region).map(str::to_string),
         };
-        record(&mut a, obs);
+        // The whole window that fired is attributed, from the recent observations (this one
+        // included); the End goes on from there, so nothing is counted twice.
+        for o in self.recent.of(id, now - window + 1, now) {
+            record(&mut a, o);
+        }
+        if a.count == 0 {
+            record(&mut a, obs);
+        }
+        // Records of the window the buffer no longer has (at its cap) are counted only.
+        a.count = a.count.max(u64::from(j.observed));
         s.mark_anomalous();
         self.stats.starts += 1;
         let f = start_finding(&self.rule, cfg, metric, key, &a, s, obs);
@@ -551,14 +581,14 @@ fn start_finding(
         "{}: {} in {w} min{}; usually {} per {w} min at this hour.",
         rule.title,
         what(metric, key, u64::from(a.observed_in_window)),
-        latest_part(obs, metric),
+        names_part(&a.attrs, metric),
         round(a.expected_in_window),
     );
     let details = serde_json::json!({
         "phase": "start",
         "metric": metric.as_str(),
         "series": key,
-        "session_sample": obs.get(Field::Session),
+        "session_sample": obs.get(Field::Session).map(recent::bounded),
         "window_minutes": w,
         "baseline": baseline_json(s, a),
         "observed": {
@@ -601,7 +631,7 @@ fn record(a: &mut Active, obs: &Obs) {
         (Field::Session, &mut at.sessions),
     ] {
         if let Some(v) = obs.get(field) {
-            counter.add(v);
+            counter.add(recent::bounded(v));
         }
     }
     if let Some(id) = obs.get(Field::EventId) {
@@ -636,19 +666,9 @@ fn round(x: f64) -> String {
 fn what(metric: Metric, key: &str, n: u64) -> String {
     match metric {
         Metric::WriteVolume => format!("{} made {n} write calls", principal::display(key)),
-        Metric::ErrorRate => format!("{} had {n} failed calls", principal::display(key)),
+        Metric::ErrorRate => format!("{} had {n} calls refused", principal::display(key)),
         Metric::ApiVolume => format!("{key} was called {n} times"),
     }
-}
-
-/// ` (latest: RunInstances)`: at the start only the record that tipped the window is
-/// attributed (the window's earlier records are counted, not kept).
-fn latest_part(obs: &Obs, metric: Metric) -> String {
-    let v = match metric {
-        Metric::ErrorRate => obs.error(),
-        _ => obs.get(Field::EventName),
-    };
-    v.map(|v| format!(" (latest: {v})")).unwrap_or_default()
 }
 
 /// ` (RunInstances 380, CreateTags 32)`.

@@ -171,7 +171,7 @@ fn error_storm_is_its_own_series() {
         .collect();
     assert_eq!(starts.len(), 1);
     assert_eq!(starts[0].details["metric"], "error_rate");
-    assert!(starts[0].summary.contains("failed calls"));
+    assert!(starts[0].summary.contains("calls refused"));
     assert!(starts[0].summary.contains("AccessDenied"));
 }
 
@@ -486,4 +486,128 @@ fn api_volume_series_like_insights() {
         1,
         "no per-principal series when those metrics are off"
     );
+}
+
+/// A write by `key` from a given user agent and source IP.
+fn obs_from(minute: i64, second: i64, key: &str, name: &str, ua: &str, ip: &str) -> Obs {
+    let id = format!("{key}-{minute}-{second}-{name}");
+    Obs::new(
+        minute * 60_000 + second * 1000,
+        true,
+        false,
+        [
+            Some(key),
+            Some("session"),
+            None,
+            Some(name),
+            Some("ec2.amazonaws.com"),
+            Some(ua),
+            Some(ip),
+            Some("eu-west-1"),
+            Some("111122223333"),
+            Some(&id),
+        ],
+    )
+}
+
+#[test]
+fn start_attributes_the_whole_window_of_its_series_only() {
+    let mut b = Baselines::new(&doc(Config::default()));
+    let mut out = Vec::new();
+    let day = 1440;
+    let other = "arn:aws:iam::111122223333:role/other-bot";
+    steady(&mut b, ROLE, 0, 2 * day, &mut out);
+    steady(&mut b, other, 0, 2 * day, &mut out);
+    // Both burst at once; ROLE with RunInstances and CreateTags from one agent and IP, the
+    // other with TerminateInstances from another.
+    let burst = 2 * day;
+    for m in burst..burst + 6 {
+        for s in 0..12 {
+            let name = if s % 4 == 3 {
+                "CreateTags"
+            } else {
+                "RunInstances"
+            };
+            b.observe(
+                &obs_from(m, s, ROLE, name, "aws-cli/1.16.312", "198.18.0.9"),
+                &mut out,
+            );
+            b.observe(
+                &obs_from(
+                    m,
+                    s,
+                    other,
+                    "TerminateInstances",
+                    "boto3/1.9",
+                    "203.0.113.5",
+                ),
+                &mut out,
+            );
+        }
+    }
+    steady(&mut b, ROLE, burst + 6, burst + 30, &mut out);
+    steady(&mut b, other, burst + 6, burst + 30, &mut out);
+    let start = out
+        .iter()
+        .find(|f| f.principal == ROLE && f.details["phase"] == "start")
+        .expect("a Start for ROLE");
+    let at = &start.details["attributions"];
+    let total = |v: &serde_json::Value| -> u64 {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["count"].as_u64().unwrap())
+            .sum()
+    };
+    // Every record of the window that fired is attributed, not only the one that tipped it.
+    let in_window = start.details["observed"]["in_window"].as_u64().unwrap();
+    assert!(in_window >= 20, "{in_window}");
+    assert_eq!(total(&at["event_names"]), in_window, "{at}");
+    assert_eq!(at["event_names"][0]["value"], "RunInstances");
+    assert_eq!(at["event_names"][1]["value"], "CreateTags");
+    assert_eq!(at["user_agents"][0]["value"], "aws-cli/1.16.312");
+    // The other principal's burst, at the same time, is not in it.
+    assert!(
+        !at.to_string().contains("boto3") && !at.to_string().contains("Terminate"),
+        "{at}"
+    );
+    assert_eq!(at["source_ips"][0]["value"], "198.18.0.9");
+    assert_eq!(total(&at["source_ips"]), in_window);
+    assert_eq!(start.event_ids.len() as u64, in_window);
+    assert!(
+        start.summary.contains("(RunInstances ") && start.summary.contains("CreateTags "),
+        "{}",
+        start.summary
+    );
+    // The End covers the whole anomaly once: its attributions add up to its count.
+    let end = out
+        .iter()
+        .find(|f| f.principal == ROLE && f.details["phase"] == "end")
+        .expect("an End for ROLE");
+    let at = &end.details["attributions"];
+    assert_eq!(total(&at["event_names"]), end.event_count, "{at}");
+    assert_eq!(total(&at["user_agents"]), end.event_count);
+    // 6 minutes of 12 from the burst's start, plus the steady calls while it was open.
+    let burst_calls = at["event_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["value"] == "RunInstances")
+        .map(|x| x["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(burst_calls, 6 * 9);
+}
+
+#[test]
+fn recent_observations_are_bounded_and_not_in_snapshots() {
+    let mut b = Baselines::new(&doc(Config::default()));
+    let mut out = Vec::new();
+    steady(&mut b, ROLE, 0, 60, &mut out);
+    // Two a minute; the last `window + 1` minutes are kept.
+    assert_eq!(b.recent.len(), 2 * (b.cfg.window_minutes as usize + 1));
+    let snap = b.snapshot();
+    let mut c = Baselines::new(&doc(Config::default()));
+    c.restore(snap);
+    assert!(c.recent.is_empty());
+    assert_eq!(b.stats.attribution_drops, 0);
 }

@@ -239,6 +239,13 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
                 String::new()
             }
         ));
+        if b.stats.attribution_drops > 0 {
+            notes.push(format!(
+                "baselines: {} recent records dropped at the attribution buffer's cap (some \
+                 Starts attribute only part of their window)",
+                b.stats.attribution_drops
+            ));
+        }
     }
     if s.excepted_findings > 0 {
         notes.push(format!(
