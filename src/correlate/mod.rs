@@ -279,19 +279,18 @@ pub struct Who {
 /// instead of SipHash; keys come from input, so a fixed-seed hash would invite collisions.
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-/// Shared copies of what many groups hold (group keys; who and where): one allocation per
-/// distinct value, however many correlations and groups use it.
+/// Shared copies of who and where (and their parts) that many groups hold: one allocation
+/// per distinct value, however many correlations and groups use it. (Group keys are held
+/// once each by the group table, which all correlations share.)
 ///
 /// While a copy is held outside the interner it stays in it (`prune` forgets only copies
-/// nobody else holds), so two interned values are equal exactly when they are the same
-/// allocation: group tables compare interned keys by address.
+/// nobody else holds).
 #[derive(Debug, Default)]
 struct Interner {
     set: FastSet<Arc<str>>,
     who: FastSet<Arc<Who>>,
-    /// The latest hit's key and who (as the worker made them) and their interned copies:
-    /// the hits of one record share them, so most hits skip the set lookups.
-    recent_key: Option<(Arc<str>, Arc<str>)>,
+    /// The latest hit's who (as the worker made it) and its interned copy: the hits of one
+    /// record share it, so most hits skip the set lookups.
     recent_who: Option<(Arc<Who>, Arc<Who>)>,
     /// Values held just after the last pruning.
     pruned_at: usize,
@@ -307,8 +306,8 @@ impl Interner {
         a
     }
 
-    /// The interned copy of `w`; `key` is an interned text that is often its principal
-    /// (groups keyed by the principal), which saves a lookup.
+    /// The interned copy of `w`; `key` is a shared text that is often its principal (groups
+    /// keyed by the principal), which saves a lookup.
     fn who(&mut self, w: &Who, key: Option<&Arc<str>>) -> Arc<Who> {
         let principal = match key {
             Some(k) if **k == *w.principal => k.clone(),
@@ -327,19 +326,8 @@ impl Interner {
         a
     }
 
-    /// The interned copy of a hit's key.
-    fn key_of(&mut self, key: &Arc<str>) -> Arc<str> {
-        if let Some((from, to)) = &self.recent_key
-            && Arc::ptr_eq(from, key)
-        {
-            return to.clone();
-        }
-        let to = self.get(key);
-        self.recent_key = Some((key.clone(), to.clone()));
-        to
-    }
-
-    /// The interned copy of a hit's who/where (`key`: the hit's interned group key).
+    /// The interned copy of a hit's who/where (`key`: the hit's group key, as the group
+    /// table holds it).
     fn who_of(&mut self, who: &Arc<Who>, key: &Arc<str>) -> Arc<Who> {
         if let Some((from, to)) = &self.recent_who
             && Arc::ptr_eq(from, who)
@@ -369,118 +357,205 @@ impl Interner {
 /// Separates group-by values inside a group key.
 pub const KEY_SEP: char = '\u{1f}';
 
-/// A group key as the group tables hold it: an interned key, hashed and compared by address
-/// (see [`Interner`]), so a lookup neither hashes nor compares the text.
-#[derive(Debug, Clone)]
-struct GroupKey(Arc<str>);
-
-impl PartialEq for GroupKey {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for GroupKey {}
-
-impl std::hash::Hash for GroupKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(state);
-    }
+/// Do two who/where hold the same values?
+fn same_who(a: &Arc<Who>, b: &Arc<Who>) -> bool {
+    Arc::ptr_eq(a, b)
+        || (*a.principal == *b.principal && a.account == b.account && a.region == b.region)
 }
 
 fn split_key(key: &str) -> Vec<String> {
     key.split(KEY_SEP).map(str::to_string).collect()
 }
 
-/// A group with its key, as the group tables hold it: one cache line (64 bytes, aligned),
-/// so finding a group and reading its state touches one line, not two.
+/// Every correlation's group for one key: a record's hits usually share their key, so they
+/// find all their groups with one lookup, next to each other in memory.
 #[derive(Debug)]
-#[repr(align(64))]
-struct Slot {
-    key: GroupKey,
-    group: Group,
+struct KeyGroups {
+    key: Arc<str>,
+    /// (correlation, its group for this key), in no particular order; grown one at a time
+    /// (most keys feed a few correlations).
+    groups: Vec<(u32, Group)>,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 64);
-
-/// One correlation's groups by key.
+/// The groups of all correlations, by group key (the text, hashed once per record).
 #[derive(Debug, Default)]
 struct Groups {
-    table: hashbrown::HashTable<Slot>,
+    table: hashbrown::HashTable<KeyGroups>,
     hasher: foldhash::fast::RandomState,
+    /// Live groups per correlation.
+    counts: Vec<usize>,
+    /// The latest hit's key (as the worker made it) and its hash: the hits of one record
+    /// share it, so most hits skip hashing.
+    recent: Option<(Arc<str>, u64)>,
 }
 
 impl Groups {
-    fn hash(&self, key: &GroupKey) -> u64 {
+    fn new(correlations: usize) -> Groups {
+        Groups {
+            counts: vec![0; correlations],
+            ..Groups::default()
+        }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
         std::hash::BuildHasher::hash_one(&self.hasher, key)
     }
 
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn contains_key(&self, key: &GroupKey) -> bool {
-        self.table.find(self.hash(key), |s| s.key == *key).is_some()
-    }
-
-    fn get_mut(&mut self, key: &GroupKey) -> Option<&mut Group> {
-        let hash = self.hash(key);
-        self.table
-            .find_mut(hash, |s| s.key == *key)
-            .map(|s| &mut s.group)
-    }
-
-    fn remove(&mut self, key: &GroupKey) -> Option<Group> {
-        let hash = self.hash(key);
-        match self.table.find_entry(hash, |s| s.key == *key) {
-            Ok(e) => Some(e.remove().0.group),
-            Err(_) => None,
+    /// The hash of a hit's key (remembered for the next hit sharing it).
+    fn hash_of(&mut self, key: &Arc<str>) -> u64 {
+        if let Some((k, h)) = &self.recent
+            && Arc::ptr_eq(k, key)
+        {
+            return *h;
         }
+        let h = self.hash(key);
+        self.recent = Some((key.clone(), h));
+        h
     }
 
-    /// The group at `key`, made by `new` if there is none.
-    fn get_or_insert_with(&mut self, key: GroupKey, new: impl FnOnce() -> Group) -> &mut Group {
+    /// Live groups of correlation `ci`.
+    fn len(&self, ci: usize) -> usize {
+        self.counts.get(ci).copied().unwrap_or(0)
+    }
+
+    /// Live groups over all correlations.
+    fn total(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    fn contains(&self, ci: u32, hash: u64, key: &str) -> bool {
+        self.table
+            .find(hash, |s| *s.key == *key)
+            .is_some_and(|s| s.groups.iter().any(|(c, _)| *c == ci))
+    }
+
+    fn get_mut(&mut self, ci: u32, hash: u64, key: &str) -> Option<&mut Group> {
+        self.table
+            .find_mut(hash, |s| *s.key == *key)?
+            .groups
+            .iter_mut()
+            .find(|(c, _)| *c == ci)
+            .map(|(_, g)| g)
+    }
+
+    /// Removes correlation `ci`'s group at `key` (and the key, once no group is left).
+    fn remove(&mut self, ci: u32, hash: u64, key: &str) -> Option<Group> {
+        let Ok(mut e) = self.table.find_entry(hash, |s| *s.key == *key) else {
+            return None;
+        };
+        let groups = &mut e.get_mut().groups;
+        let i = groups.iter().position(|(c, _)| *c == ci)?;
+        let (_, g) = groups.swap_remove(i);
+        if groups.is_empty() {
+            e.remove();
+        }
+        if let Some(n) = self.counts.get_mut(ci as usize) {
+            *n -= 1;
+        }
+        Some(g)
+    }
+
+    /// The key's entry (made if there is none) and the position of correlation `ci`'s group
+    /// in it, made by `new` if there is none (given the key's shared text and the who/where
+    /// of another group of the key, if any: usually the new group's own).
+    fn get_or_insert_with(
+        &mut self,
+        ci: u32,
+        hash: u64,
+        key: &Arc<str>,
+        new: impl FnOnce(&Arc<str>, Option<&Arc<Who>>) -> Group,
+    ) -> (&mut KeyGroups, usize) {
+        let hasher = &self.hasher;
+        let s = self
+            .table
+            .entry(
+                hash,
+                |s| *s.key == **key,
+                |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
+            )
+            .or_insert_with(|| KeyGroups {
+                key: key.clone(),
+                groups: Vec::new(),
+            })
+            .into_mut();
+        let i = match s.groups.iter().position(|(c, _)| *c == ci) {
+            Some(i) => i,
+            None => {
+                if s.groups.len() == s.groups.capacity() {
+                    s.groups.reserve_exact(1);
+                }
+                let g = new(&s.key, s.groups.first().map(|(_, g)| &g.last.who));
+                s.groups.push((ci, g));
+                if let Some(n) = self.counts.get_mut(ci as usize) {
+                    *n += 1;
+                }
+                s.groups.len() - 1
+            }
+        };
+        (s, i)
+    }
+
+    /// Keeps the groups for which `keep(correlation, key, group)` holds.
+    fn retain(&mut self, mut keep: impl FnMut(u32, &Arc<str>, &Group) -> bool) {
+        let counts = &mut self.counts;
+        self.table.retain(|s| {
+            let key = &s.key;
+            s.groups.retain(|(ci, g)| {
+                let k = keep(*ci, key, g);
+                if !k && let Some(n) = counts.get_mut(*ci as usize) {
+                    *n -= 1;
+                }
+                k
+            });
+            if s.groups.len() < s.groups.capacity() / 2 {
+                s.groups.shrink_to_fit();
+            }
+            !s.groups.is_empty()
+        });
+    }
+
+    /// Correlation `ci`'s groups.
+    fn iter(&self, ci: u32) -> impl Iterator<Item = (&Arc<str>, &Group)> {
+        self.table.iter().flat_map(move |s| {
+            s.groups
+                .iter()
+                .filter(move |(c, _)| *c == ci)
+                .map(move |(_, g)| (&s.key, g))
+        })
+    }
+
+    /// Every group: (correlation, key, group).
+    fn iter_all(&self) -> impl Iterator<Item = (u32, &Arc<str>, &Group)> {
+        self.table
+            .iter()
+            .flat_map(|s| s.groups.iter().map(move |(c, g)| (*c, &s.key, g)))
+    }
+
+    /// Sets correlation `ci`'s group at `key` (replacing one there).
+    fn insert(&mut self, ci: u32, key: Arc<str>, group: Group) {
         let hash = self.hash(&key);
         let hasher = &self.hasher;
-        let entry = self.table.entry(
-            hash,
-            |s| s.key == key,
-            |s| std::hash::BuildHasher::hash_one(hasher, &s.key),
-        );
-        &mut entry
-            .or_insert_with(|| Slot { key, group: new() })
-            .into_mut()
-            .group
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&GroupKey, &Group) -> bool) {
-        self.table.retain(|s| keep(&s.key, &s.group));
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&GroupKey, &Group)> {
-        self.table.iter().map(|s| (&s.key, &s.group))
-    }
-}
-
-impl FromIterator<(GroupKey, Group)> for Groups {
-    fn from_iter<I: IntoIterator<Item = (GroupKey, Group)>>(iter: I) -> Groups {
-        let mut groups = Groups::default();
-        for (key, group) in iter {
-            // A key given twice: the last one wins (as when collecting into a map).
-            let hash = groups.hash(&key);
-            let hasher = &groups.hasher;
-            match groups.table.entry(
+        let s = self
+            .table
+            .entry(
                 hash,
-                |s| s.key == key,
-                |s| std::hash::BuildHasher::hash_one(hasher, &s.key),
-            ) {
-                hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().group = group,
-                hashbrown::hash_table::Entry::Vacant(e) => {
-                    e.insert(Slot { key, group });
+                |s| *s.key == *key,
+                |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
+            )
+            .or_insert_with(|| KeyGroups {
+                key: key.clone(),
+                groups: Vec::new(),
+            })
+            .into_mut();
+        match s.groups.iter_mut().find(|(c, _)| *c == ci) {
+            Some((_, g)) => *g = group,
+            None => {
+                s.groups.push((ci, group));
+                if let Some(n) = self.counts.get_mut(ci as usize) {
+                    *n += 1;
                 }
             }
         }
-        groups
     }
 }
 
@@ -643,8 +718,8 @@ pub enum StateError {
 /// Evaluates correlations over hits in event-time order.
 #[derive(Debug)]
 pub struct Correlator {
-    /// Per correlation: group key (group-by values joined by U+001F, interned) → state.
-    groups: Vec<Groups>,
+    /// Group key (group-by values joined by U+001F) → each correlation's state for it.
+    groups: Groups,
     /// When tumbling windows end: (end, correlation, group key). Entries may be stale.
     deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Arc<str>)>>,
     strings: Interner,
@@ -660,7 +735,7 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(plans: &Plans, lateness: Millis, max_keys: usize) -> Self {
         Correlator {
-            groups: (0..plans.plans.len()).map(|_| Groups::default()).collect(),
+            groups: Groups::new(plans.plans.len()),
             deadlines: std::collections::BinaryHeap::new(),
             strings: Interner::default(),
             scratch: HashMap::new(),
@@ -679,7 +754,7 @@ impl Correlator {
 
     /// Live group keys over all correlations.
     pub fn live_keys(&self) -> usize {
-        self.groups.iter().map(Groups::len).sum()
+        self.groups.total()
     }
 
     /// Moves event time on (also for events that fed nothing).
@@ -741,8 +816,8 @@ impl Correlator {
             let plan = &plans.plans[ci];
             let span = plan.corr.def.timespan;
             let mut judged = Vec::new();
-            let gk = GroupKey(key.clone());
-            if let Some(g) = self.groups[ci].get_mut(&gk)
+            let hash = self.groups.hash(&key);
+            if let Some(g) = self.groups.get_mut(ci as u32, hash, &key)
                 && let State::Tumbling(ws) = &mut g.state
             {
                 while ws
@@ -755,7 +830,7 @@ impl Correlator {
                     }
                 }
                 if ws.is_empty() {
-                    self.groups[ci].remove(&gk);
+                    self.groups.remove(ci as u32, hash, &key);
                 }
             }
             for f in judged {
@@ -817,14 +892,15 @@ impl Correlator {
     /// before the watermark. Tumbling windows are left to `advance`, which judges them.
     fn sweep(&mut self, plans: &Plans) {
         let Some(wm) = self.watermark() else { return };
-        for (ci, plan) in plans.plans.iter().enumerate() {
-            let span = plan.corr.def.timespan;
-            let before = self.groups[ci].len();
-            self.groups[ci].retain(|_, g| {
-                matches!(g.state, State::Tumbling(_)) || g.newest().saturating_add(span) > wm
-            });
-            self.stats.expired_keys += (before - self.groups[ci].len()) as u64;
-        }
+        let before = self.groups.total();
+        self.groups.retain(|ci, _, g| {
+            let span = plans
+                .plans
+                .get(ci as usize)
+                .map_or(Millis::MAX, |p| p.corr.def.timespan);
+            matches!(g.state, State::Tumbling(_)) || g.newest().saturating_add(span) > wm
+        });
+        self.stats.expired_keys += (before - self.groups.total()) as u64;
         self.strings.prune();
     }
 
@@ -836,35 +912,39 @@ impl Correlator {
         let span = def.timespan;
         let reach = span.saturating_add(self.lateness);
         let strings = &mut self.strings;
-        let key = strings.key_of(&h.key);
-        let gk = GroupKey(key.clone());
-        let groups = &mut self.groups[ci];
-        if !groups.contains_key(&gk) && groups.len() >= self.max_keys {
+        let groups = &mut self.groups;
+        let hash = groups.hash_of(&h.key);
+        if groups.len(ci) >= self.max_keys && !groups.contains(h.corr, hash, &h.key) {
             // Evict the group seen longest ago (ties: smallest key), counted.
             if let Some(victim) = groups
-                .iter()
-                .min_by(|a, b| (a.1.last.time, &a.0.0).cmp(&(b.1.last.time, &b.0.0)))
+                .iter(h.corr)
+                .min_by(|a, b| (a.1.last.time, a.0).cmp(&(b.1.last.time, b.0)))
                 .map(|(k, _)| k.clone())
             {
-                groups.remove(&victim);
+                let vh = groups.hash(&victim);
+                groups.remove(h.corr, vh, &victim);
                 self.stats.evicted_keys += 1;
             }
         }
         // A new group starts with its first hit's who/where (interned once, not first an
         // empty one).
-        let g = groups.get_or_insert_with(gk, || Group::new(plan, strings.who_of(&h.who, &key)));
+        // The key's other groups usually hold the same who/where: reused without interning.
+        let (slot, i) = groups.get_or_insert_with(h.corr, hash, &h.key, |key, near| {
+            let who = match near {
+                Some(w) if same_who(w, &h.who) => w.clone(),
+                _ => strings.who_of(&h.who, key),
+            };
+            Group::new(plan, who)
+        });
+        let key = &slot.key;
+        let g = &mut slot.groups[i].1;
         if h.time >= g.last.time {
             g.last.time = h.time;
             // Most hits come from where the group's latest one came from: compare first (the
             // group's who is shared by the principal's groups, so usually in cache), intern
             // only on a change.
-            let (old, new) = (&g.last.who, &h.who);
-            let same = Arc::ptr_eq(old, new)
-                || (*old.principal == *new.principal
-                    && old.account == new.account
-                    && old.region == new.region);
-            if !same {
-                g.last.who = strings.who_of(new, &key);
+            if !same_who(&g.last.who, &h.who) {
+                g.last.who = strings.who_of(&h.who, key);
             }
         }
         let newest = g.last.time;
@@ -1044,7 +1124,7 @@ impl Correlator {
             State::Tumbling(w) => w.is_empty(),
         };
         if empty {
-            groups.remove(&GroupKey(key));
+            groups.remove(h.corr, hash, &h.key);
         }
         let mut ids = IdSample::default();
         ids.extend(
@@ -1072,16 +1152,20 @@ impl Correlator {
                 .iter()
                 .map(|p| p.corr.def.meta.id.clone())
                 .collect(),
-            groups: self
-                .groups
-                .iter()
-                .map(|m| {
-                    let mut v: Vec<(Arc<str>, Group)> =
-                        m.iter().map(|(k, g)| (k.0.clone(), g.clone())).collect();
+            groups: {
+                // Per correlation, by key (the layout of version 2, before the groups of a
+                // key were kept together).
+                let mut per: Vec<Vec<(Arc<str>, Group)>> = vec![Vec::new(); plans.plans.len()];
+                for (ci, k, g) in self.groups.iter_all() {
+                    if let Some(v) = per.get_mut(ci as usize) {
+                        v.push((k.clone(), g.clone()));
+                    }
+                }
+                for v in &mut per {
                     v.sort_by(|a, b| a.0.cmp(&b.0));
-                    v
-                })
-                .collect(),
+                }
+                per
+            },
             max_seen: self.max_seen,
             stats: self.stats.clone(),
         };
@@ -1111,28 +1195,28 @@ impl Correlator {
         for (id, groups) in snap.ids.iter().zip(snap.groups) {
             if let Some(&i) = index.get(id.as_str()) {
                 let plan = &plans.plans[i];
-                self.groups[i] = groups
-                    .into_iter()
-                    .filter(|(_, g)| g.fits(plan))
-                    .map(|(k, mut g)| {
-                        g.last.who = self.strings.who(&g.last.who, None);
-                        (GroupKey(self.strings.get(&k)), g)
-                    })
-                    .collect();
+                let ci = i as u32;
+                self.groups.retain(|c, _, _| c != ci);
+                for (k, mut g) in groups.into_iter().filter(|(_, g)| g.fits(plan)) {
+                    // A key given twice: the last one wins.
+                    g.last.who = self.strings.who(&g.last.who, None);
+                    self.groups.insert(ci, k, g);
+                }
             }
         }
         self.deadlines.clear();
-        for (ci, groups) in self.groups.iter().enumerate() {
-            let span = plans.plans[ci].corr.def.timespan;
-            for (key, g) in groups.iter() {
-                if let State::Tumbling(ws) = &g.state {
-                    for w in ws {
-                        self.deadlines.push(std::cmp::Reverse((
-                            w.start.saturating_add(span),
-                            ci as u32,
-                            key.0.clone(),
-                        )));
-                    }
+        for (ci, key, g) in self.groups.iter_all() {
+            let Some(plan) = plans.plans.get(ci as usize) else {
+                continue;
+            };
+            let span = plan.corr.def.timespan;
+            if let State::Tumbling(ws) = &g.state {
+                for w in ws {
+                    self.deadlines.push(std::cmp::Reverse((
+                        w.start.saturating_add(span),
+                        ci,
+                        key.clone(),
+                    )));
                 }
             }
         }
