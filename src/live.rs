@@ -459,6 +459,9 @@ pub async fn run(
 ) -> Result<LiveSummary, LiveError> {
     let now = wall_ms();
     let mut stateful = Stateful::new(rules, &opts.engine);
+    // People wait for no suppression period: the first finding of an incident goes out at
+    // once, an update at the end of the period if more came.
+    stateful.suppressor.mode = crate::correlate::suppress::Release::FirstAtOnce;
     let checkpoint = read_checkpoint(state)?;
     let start = match opts.start_from {
         StartFrom::Time(t) => t,

@@ -1190,6 +1190,56 @@ fn suppression_is_per_key_and_per_period() {
     assert_eq!(r.steps("r-del"), [3]);
 }
 
+/// Live mode: the first finding of an incident goes out at once; an update with the same
+/// incident id at the end of the period, only if more came.
+#[test]
+fn live_suppression_sends_the_first_at_once_and_one_update() {
+    let set = rule_set(SUPPRESSED);
+    let exceptions = Exceptions::default();
+    let settings = Settings::default();
+    let mut matcher = Matcher::new(&set, &exceptions, &settings);
+    let mut stateful = Stateful::new(&set, &settings);
+    stateful.suppressor.mode = trailwatch::correlate::suppress::Release::FirstAtOnce;
+    let mut run = Run {
+        out: Vec::new(),
+        stats: Stats::default(),
+        max_live_keys: 0,
+    };
+    let events = [
+        del(0, "alice"),
+        del(5 * MIN, "alice"),
+        del(10 * MIN, "alice"),
+        del(20 * MIN, "bob"),
+        noise(2 * HOUR),
+    ];
+    feed(&mut matcher, &mut stateful, &texts(&events), 0, &mut run);
+    // alice's first at her first event, bob's at his: neither waits for the period.
+    assert_eq!(run.steps("r-del"), [1, 4, 5]);
+    let f = run.of("r-del");
+    assert_eq!(
+        (f[0].principal.as_str(), f[0].event_count),
+        (arn("alice").as_str(), 1)
+    );
+    assert_eq!(f[1].principal, arn("bob"));
+    // At the end of alice's period: one update (bob had no more: none for him).
+    let update = &f[2];
+    assert_eq!(update.principal, arn("alice"));
+    assert_eq!(update.incident, f[0].incident);
+    assert_ne!(update.id, f[0].id);
+    assert_eq!(update.details["update_of"], f[0].id.as_str());
+    assert_eq!(update.details["suppressed"], 2);
+    assert_eq!(update.event_count, 3);
+    assert_eq!(update.event_ids, ["e0", "e1", "e2"]);
+    assert_eq!(update.time.as_deref(), Some(at(10 * MIN).as_str()));
+    assert!(
+        update.summary.starts_with("Continued: 2 more"),
+        "{}",
+        update.summary
+    );
+    finish(&mut stateful, &mut run);
+    assert_eq!(run.count("r-del"), 3, "nothing more at the end of input");
+}
+
 #[test]
 fn suppress_false_opts_out_of_the_default_suppression() {
     let yaml = "\

@@ -1,9 +1,15 @@
-//! Suppression: repeated findings with the same key inside a period become one finding.
+//! Suppression: repeated findings with the same key inside a period become one incident.
 //!
-//! The first finding of a key is held until the period (in event time) has passed the
-//! watermark; later findings with the same key inside the period are merged into it: its
-//! `event_count` grows, its event-id sample takes their ids, `details.suppressed` counts
-//! them, and its `incident` id is theirs too. Then it is released — one alert per incident.
+//! Later findings with the same (rule, key) inside the period of the first are merged into
+//! it: its `event_count` grows, its event-id sample takes their ids, `details.suppressed`
+//! counts them, and its `incident` id is theirs too. When the period has passed the watermark
+//! it is released. How the first one goes out depends on the [`Release`] mode:
+//!
+//! - [`Release::Merged`] (backtest): the first finding is held and released once, merged —
+//!   one finding per incident in a report;
+//! - [`Release::FirstAtOnce`] (live): the first finding goes out at once (nobody waits an hour
+//!   for an alert), and at the end of the period, only if more came, one *update* finding
+//!   (same `incident`, its own `id`, `details.update_of` = the first's id) says how many more.
 
 use super::IdSample;
 use crate::finding::Finding;
@@ -17,6 +23,22 @@ struct Held {
     until: Millis,
     ids: IdSample,
     merged: u64,
+    /// The first finding already went out ([`Release::FirstAtOnce`]).
+    #[serde(default)]
+    sent: bool,
+    /// Event time of the latest merged finding.
+    #[serde(default)]
+    last_ms: Option<Millis>,
+}
+
+/// When suppressed findings go out (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Release {
+    /// Hold the first finding until its period ends; release it once, merged.
+    #[default]
+    Merged,
+    /// Send the first finding at once; at the end of the period, an update if more came.
+    FirstAtOnce,
 }
 
 /// Holds and merges findings per (rule, key).
@@ -27,6 +49,7 @@ pub struct Suppressor {
     due: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, (String, String))>>,
     /// Findings merged into an earlier one.
     pub merged: u64,
+    pub mode: Release,
 }
 
 impl Suppressor {
@@ -44,6 +67,7 @@ impl Suppressor {
                 h.ids.extend(f.event_ids);
                 h.merged += 1;
                 self.merged += 1;
+                h.last_ms = h.last_ms.max(f.time_ms);
                 // The merged finding keeps the first one's time; the latest time is recorded.
                 if let Some(d) = h.finding.details.as_object_mut() {
                     d.insert("last_time".into(), f.time.clone().into());
@@ -51,12 +75,16 @@ impl Suppressor {
                 return;
             }
             if let Some(old) = self.held.remove(&key) {
-                out.push(release(old));
+                out.extend(release(old));
             }
         }
         let mut ids = IdSample::default();
         ids.extend(f.event_ids.iter().cloned());
         let until = t.saturating_add(s.period);
+        let sent = self.mode == Release::FirstAtOnce;
+        if sent {
+            out.push(f.clone());
+        }
         self.due.push(std::cmp::Reverse((until, key.clone())));
         self.held.insert(
             key,
@@ -65,6 +93,8 @@ impl Suppressor {
                 finding: f,
                 ids,
                 merged: 0,
+                sent,
+                last_ms: None,
             },
         );
     }
@@ -79,7 +109,7 @@ impl Suppressor {
             all.sort_by(|a, b| {
                 (a.finding.time_ms, &a.finding.id).cmp(&(b.finding.time_ms, &b.finding.id))
             });
-            out.extend(all.into_iter().map(release));
+            out.extend(all.into_iter().filter_map(release));
             return;
         };
         let mut ready = Vec::new();
@@ -100,7 +130,7 @@ impl Suppressor {
         ready.sort_by(|a, b| {
             (a.finding.time_ms, &a.finding.id).cmp(&(b.finding.time_ms, &b.finding.id))
         });
-        out.extend(ready.into_iter().map(release));
+        out.extend(ready.into_iter().filter_map(release));
     }
 
     pub fn held(&self) -> usize {
@@ -162,8 +192,31 @@ struct SavedHeld<'a> {
     held: std::borrow::Cow<'a, Held>,
 }
 
-fn release(h: Held) -> Finding {
+/// The finding a held one becomes at the end of its period: the merged finding; or, when the
+/// first already went out, an update if more came (nothing otherwise).
+fn release(h: Held) -> Option<Finding> {
     let mut f = h.finding;
+    if h.sent {
+        if h.merged == 0 {
+            return None;
+        }
+        let first = std::mem::take(&mut f.id);
+        f.id = crate::finding::stable_id(&[&first, "update"]);
+        f.event_ids = h.ids.to_vec();
+        f.time_ms = h.last_ms.or(f.time_ms);
+        if let Some(t) = h.last_ms {
+            f.time = Some(crate::time::format_millis(t));
+        }
+        if let Some(d) = f.details.as_object_mut() {
+            d.insert("suppressed".into(), h.merged.into());
+            d.insert("update_of".into(), first.into());
+        }
+        f.summary = format!(
+            "Continued: {} more similar finding(s) after the first alert, {} event(s) in all. {}",
+            h.merged, f.event_count, f.summary
+        );
+        return Some(f);
+    }
     f.event_ids = h.ids.to_vec();
     if h.merged > 0
         && let Some(d) = f.details.as_object_mut()
@@ -175,5 +228,5 @@ fn release(h: Held) -> Finding {
             h.merged
         );
     }
-    f
+    Some(f)
 }

@@ -165,10 +165,14 @@ fn level_of(f: &Value) -> String {
 /// `[HIGH] CloudTrail logging stopped by alice (123456789012/us-east-1)`, under 100 characters.
 pub fn subject(f: &Value) -> String {
     let level = level_of(f);
-    let title = clean(
+    let mut title = clean(
         str_at(f, &["rule", "title"]).unwrap_or("trailwatch finding"),
         200,
     );
+    // The update of a suppressed incident (more of the same after the first alert).
+    if f.pointer("/details/update_of").is_some() {
+        title = format!("Continued: {title}");
+    }
     let who = clean(
         &short_principal(str_at(f, &["principal"]).unwrap_or("")),
         60,
