@@ -66,6 +66,8 @@ pub struct RunConfig {
     pub silence: Option<String>,
     pub max_messages_per_minute: Option<usize>,
     pub metrics_addr: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -480,9 +480,8 @@ pub async fn run(
     let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
     if let Some(cp) = &checkpoint {
         if let Err(e) = stateful.restore(&cp.engine) {
-            eprintln!(
-                "trailwatch: warning: engine state in the checkpoint not restored ({e}); \
-                 correlation windows start empty"
+            tracing::warn!(
+                "engine state in the checkpoint not restored ({e}); correlation windows start empty"
             );
         }
         if opts.start_from == StartFrom::Checkpoint {
@@ -505,17 +504,18 @@ pub async fn run(
         match crate::baseline::store::load(state.path()) {
             Ok(Some(snap)) => {
                 b.restore(snap);
-                eprintln!(
-                    "trailwatch: loaded baselines learned from archives ({} series) from {dir}",
+                tracing::info!(
+                    series = b.len(),
+                    "loaded baselines learned from archives ({} series) from {dir}",
                     b.len()
                 );
             }
-            Ok(None) => eprintln!(
-                "trailwatch: no learned baselines in {dir}: each principal is judged once it has \
-                 enough history (warm-up); to arm anomaly detection at once, learn from archives \
-                 first: trailwatch baseline build <ARCHIVE>... --state-dir {dir}"
+            Ok(None) => tracing::info!(
+                "no learned baselines in {dir}: each principal is judged once it has enough \
+                 history (warm-up); to arm anomaly detection at once, learn from archives first: \
+                 trailwatch baseline build <ARCHIVE>... --state-dir {dir}"
             ),
-            Err(e) => eprintln!("trailwatch: warning: learned baselines not loaded: {e}"),
+            Err(e) => tracing::warn!("learned baselines not loaded: {e}"),
         }
     }
     let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
@@ -525,14 +525,15 @@ pub async fn run(
         Output::Sns(_) => {
             let (ob, rec) = Outbox::open(state.path(), now)?;
             for (line, e) in &rec.bad_lines {
-                eprintln!(
-                    "trailwatch: warning: {}: line {line} unreadable ({e}); repaired",
+                tracing::warn!(
+                    "{}: line {line} unreadable ({e}); repaired",
                     state.path().join(crate::sink::outbox::FILE_NAME).display()
                 );
             }
             if rec.pending > 0 {
-                eprintln!(
-                    "trailwatch: {} finding(s) from an earlier run wait in the outbox; publishing them first",
+                tracing::info!(
+                    outbox = rec.pending,
+                    "{} finding(s) from an earlier run wait in the outbox; publishing them first",
                     rec.pending
                 );
             }
@@ -561,8 +562,9 @@ pub async fn run(
             Err(e) => {
                 failures = (failures + 1).min(8);
                 let delay = Duration::from_secs(5 << (failures - 1)).min(Duration::from_secs(300));
-                eprintln!(
-                    "trailwatch: error: {e}; retrying in {}s (position kept, nothing skipped)",
+                tracing::error!(
+                    retry_in_s = delay.as_secs(),
+                    "{e}; retrying in {}s (position kept, nothing skipped)",
                     delay.as_secs()
                 );
                 tokio::select! {
@@ -585,9 +587,14 @@ pub async fn run(
                     // The first hundred are reported one by one, then every thousandth, so a
                     // flood of junk in the group cannot flood the logs (all are counted).
                     if n <= 100 || n.is_multiple_of(1000) {
-                        eprintln!(
-                            "trailwatch: warning: log group {}, stream {}, event {}: not a CloudTrail record ({n} so far): {e}",
-                            raw.group, raw.stream, raw.cwl_id
+                        tracing::warn!(
+                            log_group = %raw.group,
+                            stream = %raw.stream,
+                            log_event = %raw.cwl_id,
+                            "log group {}, stream {}, event {}: not a CloudTrail record ({n} so far): {e}",
+                            raw.group,
+                            raw.stream,
+                            raw.cwl_id
                         );
                     }
                     continue;
@@ -625,10 +632,15 @@ pub async fn run(
                 if last == now && silent[g] {
                     silent[g] = false;
                     dirty = true;
-                    eprintln!("trailwatch: log group {name}: events arrive again");
+                    tracing::info!(log_group = %name, "log group {name}: events arrive again");
                 } else if now - last >= quiet && !silent[g] && batch.caught_up {
                     silent[g] = true;
                     dirty = true;
+                    tracing::warn!(
+                        log_group = %name,
+                        "log group {name}: no event for {}; reporting it",
+                        crate::time::format_duration(now - last)
+                    );
                     ready.push(silence_finding(name, last, now, opts.region.as_deref()));
                 }
             }
@@ -781,7 +793,7 @@ async fn publish(
             .outbox_pending
             .store(ob.pending().len() as u64, Ordering::Relaxed);
         for e in &d.errors {
-            eprintln!("trailwatch: warning: {e}");
+            tracing::warn!("{e}");
         }
         if !finish || ob.pending().is_empty() || !d.errors.is_empty() {
             return Ok(());
@@ -792,8 +804,9 @@ async fn publish(
             _ => now,
         };
         if until > deadline {
-            eprintln!(
-                "trailwatch: {} finding(s) stay in the outbox for the next run (publish pacing)",
+            tracing::info!(
+                outbox = ob.pending().len(),
+                "{} finding(s) stay in the outbox for the next run (publish pacing)",
                 ob.pending().len()
             );
             return Ok(());

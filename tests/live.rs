@@ -705,7 +705,7 @@ fn metrics_endpoint_and_config_file() {
     std::fs::write(
         &cfg,
         format!(
-            "run:\n  log_groups: [{}]\n  topic_arn: {}\n  state_dir: {}\n  start_from: 1h\n  poll: 200ms\n  metrics_addr: 127.0.0.1:{port}\n",
+            "run:\n  log_groups: [{}]\n  topic_arn: {}\n  state_dir: {}\n  start_from: 1h\n  poll: 200ms\n  metrics_addr: 127.0.0.1:{port}\n  log_format: json\n",
             s.group,
             s.topic,
             s.state().display()
@@ -741,6 +741,31 @@ fn metrics_endpoint_and_config_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    // `log_format: json`: every log line is one JSON object with time, level and message.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].is_string() && l["level"].is_string())
+    );
+    let tailing = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("tailing "))
+        })
+        .expect("start-up line");
+    assert_eq!(tailing["log_groups"], s.group.as_str());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "stopping: writing the checkpoint")
+    );
     for needle in [
         "trailwatch_events_total 1",
         "trailwatch_findings_total 1",

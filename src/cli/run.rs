@@ -107,6 +107,30 @@ pub struct RunArgs {
     /// Configuration file (YAML): the `run:` section holds these settings; flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log lines on standard error: `text` (time, level, message, fields) or `json` (one
+    /// object per line, for log collectors) [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sends the service's log events (`tracing`) to standard error, as text or JSON lines.
+fn init_logging(format: LogFormat) {
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO);
+    // A second initialisation (tests calling `run` twice in one process) keeps the first.
+    let _ = match format {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -184,6 +208,13 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         None => None,
     };
     let file = config.as_ref().map(|c| c.run.clone()).unwrap_or_default();
+    let log_format = match (args.log_format, file.log_format.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some(s)) => <LogFormat as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| anyhow::anyhow!("run.log_format: `{s}` is not text or json"))?,
+        (None, None) => LogFormat::Text,
+    };
+    init_logging(log_format);
     let groups = if args.log_groups.is_empty() {
         file.log_groups.clone().unwrap_or_default()
     } else {
@@ -344,13 +375,17 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             let (stop, wake) = (stop.clone(), wake.clone());
             tokio::spawn(async move {
                 wait_for_signal().await;
-                eprintln!("trailwatch: stopping: writing the checkpoint");
+                tracing::info!("stopping: writing the checkpoint");
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 wake.notify_one();
             });
         }
-        eprintln!(
-            "trailwatch: tailing {} ({} rules, {} correlations); state in {}; {}",
+        tracing::info!(
+            log_groups = %groups.join(","),
+            rules = rules.len(),
+            correlations = rules.plans().plans.len(),
+            state_dir = %state_dir.display(),
+            "tailing {} ({} rules, {} correlations); state in {}; {}",
             groups.join(", "),
             rules.len(),
             rules.plans().plans.len(),
@@ -373,9 +408,16 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             metrics,
         )
         .await?;
-        eprintln!(
-            "trailwatch: {} events, {} findings in {} polls; {} finding(s) waiting in the outbox",
-            summary.events, summary.findings, summary.cycles, summary.outbox_pending
+        tracing::info!(
+            events = summary.events,
+            findings = summary.findings,
+            polls = summary.cycles,
+            outbox = summary.outbox_pending,
+            "stopped: {} events, {} findings in {} polls; {} finding(s) waiting in the outbox",
+            summary.events,
+            summary.findings,
+            summary.cycles,
+            summary.outbox_pending
         );
         Ok::<_, anyhow::Error>(Outcome::Ok)
     })

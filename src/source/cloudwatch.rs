@@ -497,7 +497,7 @@ pub fn cloudtrail_event_id(msg: &str) -> Option<&str> {
 }
 
 fn tracing_warn(msg: &str) {
-    eprintln!("trailwatch: warning: {msg}");
+    tracing::warn!("{msg}");
 }
 
 #[cfg(test)]
