@@ -1225,7 +1225,7 @@ fn core_detections_reach_a_subscribed_queue_while_running() {
             ),
         ],
     );
-    let mut child = s
+    let child = s
         .cmd(&["--poll", "200ms", "--max-messages-per-minute", "1000"])
         .stderr(Stdio::piped())
         .spawn()
