@@ -550,7 +550,7 @@ pub async fn run(
     let mut failures: u32 = 0;
     loop {
         let now = wall_ms();
-        let batch = match tail.poll(now).await {
+        let batch = match tail.poll(now, opts.once).await {
             Ok(b) => {
                 failures = 0;
                 b
@@ -665,7 +665,8 @@ pub async fn run(
             )?;
             dirty = true;
         }
-        let stopping = stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up);
+        let stopping =
+            stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up && !tail.rescanning());
         if dirty && (stopping || now - last_checkpoint >= opts.checkpoint_every) {
             write_checkpoint(state, &tail, &stateful, &silent, opts)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);

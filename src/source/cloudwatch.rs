@@ -18,6 +18,12 @@
 //! - **Request budget**: every request takes a token from a bucket (default 2 per second),
 //!   shared by all groups, well under the account's shared FilterLogEvents quota (5–25 TPS);
 //!   `ThrottlingException` and transient errors back off and retry the same page.
+//! - **Forward reads first**: re-scans page through their window with the budget forward reads
+//!   leave over (a page per poll or so), resuming across polls; a new re-scan starts only when
+//!   the previous one has ended. On a busy group (thousands of events per second, a 15-minute
+//!   overlap is millions of events) a re-scan then takes minutes instead of stalling the
+//!   forward reads, so the lag of new events stays flat and only late events wait longer.
+//!   Ids are remembered back to the start of any re-scan still running.
 
 use crate::time::Millis;
 use base64::Engine as _;
@@ -226,12 +232,27 @@ impl Bucket {
         }
     }
 
-    /// How long to wait before a request may go.
-    fn take(&mut self) -> Duration {
+    /// Takes a token if one is there now (spare budget); never waits.
+    fn try_take(&mut self) -> bool {
+        self.refill();
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn refill(&mut self) {
         let now = std::time::Instant::now();
         let dt = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+    }
+
+    /// How long to wait before a request may go.
+    fn take(&mut self) -> Duration {
+        self.refill();
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
@@ -266,6 +287,8 @@ pub struct Tail {
     scans: Vec<Scan>,
     last_rescan: Option<Millis>,
     last_wide: Option<Millis>,
+    /// When the latest re-scan page was requested.
+    last_rescan_page: Option<std::time::Instant>,
     bucket: Bucket,
     backoff: u32,
     pub stats: TailStats,
@@ -301,6 +324,7 @@ impl Tail {
             scans: Vec::new(),
             last_rescan: None,
             last_wide: None,
+            last_rescan_page: None,
             backoff: 0,
             stats: TailStats::default(),
             last_event_wall: vec![now; n],
@@ -313,7 +337,16 @@ impl Tail {
         self.cfg.overlap.max(wide) + 5 * 60_000
     }
 
+    /// Is a re-scan (overlap or wide) still paging through its window?
+    pub fn rescanning(&self) -> bool {
+        self.scans.iter().any(|s| s.kind != Kind::Forward)
+    }
+
     fn schedule(&mut self, now: Millis) {
+        // Forward reads: one per group, every poll that has none left.
+        if self.scans.iter().any(|s| s.kind == Kind::Forward) {
+            return self.schedule_rescans(now);
+        }
         for (g, p) in self.positions.iter().enumerate() {
             self.scans.push(Scan {
                 group: g,
@@ -324,6 +357,14 @@ impl Tail {
                 newest: p.cursor,
                 pages: 0,
             });
+        }
+        self.schedule_rescans(now);
+    }
+
+    /// Re-scans when due, and only once the previous ones have ended.
+    fn schedule_rescans(&mut self, now: Millis) {
+        if self.rescanning() {
+            return;
         }
         if self
             .last_rescan
@@ -367,20 +408,39 @@ impl Tail {
         }
     }
 
-    /// Reads what is new: forward reads (and re-scans when due) until every scan has reached
-    /// its end or the batch is full. `now` is wall-clock time in ms.
-    pub async fn poll(&mut self, now: Millis) -> Result<Batch, TailError> {
-        if self.scans.is_empty() {
-            self.schedule(now);
-        }
+    /// Reads what is new: forward reads until they reach the present (or the batch is full),
+    /// then pages of a due or running re-scan while budget is spare (`finish_rescans`: until
+    /// the re-scan has ended, waiting for budget — for one-shot runs). `now` is wall-clock
+    /// time in ms.
+    pub async fn poll(&mut self, now: Millis, finish_rescans: bool) -> Result<Batch, TailError> {
+        self.schedule(now);
         let mut batch = Batch::default();
-        while let Some(scan) = self.scans.first().cloned() {
+        loop {
             if batch.events.len() >= self.cfg.max_batch {
                 break;
             }
-            let wait = self.bucket.take();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+            // Re-scans: spare budget, and at least a page a second (fast polls can use all
+            // the budget for forward reads); everything when asked to finish them.
+            let rescan_owed = finish_rescans
+                || self
+                    .last_rescan_page
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            let (idx, spare) = match self.scans.iter().position(|s| s.kind == Kind::Forward) {
+                Some(i) => (i, false),
+                None if self.scans.is_empty() => break,
+                None if self.bucket.try_take() => (0, true),
+                None if rescan_owed => (0, false),
+                None => break,
+            };
+            let scan = self.scans[idx].clone();
+            if scan.kind != Kind::Forward {
+                self.last_rescan_page = Some(std::time::Instant::now());
+            }
+            if !spare {
+                let wait = self.bucket.take();
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
             }
             let group = self.cfg.groups[scan.group].clone();
             let mut req = self
@@ -460,14 +520,14 @@ impl Tail {
                 });
             }
             let token = out.next_token().map(str::to_string);
-            let s = &mut self.scans[0];
+            let s = &mut self.scans[idx];
             s.newest = newest;
             s.pages += 1;
             // A token equal to the one sent would loop forever; treat it as the end.
             let done = token.is_none() || token == s.token;
             s.token = token;
             if done {
-                let s = self.scans.remove(0);
+                let s = self.scans.remove(idx);
                 if s.kind == Kind::Forward {
                     // Never past the present: one record stamped in the future (a clock error,
                     // or a writer to the group with bad intent) must not move every later read
@@ -477,9 +537,19 @@ impl Tail {
                 }
             }
         }
+        // Forget ids no re-scan can read again: older than the retention behind every cursor,
+        // and than the start of any re-scan still running.
         let oldest_cursor = self.positions.iter().map(|p| p.cursor).min().unwrap_or(0);
-        self.seen.evict_before(oldest_cursor - self.retention());
-        batch.caught_up = self.scans.is_empty();
+        let running = self
+            .scans
+            .iter()
+            .filter(|s| s.kind != Kind::Forward)
+            .map(|s| s.start)
+            .min()
+            .unwrap_or(Millis::MAX);
+        self.seen
+            .evict_before((oldest_cursor - self.retention()).min(running));
+        batch.caught_up = !self.scans.iter().any(|s| s.kind == Kind::Forward);
         batch.events.sort_by_key(|e| e.timestamp);
         Ok(batch)
     }
