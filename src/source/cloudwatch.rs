@@ -21,8 +21,8 @@
 //! - **Forward reads first**: re-scans page through their window with the budget forward reads
 //!   leave over (a page per poll or so), resuming across polls; a new re-scan starts only when
 //!   the previous one has ended. On a busy group (thousands of events per second, a 15-minute
-//!   overlap is millions of events) a re-scan then takes minutes instead of stalling the
-//!   forward reads, so the lag of new events stays flat and only late events wait longer.
+//!   overlap is millions of events) a re-scan then takes minutes (at least a quarter of the
+//!   budget is its own) instead of stalling the forward reads, so the lag of new events stays flat and only late events wait longer.
 //!   Ids are remembered back to the start of any re-scan still running.
 
 use crate::time::Millis;
@@ -419,12 +419,12 @@ impl Tail {
             if batch.events.len() >= self.cfg.max_batch {
                 break;
             }
-            // Re-scans: spare budget, and at least a page a second (fast polls can use all
-            // the budget for forward reads); everything when asked to finish them.
-            let rescan_owed = finish_rescans
-                || self
-                    .last_rescan_page
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            // Re-scans: spare budget, and at least a quarter of the budget (fast polls or a
+            // busy group can use all of it for forward reads); everything when asked to
+            // finish them.
+            let share = Duration::from_secs_f64((4.0 / self.cfg.requests_per_sec).max(0.5));
+            let rescan_owed =
+                finish_rescans || self.last_rescan_page.is_none_or(|t| t.elapsed() >= share);
             let (idx, spare) = match self.scans.iter().position(|s| s.kind == Kind::Forward) {
                 Some(i) => (i, false),
                 None if self.scans.is_empty() => break,
