@@ -136,7 +136,11 @@ impl Dispatcher {
             return Step::Wait(last + self.pacing.min_interval);
         }
         let budget = per_minute - self.sent.len();
-        if waiting > budget || (waiting > 1 && budget == 1) {
+        // More waiting than singles could send within 10 s (at `min_interval`): findings
+        // arrive faster than messages may go, so fold them — a generous per-minute budget
+        // must not turn into an ever-growing queue of singles.
+        let horizon = (10_000 / self.pacing.min_interval.max(1)).max(1) as usize;
+        if waiting > budget || waiting > horizon || (waiting > 1 && budget == 1) {
             Step::Digest(waiting.min(message::MAX_DIGEST_FINDINGS))
         } else {
             Step::Single
@@ -402,6 +406,31 @@ mod tests {
         assert_eq!(d.next(0, 500), Step::Digest(100));
         assert_eq!(d.next(0, 10), Step::Single);
         assert_eq!(d.next(0, 11), Step::Digest(11));
+    }
+
+    #[test]
+    fn findings_arriving_faster_than_singles_may_go_are_folded() {
+        // A generous budget (600 a minute) but one message a second: 2 findings a second
+        // would queue forever as singles; beyond 10 s worth of singles they become a digest.
+        let mut d = Dispatcher::new(Pacing {
+            per_minute: 600,
+            min_interval: 1_000,
+        });
+        assert_eq!(d.next(0, 10), Step::Single);
+        assert_eq!(d.next(0, 11), Step::Digest(11));
+        let mut waiting = 0;
+        let mut longest = 0;
+        for sec in 0..120i64 {
+            waiting += 2;
+            longest = longest.max(waiting);
+            match d.next(sec * 1_000, waiting) {
+                Step::Single => waiting -= 1,
+                Step::Digest(n) => waiting -= n,
+                other => panic!("{other:?} at {sec}"),
+            }
+            d.sent(sec * 1_000);
+        }
+        assert!(longest <= 12, "the queue stays short: {longest}");
     }
 
     #[test]
