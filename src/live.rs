@@ -271,6 +271,18 @@ impl Metrics {
              trailwatch_newest_event_time_seconds {}\n",
             newest as f64 / 1000.0
         ));
+        // Lag: how far behind the present the newest processed event is (CloudTrail's own
+        // delivery delay of minutes included; a value that keeps growing means trailwatch,
+        // or the trail, has fallen behind).
+        if newest > 0 {
+            s.push_str(&format!(
+                "# HELP trailwatch_lag_seconds now minus the event time of the newest event processed
+                 # TYPE trailwatch_lag_seconds gauge
+                 trailwatch_lag_seconds {}
+",
+                (wall_ms() - newest).max(0) as f64 / 1000.0
+            ));
+        }
         s
     }
 }

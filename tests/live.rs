@@ -772,6 +772,7 @@ fn metrics_endpoint_and_config_file() {
         "trailwatch_sns_messages_total 1",
         "trailwatch_outbox_pending 0",
         "# TYPE trailwatch_tail_requests_total counter",
+        "# TYPE trailwatch_lag_seconds gauge",
     ] {
         assert!(body.contains(needle), "missing {needle} in {body}");
     }
