@@ -310,6 +310,27 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metri
     }
 }
 
+/// The checkpoint as written: like [`Checkpoint`], the seen ids streamed from the set.
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    format: &'a str,
+    version: u32,
+    written_at: String,
+    groups: Vec<SavedGroup>,
+    seen: SeenOut<'a>,
+    engine: serde_json::Value,
+    silent: Vec<String>,
+}
+
+/// Serialises the seen ids as their base64 text without building it.
+struct SeenOut<'a>(&'a SeenSet);
+
+impl Serialize for SeenOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.base64())
+    }
+}
+
 /// The persisted position of the live run.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -835,8 +856,8 @@ fn write_checkpoint(
     silent: &[bool],
     opts: &LiveOptions,
 ) -> Result<(), LiveError> {
-    let cp = Checkpoint {
-        format: CHECKPOINT_FORMAT.into(),
+    let cp = CheckpointOut {
+        format: CHECKPOINT_FORMAT,
         version: CHECKPOINT_VERSION,
         written_at: format_millis(wall_ms()),
         groups: opts
@@ -849,7 +870,7 @@ fn write_checkpoint(
                 position: p.clone(),
             })
             .collect(),
-        seen: tail.seen.to_base64(),
+        seen: SeenOut(&tail.seen),
         engine: stateful.snapshot(),
         silent: opts
             .tail
@@ -860,7 +881,8 @@ fn write_checkpoint(
             .map(|(g, _)| g.clone())
             .collect(),
     };
-    let bytes = serde_json::to_vec(&cp).map_err(std::io::Error::other)?;
-    state.write(CHECKPOINT_FILE, &bytes)?;
+    state.write_with(CHECKPOINT_FILE, |w| {
+        serde_json::to_writer(w, &cp).map_err(std::io::Error::other)
+    })?;
     Ok(())
 }

@@ -28,10 +28,21 @@ pub enum StateError {
 /// Writes `name` in `dir` atomically: a reader sees the old content or the new, never a mix,
 /// and the new content is on disk when this returns.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(dir, name, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], the content written by `fill` through a buffer: large state
+/// (millions of remembered ids) goes to disk without first being built in memory.
+pub fn write_atomic_with(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(name))?;
@@ -84,6 +95,18 @@ impl StateDir {
 
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         write_atomic(&self.dir, name, bytes).map_err(|source| StateError::Io {
+            dir: self.dir.display().to_string(),
+            source,
+        })
+    }
+
+    /// Writes `name` atomically from `fill` (see [`write_atomic_with`]).
+    pub fn write_with(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), StateError> {
+        write_atomic_with(&self.dir, name, fill).map_err(|source| StateError::Io {
             dir: self.dir.display().to_string(),
             source,
         })
