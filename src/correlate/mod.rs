@@ -264,10 +264,9 @@ struct Last {
     who: Arc<Who>,
 }
 
-/// Who acted, and where. A worker builds one per record; the correlator interns them (one
-/// allocation per distinct combination) and their parts (shared with group keys and with
-/// other combinations), so comparing two interned ones compares addresses (`Arc`'s equality
-/// checks the address first).
+/// Who acted, and where. A worker builds one per record; the correlator keeps a copy made of
+/// interned parts (shared with group keys and with other combinations), shared by the groups
+/// of a key that hold the same values.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Who {
     pub principal: Arc<str>,
@@ -279,18 +278,22 @@ pub struct Who {
 /// instead of SipHash; keys come from input, so a fixed-seed hash would invite collisions.
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-/// Shared copies of who and where (and their parts) that many groups hold: one allocation
-/// per distinct value, however many correlations and groups use it. (Group keys are held
-/// once each by the group table, which all correlations share.)
+/// Shared copies of the parts of who and where (principals, accounts, regions) that many
+/// groups hold: one allocation per distinct text, however many correlations and groups use
+/// it. (Group keys are held once each by the group table, which all correlations share.)
+///
+/// A who/where itself is not deduplicated across keys: a new group takes it from its key's
+/// other groups when they hold the same values (usually), and a looked-up global set cost a
+/// cache miss or two per change of region (measured: 7 % of the full pass), while sharing
+/// across keys saves nothing when groups are keyed by the principal (the usual case).
 ///
 /// While a copy is held outside the interner it stays in it (`prune` forgets only copies
 /// nobody else holds).
 #[derive(Debug, Default)]
 struct Interner {
     set: FastSet<Arc<str>>,
-    who: FastSet<Arc<Who>>,
-    /// The latest hit's who (as the worker made it) and its interned copy: the hits of one
-    /// record share it, so most hits skip the set lookups.
+    /// The latest hit's who (as the worker made it) and the correlator's copy: the hits of
+    /// one record share it, so most hits skip building one.
     recent_who: Option<(Arc<Who>, Arc<Who>)>,
     /// Values held just after the last pruning.
     pruned_at: usize,
@@ -306,27 +309,21 @@ impl Interner {
         a
     }
 
-    /// The interned copy of `w`; `key` is a shared text that is often its principal (groups
-    /// keyed by the principal), which saves a lookup.
+    /// A copy of `w` made of interned parts; `key` is a shared text that is often its
+    /// principal (groups keyed by the principal), which saves a lookup.
     fn who(&mut self, w: &Who, key: Option<&Arc<str>>) -> Arc<Who> {
         let principal = match key {
             Some(k) if **k == *w.principal => k.clone(),
             _ => self.get(&w.principal),
         };
-        let w = Who {
+        Arc::new(Who {
             principal,
             account: w.account.as_deref().map(|a| self.get(a)),
             region: w.region.as_deref().map(|r| self.get(r)),
-        };
-        if let Some(a) = self.who.get(&w) {
-            return a.clone();
-        }
-        let a = Arc::new(w);
-        self.who.insert(a.clone());
-        a
+        })
     }
 
-    /// The interned copy of a hit's who/where (`key`: the hit's group key, as the group
+    /// The correlator's copy of a hit's who/where (`key`: the hit's group key, as the group
     /// table holds it).
     fn who_of(&mut self, who: &Arc<Who>, key: &Arc<str>) -> Arc<Who> {
         if let Some((from, to)) = &self.recent_who
@@ -343,14 +340,12 @@ impl Interner {
     /// did: a pruning reads every value (a cache miss each), so it is amortised over as many
     /// new values, and at most half of what the interner holds is unused.
     fn prune(&mut self) {
-        let held = self.set.len() + self.who.len();
+        let held = self.set.len();
         if held < 2 * self.pruned_at.max(1024) {
             return;
         }
-        // Who first: dropping one releases its parts.
-        self.who.retain(|a| Arc::strong_count(a) > 1);
         self.set.retain(|a| Arc::strong_count(a) > 1);
-        self.pruned_at = self.set.len() + self.who.len();
+        self.pruned_at = self.set.len();
     }
 }
 
@@ -375,6 +370,12 @@ struct KeyGroups {
     /// (correlation, its group for this key), in no particular order; grown one at a time
     /// (most keys feed a few correlations).
     groups: Vec<(u32, Group)>,
+    /// No group of this key can expire before this time (at most the smallest `newest +
+    /// timespan` of its sliding/temporal groups; tumbling groups never count): the sweep
+    /// skips the key without reading its groups (a cache miss each) while the watermark is
+    /// below it. A group's `newest` only grows, so the bound stays valid after hits; it is
+    /// lowered when a group is made and made exact when the sweep reads the groups.
+    due: Millis,
 }
 
 /// The groups of all correlations, by group key (the text, hashed once per record).
@@ -476,13 +477,16 @@ impl Groups {
             .or_insert_with(|| KeyGroups {
                 key: key.clone(),
                 groups: Vec::new(),
+                due: Millis::MAX,
             })
             .into_mut();
         let i = match s.groups.iter().position(|(c, _)| *c == ci) {
             Some(i) => i,
             None => {
+                // Doubling (1, 2, 4, 8): growing one at a time reallocated (and copied) the
+                // vec at every new group of a key, 8 % of the full pass.
                 if s.groups.len() == s.groups.capacity() {
-                    s.groups.reserve_exact(1);
+                    s.groups.reserve_exact(s.groups.len().max(1));
                 }
                 let g = new(&s.key, s.groups.first().map(|(_, g)| &g.last.who));
                 s.groups.push((ci, g));
@@ -512,6 +516,42 @@ impl Groups {
             }
             !s.groups.is_empty()
         });
+    }
+
+    /// Drops the groups that can no longer fire at watermark `wm`: sliding and temporal
+    /// groups whose newest hit is a timespan (`span(correlation)`) or more before it.
+    /// Tumbling windows are left to `advance`, which judges them. Keys whose `due` is past
+    /// the watermark are kept without reading their groups. Returns how many were dropped.
+    fn sweep(&mut self, wm: Millis, span: impl Fn(u32) -> Millis) -> usize {
+        let counts = &mut self.counts;
+        let mut dropped = 0;
+        self.table.retain(|s| {
+            if s.due > wm {
+                return true;
+            }
+            let mut due = Millis::MAX;
+            s.groups.retain(|(ci, g)| {
+                if matches!(g.state, State::Tumbling(_)) {
+                    return true;
+                }
+                let end = g.newest().saturating_add(span(*ci));
+                if end > wm {
+                    due = due.min(end);
+                    return true;
+                }
+                if let Some(n) = counts.get_mut(*ci as usize) {
+                    *n -= 1;
+                }
+                dropped += 1;
+                false
+            });
+            s.due = due;
+            if s.groups.len() < s.groups.capacity() / 2 {
+                s.groups.shrink_to_fit();
+            }
+            !s.groups.is_empty()
+        });
+        dropped
     }
 
     /// Correlation `ci`'s groups.
@@ -545,8 +585,11 @@ impl Groups {
             .or_insert_with(|| KeyGroups {
                 key: key.clone(),
                 groups: Vec::new(),
+                due: Millis::MAX,
             })
             .into_mut();
+        // Restored groups: the sweep reads the key's groups next time (and sets the bound).
+        s.due = Millis::MIN;
         match s.groups.iter_mut().find(|(c, _)| *c == ci) {
             Some((_, g)) => *g = group,
             None => {
@@ -892,15 +935,13 @@ impl Correlator {
     /// before the watermark. Tumbling windows are left to `advance`, which judges them.
     fn sweep(&mut self, plans: &Plans) {
         let Some(wm) = self.watermark() else { return };
-        let before = self.groups.total();
-        self.groups.retain(|ci, _, g| {
-            let span = plans
+        let dropped = self.groups.sweep(wm, |ci| {
+            plans
                 .plans
                 .get(ci as usize)
-                .map_or(Millis::MAX, |p| p.corr.def.timespan);
-            matches!(g.state, State::Tumbling(_)) || g.newest().saturating_add(span) > wm
+                .map_or(Millis::MAX, |p| p.corr.def.timespan)
         });
-        self.stats.expired_keys += (before - self.groups.total()) as u64;
+        self.stats.expired_keys += dropped as u64;
         self.strings.prune();
     }
 
@@ -937,6 +978,9 @@ impl Correlator {
             Group::new(plan, who)
         });
         let key = &slot.key;
+        // Keeps `due` a lower bound for a new group (for an older one it changes nothing
+        // that matters: its bound already held).
+        slot.due = slot.due.min(h.time.saturating_add(span));
         let g = &mut slot.groups[i].1;
         if h.time >= g.last.time {
             g.last.time = h.time;
@@ -1192,6 +1236,8 @@ impl Correlator {
             .enumerate()
             .map(|(i, p)| (p.corr.def.meta.id.as_str(), i))
             .collect();
+        // One copy of each who/where among the restored groups (each was read on its own).
+        let mut whos: FastSet<Arc<Who>> = FastSet::default();
         for (id, groups) in snap.ids.iter().zip(snap.groups) {
             if let Some(&i) = index.get(id.as_str()) {
                 let plan = &plans.plans[i];
@@ -1199,7 +1245,14 @@ impl Correlator {
                 self.groups.retain(|c, _, _| c != ci);
                 for (k, mut g) in groups.into_iter().filter(|(_, g)| g.fits(plan)) {
                     // A key given twice: the last one wins.
-                    g.last.who = self.strings.who(&g.last.who, None);
+                    g.last.who = match whos.get(&*g.last.who) {
+                        Some(w) => w.clone(),
+                        None => {
+                            let w = self.strings.who(&g.last.who, None);
+                            whos.insert(w.clone());
+                            w
+                        }
+                    };
                     self.groups.insert(ci, k, g);
                 }
             }
