@@ -95,6 +95,10 @@ pub struct SeenSet {
     /// (minute start, ids of events stamped in that minute), in minute order.
     minutes: std::collections::VecDeque<(Millis, IdSet)>,
     len: usize,
+    /// Emptied sets of forgotten minutes, kept with their capacity for the next minutes: in
+    /// a steady stream the sets are reused and nothing is allocated or freed (megabyte-sized
+    /// sets allocated and freed every minute fragment a long-running process's heap).
+    spare: Vec<IdSet>,
     pub evicted_at_cap: u64,
 }
 
@@ -139,11 +143,13 @@ impl SeenSet {
         let i = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
             Some(i) if self.minutes[i].0 == minute => i,
             Some(i) => {
-                self.minutes.insert(i + 1, (minute, IdSet::default()));
+                let set = self.spare.pop().unwrap_or_default();
+                self.minutes.insert(i + 1, (minute, set));
                 i + 1
             }
             None => {
-                self.minutes.push_front((minute, IdSet::default()));
+                let set = self.spare.pop().unwrap_or_default();
+                self.minutes.push_front((minute, set));
                 0
             }
         };
@@ -153,6 +159,7 @@ impl SeenSet {
             if let Some((_, ids)) = self.minutes.pop_front() {
                 self.len -= ids.len();
                 self.evicted_at_cap += ids.len() as u64;
+                self.recycle(ids);
             }
         }
         true
@@ -166,7 +173,16 @@ impl SeenSet {
             }
             if let Some((_, ids)) = self.minutes.pop_front() {
                 self.len -= ids.len();
+                self.recycle(ids);
             }
+        }
+    }
+
+    /// Keeps a forgotten minute's set (emptied) for reuse; a few are enough.
+    fn recycle(&mut self, mut ids: IdSet) {
+        if self.spare.len() < 2 {
+            ids.clear();
+            self.spare.push(ids);
         }
     }
 
