@@ -390,6 +390,28 @@ struct Groups {
     recent: Option<(Arc<str>, u64)>,
 }
 
+/// The entry of `key` in `table`, made (with no group) if there is none. (A function of the
+/// fields, not a method: callers keep using the table's other fields while they hold it.)
+fn key_entry<'t>(
+    table: &'t mut hashbrown::HashTable<KeyGroups>,
+    hasher: &foldhash::fast::RandomState,
+    hash: u64,
+    key: &Arc<str>,
+) -> &'t mut KeyGroups {
+    table
+        .entry(
+            hash,
+            |s| *s.key == **key,
+            |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
+        )
+        .or_insert_with(|| KeyGroups {
+            key: key.clone(),
+            groups: Vec::new(),
+            due: Millis::MAX,
+        })
+        .into_mut()
+}
+
 impl Groups {
     fn new(correlations: usize) -> Groups {
         Groups {
@@ -467,19 +489,7 @@ impl Groups {
         new: impl FnOnce(&Arc<str>, Option<&Arc<Who>>) -> Group,
     ) -> (&mut KeyGroups, usize) {
         let hasher = &self.hasher;
-        let s = self
-            .table
-            .entry(
-                hash,
-                |s| *s.key == **key,
-                |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
-            )
-            .or_insert_with(|| KeyGroups {
-                key: key.clone(),
-                groups: Vec::new(),
-                due: Millis::MAX,
-            })
-            .into_mut();
+        let s = key_entry(&mut self.table, hasher, hash, key);
         let i = match s.groups.iter().position(|(c, _)| *c == ci) {
             Some(i) => i,
             None => {
@@ -575,19 +585,7 @@ impl Groups {
     fn insert(&mut self, ci: u32, key: Arc<str>, group: Group) {
         let hash = self.hash(&key);
         let hasher = &self.hasher;
-        let s = self
-            .table
-            .entry(
-                hash,
-                |s| *s.key == *key,
-                |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
-            )
-            .or_insert_with(|| KeyGroups {
-                key: key.clone(),
-                groups: Vec::new(),
-                due: Millis::MAX,
-            })
-            .into_mut();
+        let s = key_entry(&mut self.table, hasher, hash, &key);
         // Restored groups: the sweep reads the key's groups next time (and sets the bound).
         s.due = Millis::MIN;
         match s.groups.iter_mut().find(|(c, _)| *c == ci) {
