@@ -222,6 +222,27 @@ impl<'r> Matcher<'r> {
     }
 }
 
+/// The engine's state, serialised when written (see [`Stateful::snapshot_ref`]).
+pub struct SnapshotRef<'a, 'r>(&'a Stateful<'r>);
+
+impl serde::Serialize for SnapshotRef<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let st = self.0;
+        // The correlator's own snapshot is JSON already: embedded as it is.
+        let corr = String::from_utf8(st.correlator.snapshot(st.rules.plans()))
+            .ok()
+            .and_then(|j| serde_json::value::RawValue::from_string(j).ok());
+        let baselines = st.baselines.as_ref().map(|b| b.snapshot());
+        let mut out = s.serialize_struct("EngineSnapshot", 4)?;
+        out.serialize_field("version", &1)?;
+        out.serialize_field("correlator", &corr)?;
+        out.serialize_field("suppressor", &st.suppressor.snapshot())?;
+        out.serialize_field("baselines", &baselines)?;
+        out.end()
+    }
+}
+
 /// The stateful stage: correlations and suppression, fed in event-time order.
 pub struct Stateful<'r> {
     rules: &'r RuleSet,
@@ -319,20 +340,14 @@ impl<'r> Stateful<'r> {
 
     /// The state of correlations, suppression and baselines, to persist across restarts.
     pub fn snapshot(&self) -> serde_json::Value {
-        let corr = self.correlator.snapshot(self.rules.plans());
-        let corr: serde_json::Value =
-            serde_json::from_slice(&corr).unwrap_or(serde_json::Value::Null);
-        let baselines = self
-            .baselines
-            .as_ref()
-            .and_then(|b| serde_json::to_value(b.snapshot()).ok())
-            .unwrap_or(serde_json::Value::Null);
-        serde_json::json!({
-            "version": 1,
-            "correlator": corr,
-            "suppressor": self.suppressor.snapshot(),
-            "baselines": baselines,
-        })
+        serde_json::to_value(self.snapshot_ref()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// [`Stateful::snapshot`] as something to serialise straight into a writer: no JSON tree
+    /// of the whole state in between (tens of thousands of small allocations per checkpoint
+    /// of a busy live run).
+    pub fn snapshot_ref(&self) -> SnapshotRef<'_, 'r> {
+        SnapshotRef(self)
     }
 
     /// Does a snapshot carry learned baselines?

@@ -318,7 +318,7 @@ struct CheckpointOut<'a> {
     written_at: String,
     groups: Vec<SavedGroup>,
     seen: SeenOut<'a>,
-    engine: serde_json::Value,
+    engine: crate::engine::SnapshotRef<'a, 'a>,
     silent: Vec<String>,
 }
 
@@ -871,7 +871,7 @@ fn write_checkpoint(
             })
             .collect(),
         seen: SeenOut(&tail.seen),
-        engine: stateful.snapshot(),
+        engine: stateful.snapshot_ref(),
         silent: opts
             .tail
             .groups
