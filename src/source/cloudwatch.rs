@@ -22,8 +22,9 @@
 //!   leave over (a page per poll or so), resuming across polls; a new re-scan starts only when
 //!   the previous one has ended. On a busy group (thousands of events per second, a 15-minute
 //!   overlap is millions of events) a re-scan then takes minutes (at least a quarter of the
-//!   budget is its own) instead of stalling the forward reads, so the lag of new events stays flat and only late events wait longer.
-//!   Ids are remembered back to the start of any re-scan still running.
+//!   budget is its own) instead of stalling the forward reads, so the lag of new events stays
+//!   flat and only late events wait longer. Ids are remembered back to the start of any
+//!   re-scan still running.
 
 use crate::time::Millis;
 use base64::Engine as _;
@@ -421,19 +422,18 @@ impl Tail {
 
     fn schedule(&mut self, now: Millis) {
         // Forward reads: one per group, every poll that has none left.
-        if self.scans.iter().any(|s| s.kind == Kind::Forward) {
-            return self.schedule_rescans(now);
-        }
-        for (g, p) in self.positions.iter().enumerate() {
-            self.scans.push(Scan {
-                group: g,
-                kind: Kind::Forward,
-                start: p.cursor.max(p.floor),
-                end: None,
-                token: None,
-                newest: p.cursor,
-                pages: 0,
-            });
+        if !self.scans.iter().any(|s| s.kind == Kind::Forward) {
+            for (g, p) in self.positions.iter().enumerate() {
+                self.scans.push(Scan {
+                    group: g,
+                    kind: Kind::Forward,
+                    start: p.cursor.max(p.floor),
+                    end: None,
+                    token: None,
+                    newest: p.cursor,
+                    pages: 0,
+                });
+            }
         }
         self.schedule_rescans(now);
     }
