@@ -13,11 +13,12 @@
 //! - each pass is also timed in CPU time of the thread (`/proc/thread-self/schedstat`), which
 //!   other processes on a shared machine disturb less than wall time;
 //! - the same two with `Event::parse` inside the timed loop (decode-inclusive);
-//! - heap, from a counting global allocator (below; it counts requested bytes, not malloc's
-//!   own overhead): the peak during the full pass, and the heap the correlator and suppressor
-//!   hold at the end (current bytes just before dropping the `Stateful` minus just after),
-//!   divided by `correlator.live_keys()`. A last full pass over the same records without
-//!   `eventID` gives that figure without event ids (which groups keep for the hits they hold).
+//! - heap, from a counting global allocator around mimalloc, the binary's allocator (below;
+//!   it counts requested bytes, not the allocator's own overhead): the peak during the full
+//!   pass, and the heap the correlator and suppressor hold at the end (current bytes just
+//!   before dropping the `Stateful` minus just after), divided by `correlator.live_keys()`.
+//!   A last full pass over the same records without `eventID` gives that figure without
+//!   event ids (which groups keep for the hits they hold).
 //!
 //! Records are generated deterministically (xorshift64*), so every run sees the same input,
 //! and parsed into [`Event`]s once, before anything is timed. `Event` builds a top-level
@@ -38,7 +39,8 @@
 //! `CORRELATE_TUMBLING` [0] (1: add a 21st correlation with an upper bound, i.e. a tumbling
 //! window).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
@@ -53,7 +55,8 @@ use trailwatch::time::parse_event_time;
 // ---------------------------------------------------------------------------------------------
 // Counting allocator
 
-/// `System`, counting the bytes currently allocated and the peak since the last reset.
+/// The binary's allocator (mimalloc, as in `src/main.rs`), counting the bytes currently
+/// allocated and the peak since the last reset.
 struct Counting;
 
 static COUNT: AtomicBool = AtomicBool::new(true);
@@ -80,25 +83,25 @@ impl Counting {
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { MiMalloc.alloc(layout) };
         if !p.is_null() {
             Self::add(layout.size());
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !p.is_null() {
             Self::add(layout.size());
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         Self::sub(layout.size());
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             Self::sub(layout.size());
             Self::add(new_size);
