@@ -131,7 +131,7 @@ impl<'r> Matcher<'r> {
         let plans = self.rules.plans();
         // Shared by the hits of this record: group keys made so far; who/where and event ids.
         let mut keys: Vec<Arc<str>> = Vec::new();
-        let mut shared: Option<(Arc<Who>, Option<Arc<EventIds>>)> = None;
+        let mut shared: Option<(Arc<Who>, EventIds)> = None;
         for &i in &self.scratch {
             let i = i as usize;
             let rule = &self.rules.rules()[i];
@@ -196,9 +196,7 @@ impl<'r> Matcher<'r> {
                         account: ev.recipient_account_id().map(Into::into),
                         region: ev.aws_region().map(Into::into),
                     });
-                    let ids = ev
-                        .event_id()
-                        .map(|id| Arc::new(EventIds(Box::new([id.into()]))));
+                    let ids = ev.event_id().map_or(EventIds::None, EventIds::one);
                     (who, ids)
                 });
                 out.hits.push(Hit {

@@ -23,7 +23,10 @@
 //! 15 min). A hit older than the watermark is not added (its windows may have been judged);
 //! it is counted and reported, never silently dropped.
 
+pub mod event_ids;
 pub mod suppress;
+
+pub use event_ids::EventIds;
 
 use crate::finding::{Finding, Kind, RuleRef, stable_id};
 use crate::rules::correlation::{CorrKind, Correlation, RefId};
@@ -42,8 +45,9 @@ pub const ID_SAMPLE: usize = 50;
 
 /// One base-rule match (or a fired correlation) feeding a correlation.
 ///
-/// Compact: the hits of one record share their group key, who/where and event ids (`Arc`s
-/// built once per record by the worker), so a hit allocates nothing of its own.
+/// Compact: the hits of one record share their group key and who/where (`Arc`s built once
+/// per record by the worker) and hold its event id inline, so a hit allocates nothing of its
+/// own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     /// Index of the correlation in the rule set.
@@ -56,16 +60,12 @@ pub struct Hit {
     pub key: Arc<str>,
     /// `value_count`: [`hash_value`] of the value counted (the correlator keeps only hashes).
     pub value: Option<u64>,
-    /// The event ids behind the hit (absent: none).
-    pub event_ids: Option<Arc<EventIds>>,
+    /// The event ids behind the hit.
+    pub event_ids: EventIds,
     pub count: u64,
     /// Who acted, and where (the latest event's).
     pub who: Arc<Who>,
 }
-
-/// Event ids, shared by every hit of a record and every window holding one of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventIds(pub Box<[Box<str>]>);
 
 /// A correlation ready to run: references as indices.
 #[derive(Debug, Clone)]
@@ -349,6 +349,9 @@ impl Interner {
     }
 }
 
+/// Distinct-value counts (value hashes, already well mixed; foldhash, not SipHash).
+type Scratch = HashMap<u64, u32, foldhash::fast::RandomState>;
+
 /// Separates group-by values inside a group key.
 pub const KEY_SEP: char = '\u{1f}';
 
@@ -362,11 +365,23 @@ fn split_key(key: &str) -> Vec<String> {
     key.split(KEY_SEP).map(str::to_string).collect()
 }
 
+/// Room a key's groups vec starts with.
+const GROUPS_FIRST: usize = 4;
+
+/// Groups of a key whose correlation is indexed in the key's table slot.
+const ORDER: usize = 16;
+
 /// Every correlation's group for one key: a record's hits usually share their key, so they
-/// find all their groups with one lookup, next to each other in memory.
+/// find all their groups with one lookup, next to each other in memory. One table slot per
+/// key, a cache line each.
 #[derive(Debug)]
+#[repr(align(64))]
 struct KeyGroups {
     key: Arc<str>,
+    /// The correlation of each of the first [`ORDER`] groups (255: not indexed), mirroring
+    /// `groups`: finding a correlation's group reads this (in the slot, already in cache)
+    /// instead of the groups vec (a cache line per group).
+    order: [u8; ORDER],
     /// (correlation, its group for this key), in no particular order; grown one at a time
     /// (most keys feed a few correlations).
     groups: Vec<(u32, Group)>,
@@ -376,6 +391,52 @@ struct KeyGroups {
     /// below it. A group's `newest` only grows, so the bound stays valid after hits; it is
     /// lowered when a group is made and made exact when the sweep reads the groups.
     due: Millis,
+}
+
+impl KeyGroups {
+    fn new(key: Arc<str>) -> KeyGroups {
+        KeyGroups {
+            key,
+            order: [u8::MAX; ORDER],
+            groups: Vec::new(),
+            due: Millis::MAX,
+        }
+    }
+
+    /// The position of correlation `ci`'s group.
+    fn find(&self, ci: u32) -> Option<usize> {
+        let n = self.groups.len();
+        if let Ok(c) = u8::try_from(ci)
+            && c != u8::MAX
+        {
+            if let Some(i) = self.order[..n.min(ORDER)].iter().position(|&o| o == c) {
+                return Some(i);
+            }
+            if n <= ORDER {
+                return None;
+            }
+            return self.groups[ORDER..]
+                .iter()
+                .position(|(g, _)| *g == ci)
+                .map(|i| i + ORDER);
+        }
+        self.groups.iter().position(|(g, _)| *g == ci)
+    }
+
+    fn push(&mut self, ci: u32, g: Group) {
+        if let Some(o) = self.order.get_mut(self.groups.len()) {
+            *o = u8::try_from(ci).unwrap_or(u8::MAX);
+        }
+        self.groups.push((ci, g));
+    }
+
+    /// Rebuilds `order` after groups were removed.
+    fn reindex(&mut self) {
+        self.order = [u8::MAX; ORDER];
+        for (o, (ci, _)) in self.order.iter_mut().zip(&self.groups) {
+            *o = u8::try_from(*ci).unwrap_or(u8::MAX);
+        }
+    }
 }
 
 /// The groups of all correlations, by group key (the text, hashed once per record).
@@ -404,11 +465,7 @@ fn key_entry<'t>(
             |s| *s.key == **key,
             |s| std::hash::BuildHasher::hash_one(hasher, &*s.key),
         )
-        .or_insert_with(|| KeyGroups {
-            key: key.clone(),
-            groups: Vec::new(),
-            due: Millis::MAX,
-        })
+        .or_insert_with(|| KeyGroups::new(key.clone()))
         .into_mut()
 }
 
@@ -449,16 +506,13 @@ impl Groups {
     fn contains(&self, ci: u32, hash: u64, key: &str) -> bool {
         self.table
             .find(hash, |s| *s.key == *key)
-            .is_some_and(|s| s.groups.iter().any(|(c, _)| *c == ci))
+            .is_some_and(|s| s.find(ci).is_some())
     }
 
     fn get_mut(&mut self, ci: u32, hash: u64, key: &str) -> Option<&mut Group> {
-        self.table
-            .find_mut(hash, |s| *s.key == *key)?
-            .groups
-            .iter_mut()
-            .find(|(c, _)| *c == ci)
-            .map(|(_, g)| g)
+        let s = self.table.find_mut(hash, |s| *s.key == *key)?;
+        let i = s.find(ci)?;
+        Some(&mut s.groups[i].1)
     }
 
     /// Removes correlation `ci`'s group at `key` (and the key, once no group is left).
@@ -466,10 +520,11 @@ impl Groups {
         let Ok(mut e) = self.table.find_entry(hash, |s| *s.key == *key) else {
             return None;
         };
-        let groups = &mut e.get_mut().groups;
-        let i = groups.iter().position(|(c, _)| *c == ci)?;
-        let (_, g) = groups.swap_remove(i);
-        if groups.is_empty() {
+        let s = e.get_mut();
+        let i = s.find(ci)?;
+        let (_, g) = s.groups.swap_remove(i);
+        s.reindex();
+        if s.groups.is_empty() {
             e.remove();
         }
         if let Some(n) = self.counts.get_mut(ci as usize) {
@@ -490,16 +545,17 @@ impl Groups {
     ) -> (&mut KeyGroups, usize) {
         let hasher = &self.hasher;
         let s = key_entry(&mut self.table, hasher, hash, key);
-        let i = match s.groups.iter().position(|(c, _)| *c == ci) {
+        let i = match s.find(ci) {
             Some(i) => i,
             None => {
-                // Doubling (1, 2, 4, 8): growing one at a time reallocated (and copied) the
-                // vec at every new group of a key, 8 % of the full pass.
+                // Room for 4 first, then doubling: growing one at a time reallocated (and
+                // copied) the vec at every new group of a key (8 % of the full pass), and keys
+                // usually feed several correlations.
                 if s.groups.len() == s.groups.capacity() {
-                    s.groups.reserve_exact(s.groups.len().max(1));
+                    s.groups.reserve_exact(s.groups.len().max(GROUPS_FIRST));
                 }
                 let g = new(&s.key, s.groups.first().map(|(_, g)| &g.last.who));
-                s.groups.push((ci, g));
+                s.push(ci, g);
                 if let Some(n) = self.counts.get_mut(ci as usize) {
                     *n += 1;
                 }
@@ -514,6 +570,7 @@ impl Groups {
         let counts = &mut self.counts;
         self.table.retain(|s| {
             let key = &s.key;
+            let before = s.groups.len();
             s.groups.retain(|(ci, g)| {
                 let k = keep(*ci, key, g);
                 if !k && let Some(n) = counts.get_mut(*ci as usize) {
@@ -521,8 +578,11 @@ impl Groups {
                 }
                 k
             });
-            if s.groups.len() < s.groups.capacity() / 2 {
+            if s.groups.capacity() > GROUPS_FIRST && s.groups.len() < s.groups.capacity() / 2 {
                 s.groups.shrink_to_fit();
+            }
+            if s.groups.len() != before {
+                s.reindex();
             }
             !s.groups.is_empty()
         });
@@ -540,6 +600,7 @@ impl Groups {
                 return true;
             }
             let mut due = Millis::MAX;
+            let before = s.groups.len();
             s.groups.retain(|(ci, g)| {
                 if matches!(g.state, State::Tumbling(_)) {
                     return true;
@@ -556,8 +617,11 @@ impl Groups {
                 false
             });
             s.due = due;
-            if s.groups.len() < s.groups.capacity() / 2 {
+            if s.groups.capacity() > GROUPS_FIRST && s.groups.len() < s.groups.capacity() / 2 {
                 s.groups.shrink_to_fit();
+            }
+            if s.groups.len() != before {
+                s.reindex();
             }
             !s.groups.is_empty()
         });
@@ -588,10 +652,10 @@ impl Groups {
         let s = key_entry(&mut self.table, hasher, hash, &key);
         // Restored groups: the sweep reads the key's groups next time (and sets the bound).
         s.due = Millis::MIN;
-        match s.groups.iter_mut().find(|(c, _)| *c == ci) {
-            Some((_, g)) => *g = group,
+        match s.find(ci) {
+            Some(i) => s.groups[i].1 = group,
             None => {
-                s.groups.push((ci, group));
+                s.push(ci, group);
                 if let Some(n) = self.counts.get_mut(ci as usize) {
                     *n += 1;
                 }
@@ -604,9 +668,8 @@ impl Groups {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Ev {
     t: Millis,
-    /// Event ids (a thin pointer, shared with the other hits of the record; absent when the
-    /// record has no id).
-    ids: Option<Arc<EventIds>>,
+    /// Event ids (a record's UUID inline).
+    ids: EventIds,
     /// Events behind this hit (1 for a rule match; the inner total for a chained correlation).
     events: u64,
 }
@@ -615,13 +678,13 @@ impl Ev {
     fn from_hit(h: &Hit) -> Ev {
         Ev {
             t: h.time,
-            ids: h.event_ids.clone().filter(|ids| !ids.0.is_empty()),
+            ids: if h.event_ids.is_empty() {
+                EventIds::None
+            } else {
+                h.event_ids.clone()
+            },
             events: h.count.max(1),
         }
-    }
-
-    fn ids(&self) -> &[Box<str>] {
-        self.ids.as_deref().map_or(&[], |b| &b.0)
     }
 }
 
@@ -765,7 +828,7 @@ pub struct Correlator {
     deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, u32, Arc<str>)>>,
     strings: Interner,
     /// Reusable space for distinct counts.
-    scratch: HashMap<u64, u32>,
+    scratch: Scratch,
     max_seen: Option<Millis>,
     pub lateness: Millis,
     pub max_keys: usize,
@@ -779,7 +842,7 @@ impl Correlator {
             groups: Groups::new(plans.plans.len()),
             deadlines: std::collections::BinaryHeap::new(),
             strings: Interner::default(),
-            scratch: HashMap::new(),
+            scratch: Scratch::default(),
             max_seen: None,
             lateness: lateness.max(0),
             max_keys: max_keys.max(1),
@@ -808,12 +871,7 @@ impl Correlator {
         if self.watermark().is_some_and(|w| hit.time < w) {
             self.stats.late_hits += 1;
             if self.stats.late_samples.len() < 20 {
-                self.stats.late_samples.extend(
-                    hit.event_ids
-                        .as_ref()
-                        .and_then(|ids| ids.0.first())
-                        .map(|id| id.to_string()),
-                );
+                self.stats.late_samples.extend(hit.event_ids.first());
             }
             return;
         }
@@ -909,11 +967,7 @@ impl Correlator {
                 time: fired.time,
                 key: key.join(&KEY_SEP.to_string()).into(),
                 value: None,
-                event_ids: (!fired.ids.is_empty()).then(|| {
-                    Arc::new(EventIds(
-                        fired.ids.iter().map(|s| s.as_str().into()).collect(),
-                    ))
-                }),
+                event_ids: EventIds::from_strings(&fired.ids),
                 count: fired.events,
                 who: fired.last.who.clone(),
             };
@@ -1018,9 +1072,9 @@ impl Correlator {
                     }
                 };
                 let evs = &mut evs;
-                let pos = evs.partition_point(|e| e.t <= h.time);
+                let pos = split_at_time(evs, h.time, |e| e.t);
                 evs.insert(pos, Ev::from_hit(h));
-                let old = evs.partition_point(|e| e.t <= newest - reach);
+                let old = split_at_time(evs, newest - reach, |e| e.t);
                 evs.drain(..old);
                 // Safety cap: the condition fires before a group can hold much more.
                 let cap = (cond.min_count() as usize)
@@ -1030,8 +1084,12 @@ impl Correlator {
                     let extra = evs.len() - cap;
                     evs.drain(..extra);
                 }
-                let fired =
-                    sliding_window(evs, h.time, span, |n, _| cond.holds(n)).map(|(l, r)| {
+                // Only lower bounds here: no window holds more hits than the buffer, so a
+                // buffer too small for the condition needs no search (most groups).
+                let fired = (cond.holds(evs.len() as u64))
+                    .then(|| sliding_window(evs, h.time, span, |n, _| cond.holds(n)))
+                    .flatten()
+                    .map(|(l, r)| {
                         let window: Vec<Ev> = evs[l..=r].to_vec();
                         let count = (r - l + 1) as u64;
                         evs.drain(..=r);
@@ -1052,7 +1110,7 @@ impl Correlator {
                 if evs.capacity() == 0 {
                     evs.reserve_exact(1);
                 }
-                let pos = evs.partition_point(|(e, _)| e.t <= h.time);
+                let pos = split_at_time(evs, h.time, |(e, _)| e.t);
                 evs.insert(pos, (Ev::from_hit(h), v));
                 // Keep at most the two latest entries per value (checked only when the
                 // buffer is large enough to matter).
@@ -1074,15 +1132,19 @@ impl Correlator {
                         k
                     });
                 }
-                let old = evs.partition_point(|(e, _)| e.t <= newest - reach);
+                let old = split_at_time(evs, newest - reach, |(e, _)| e.t);
                 evs.drain(..old);
-                distinct_window(evs, h.time, span, &mut self.scratch, |n| cond.holds(n)).map(
-                    |(l, r, n)| {
+                // As above: no window has more distinct values than the buffer has hits.
+                (cond.holds(evs.len() as u64))
+                    .then(|| {
+                        distinct_window(evs, h.time, span, &mut self.scratch, |n| cond.holds(n))
+                    })
+                    .flatten()
+                    .map(|(l, r, n)| {
                         let window: Vec<Ev> = evs[l..=r].iter().map(|(e, _)| e.clone()).collect();
                         evs.drain(..=r);
                         (window.first().map_or(h.time, |e| e.t), n, window)
-                    },
-                )
+                    })
             }
             State::Temporal(seen) => {
                 let p = h.pos as usize;
@@ -1168,19 +1230,13 @@ impl Correlator {
         if empty {
             groups.remove(h.corr, hash, &h.key);
         }
-        let mut ids = IdSample::default();
-        ids.extend(
-            window
-                .iter()
-                .flat_map(|e| e.ids().iter().map(|s| s.to_string())),
-        );
         Some(Fired {
             key: split_key(&h.key),
             time: window.iter().map(|e| e.t).max().unwrap_or(h.time),
             start,
             count,
             events: window.iter().map(|e| e.events).sum::<u64>().max(count),
-            ids: ids.to_vec(),
+            ids: sample_ids(&window),
             last,
         })
     }
@@ -1279,6 +1335,44 @@ impl Correlator {
 
 /// The earliest window `(e - span, e]` that contains `t`, ends at a held hit `e` in
 /// `[t, t + span)`, and whose hit count satisfies `ok`: `(first, last)` indices.
+/// The ids a finding carries for a window: the first and the last [`ID_SAMPLE`] (as
+/// [`IdSample`] keeps them), formatting only those (a window can hold thousands).
+fn sample_ids(window: &[Ev]) -> Vec<String> {
+    let ids = || {
+        window
+            .iter()
+            .flat_map(|e| (0..e.ids.len()).map(move |i| (e, i)))
+    };
+    let total = window.iter().map(|e| e.ids.len()).sum::<usize>();
+    let text = |(e, i): (&Ev, usize)| e.ids.get(i);
+    if total <= 2 * ID_SAMPLE {
+        return ids().filter_map(text).collect();
+    }
+    let mut out: Vec<String> = ids().take(ID_SAMPLE).filter_map(text).collect();
+    let mut last: Vec<String> = window
+        .iter()
+        .rev()
+        .flat_map(|e| (0..e.ids.len()).rev().map(move |i| (e, i)))
+        .take(ID_SAMPLE)
+        .filter_map(text)
+        .collect();
+    last.reverse();
+    out.append(&mut last);
+    out
+}
+
+/// How many of `evs` (in time order) are at or before `t`. Hits come nearly in time order, so
+/// a new one usually goes last and the oldest is usually still within reach: both ends are
+/// looked at before a binary search (which touches a cache line per step of a large buffer).
+fn split_at_time<T>(evs: &[T], t: Millis, time: impl Fn(&T) -> Millis) -> usize {
+    match (evs.first(), evs.last()) {
+        (None, _) | (_, None) => 0,
+        (Some(first), _) if time(first) > t => 0,
+        (_, Some(last)) if time(last) <= t => evs.len(),
+        _ => evs.partition_point(|e| time(e) <= t),
+    }
+}
+
 fn sliding_window(
     evs: &[Ev],
     t: Millis,
@@ -1309,7 +1403,7 @@ fn distinct_window(
     evs: &[(Ev, u64)],
     t: Millis,
     span: Millis,
-    counts: &mut HashMap<u64, u32>,
+    counts: &mut Scratch,
     ok: impl Fn(u64) -> bool,
 ) -> Option<(usize, usize, u64)> {
     counts.clear();
@@ -1373,11 +1467,7 @@ fn add_tumbling(
     let w = &mut ws[i];
     w.count += 1;
     w.events += h.count.max(1);
-    w.ids.extend(
-        h.event_ids
-            .iter()
-            .flat_map(|ids| ids.0.iter().map(|s| s.to_string())),
-    );
+    h.event_ids.for_each(|id| w.ids.push(id));
     if h.time >= w.last.time {
         w.last = last.clone();
     }
