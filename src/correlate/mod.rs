@@ -720,6 +720,8 @@ enum State {
     Sliding1(Ev),
     /// value_count with lower bounds: hits with their value (at most two per value).
     SlidingValues(Vec<(Ev, u64)>),
+    /// The same with exactly one hit, held inline.
+    SlidingValues1(Ev, u64),
     /// Upper-bound counts: open windows in start order.
     Tumbling(Vec<Tumble>),
     /// temporal: the latest hit of each referenced rule.
@@ -765,6 +767,7 @@ impl Group {
             (State::Temporal(a), State::Temporal(b)) => a.len() == b.len(),
             (State::Ordered(a), State::Ordered(b)) => a.len() == b.len(),
             (State::Sliding1(_), State::Sliding(_)) => true,
+            (State::SlidingValues1(..), State::SlidingValues(_)) => true,
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -1057,6 +1060,34 @@ impl Correlator {
                 }
                 None
             }
+            // A group holding at most one hit, under a condition two hits cannot meet (the
+            // usual case): the outcome is at most two hits and no firing, worked out without
+            // building a buffer.
+            state @ (State::Sliding(_) | State::Sliding1(_))
+                if !cond.holds(2) && small(state).is_some() =>
+            {
+                let mut two = small(state).into_iter().flatten().collect::<SmallHits>();
+                two.add(Ev::from_hit(h), 0, newest - reach);
+                *state = match (two.0, two.1) {
+                    (None, _) => State::Sliding(Vec::new()),
+                    (Some((a, _)), None) => State::Sliding1(a),
+                    (Some((a, _)), Some((b, _))) => State::Sliding(vec![a, b]),
+                };
+                None
+            }
+            state @ (State::SlidingValues(_) | State::SlidingValues1(..))
+                if !cond.holds(2) && small(state).is_some() =>
+            {
+                let mut two = small(state).into_iter().flatten().collect::<SmallHits>();
+                let v = h.value.unwrap_or_else(|| hash_value(""));
+                two.add(Ev::from_hit(h), v, newest - reach);
+                *state = match (two.0, two.1) {
+                    (None, _) => State::SlidingValues(Vec::new()),
+                    (Some((a, va)), None) => State::SlidingValues1(a, va),
+                    (Some(a), Some(b)) => State::SlidingValues(vec![a, b]),
+                };
+                None
+            }
             state @ (State::Sliding(_) | State::Sliding1(_)) => {
                 let mut evs = match std::mem::replace(state, State::Sliding(Vec::new())) {
                     State::Sliding1(e) => {
@@ -1105,11 +1136,15 @@ impl Correlator {
                 };
                 fired
             }
-            State::SlidingValues(evs) => {
-                let v = h.value.unwrap_or_else(|| hash_value(""));
-                if evs.capacity() == 0 {
-                    evs.reserve_exact(1);
+            state @ (State::SlidingValues(_) | State::SlidingValues1(..)) => {
+                if let State::SlidingValues1(e, v) = state {
+                    let held = (std::mem::replace(e, Ev::from_hit(h)), *v);
+                    *state = State::SlidingValues(vec![held]);
                 }
+                let State::SlidingValues(evs) = state else {
+                    return None;
+                };
+                let v = h.value.unwrap_or_else(|| hash_value(""));
                 let pos = split_at_time(evs, h.time, |(e, _)| e.t);
                 evs.insert(pos, (Ev::from_hit(h), v));
                 // Keep at most the two latest entries per value (checked only when the
@@ -1135,7 +1170,7 @@ impl Correlator {
                 let old = split_at_time(evs, newest - reach, |(e, _)| e.t);
                 evs.drain(..old);
                 // As above: no window has more distinct values than the buffer has hits.
-                (cond.holds(evs.len() as u64))
+                let fired = (cond.holds(evs.len() as u64))
                     .then(|| {
                         distinct_window(evs, h.time, span, &mut self.scratch, |n| cond.holds(n))
                     })
@@ -1144,7 +1179,13 @@ impl Correlator {
                         let window: Vec<Ev> = evs[l..=r].iter().map(|(e, _)| e.clone()).collect();
                         evs.drain(..=r);
                         (window.first().map_or(h.time, |e| e.t), n, window)
-                    })
+                    });
+                if evs.len() == 1
+                    && let Some((e, v)) = evs.pop()
+                {
+                    *state = State::SlidingValues1(e, v);
+                }
+                fired
             }
             State::Temporal(seen) => {
                 let p = h.pos as usize;
@@ -1221,7 +1262,7 @@ impl Correlator {
         let last = g.last.clone();
         let empty = match &g.state {
             State::Sliding(e) => e.is_empty(),
-            State::Sliding1(_) => false,
+            State::Sliding1(_) | State::SlidingValues1(..) => false,
             State::SlidingValues(e) => e.is_empty(),
             State::Temporal(s) => s.iter().all(Option::is_none),
             State::Ordered(b) => b.iter().all(Option::is_none),
@@ -1335,6 +1376,41 @@ impl Correlator {
 
 /// The earliest window `(e - span, e]` that contains `t`, ends at a held hit `e` in
 /// `[t, t + span)`, and whose hit count satisfies `ok`: `(first, last)` indices.
+/// The hit a sliding state holds when it holds at most one (with its value; 0 for
+/// `event_count`): `Some(None)` for none, `None` when it holds more.
+fn small(state: &State) -> Option<Option<(Ev, u64)>> {
+    match state {
+        State::Sliding(v) if v.is_empty() => Some(None),
+        State::SlidingValues(v) if v.is_empty() => Some(None),
+        State::Sliding1(e) => Some(Some((e.clone(), 0))),
+        State::SlidingValues1(e, v) => Some(Some((e.clone(), *v))),
+        _ => None,
+    }
+}
+
+/// Up to two hits in time order (a small sliding state being updated).
+#[derive(Default)]
+struct SmallHits(Option<(Ev, u64)>, Option<(Ev, u64)>);
+
+impl FromIterator<(Ev, u64)> for SmallHits {
+    fn from_iter<I: IntoIterator<Item = (Ev, u64)>>(it: I) -> SmallHits {
+        let mut it = it.into_iter();
+        SmallHits(it.next(), it.next())
+    }
+}
+
+impl SmallHits {
+    /// Adds a hit, then drops those at or before `oldest` (out of reach of any window).
+    fn add(&mut self, e: Ev, v: u64, oldest: Millis) {
+        let mut all = [self.0.take(), self.1.take(), Some((e, v))];
+        // Stable: a hit at the same time as a held one goes after it (as in the buffers).
+        all.sort_by_key(|x| x.as_ref().map_or(Millis::MAX, |(e, _)| e.t));
+        let mut kept = all.into_iter().flatten().filter(|(e, _)| e.t > oldest);
+        self.0 = kept.next();
+        self.1 = kept.next();
+    }
+}
+
 /// The ids a finding carries for a window: the first and the last [`ID_SAMPLE`] (as
 /// [`IdSample`] keeps them), formatting only those (a window can hold thousands).
 fn sample_ids(window: &[Ev]) -> Vec<String> {
