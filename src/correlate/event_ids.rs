@@ -5,6 +5,9 @@
 //! hit, nothing to free (cold, long after) when a window lets the hit go. Anything else (an id
 //! in another form, several ids of a chained correlation's firing) is a shared list of the
 //! original texts. Either way the texts come back exactly as they were.
+//!
+//! The number of events behind a hit is 1 except for a chained correlation's firing, whose
+//! list carries its total: a held hit is then its time and these 24 bytes (32 in all).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
@@ -16,8 +19,16 @@ pub enum EventIds {
     None,
     /// One id that was a UUID in canonical form (lowercase hex, hyphens at 8-4-4-4-12).
     Uuid([u8; 16]),
-    /// Any other id, or several: the texts, shared by every holder.
-    List(Arc<[Box<str>]>),
+    /// Any other id, or several, or a count of events other than 1: shared by every holder.
+    List(Arc<Many>),
+}
+
+/// Event ids as texts, and how many events they stand for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Many {
+    /// Events behind the hit (at least the number of ids: a sample may be shorter).
+    pub events: u64,
+    pub ids: Box<[Box<str>]>,
 }
 
 /// The 16 bytes of `s` if it is a UUID in canonical lowercase form (so that formatting them
@@ -62,7 +73,10 @@ impl EventIds {
     pub fn one(id: &str) -> EventIds {
         match parse_uuid(id) {
             Some(u) => EventIds::Uuid(u),
-            None => EventIds::List(Arc::from([Box::<str>::from(id)])),
+            None => EventIds::List(Arc::new(Many {
+                events: 1,
+                ids: Box::new([id.into()]),
+            })),
         }
     }
 
@@ -71,16 +85,36 @@ impl EventIds {
         match ids {
             [] => EventIds::None,
             [one] => EventIds::one(one),
-            _ => EventIds::List(ids.iter().map(|s| s.as_str().into()).collect()),
+            _ => EventIds::List(Arc::new(Many {
+                events: ids.len() as u64,
+                ids: ids.iter().map(|s| s.as_str().into()).collect(),
+            })),
         }
     }
 
     pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many events these ids stand for (1 unless said otherwise).
+    pub fn events(&self) -> u64 {
         match self {
-            EventIds::None => true,
-            EventIds::Uuid(_) => false,
-            EventIds::List(l) => l.is_empty(),
+            EventIds::List(l) => l.events,
+            _ => 1,
         }
+    }
+
+    /// The same ids standing for `events` events.
+    pub fn with_events(self, events: u64) -> EventIds {
+        if events == self.events() {
+            return self;
+        }
+        let ids = match self {
+            EventIds::None => Box::default(),
+            EventIds::List(l) => l.ids.clone(),
+            uuid @ EventIds::Uuid(_) => uuid.to_vec().into_iter().map(Into::into).collect(),
+        };
+        EventIds::List(Arc::new(Many { events, ids }))
     }
 
     /// How many ids.
@@ -88,7 +122,7 @@ impl EventIds {
         match self {
             EventIds::None => 0,
             EventIds::Uuid(_) => 1,
-            EventIds::List(l) => l.len(),
+            EventIds::List(l) => l.ids.len(),
         }
     }
 
@@ -97,7 +131,7 @@ impl EventIds {
         match self {
             EventIds::None => None,
             EventIds::Uuid(u) => (i == 0).then(|| format_uuid(u)),
-            EventIds::List(l) => l.get(i).map(|s| s.to_string()),
+            EventIds::List(l) => l.ids.get(i).map(|s| s.to_string()),
         }
     }
 
@@ -106,7 +140,7 @@ impl EventIds {
         match self {
             EventIds::None => {}
             EventIds::Uuid(u) => f(format_uuid(u)),
-            EventIds::List(l) => l.iter().for_each(|s| f(s.to_string())),
+            EventIds::List(l) => l.ids.iter().for_each(|s| f(s.to_string())),
         }
     }
 
@@ -115,7 +149,7 @@ impl EventIds {
         match self {
             EventIds::None => None,
             EventIds::Uuid(u) => Some(format_uuid(u)),
-            EventIds::List(l) => l.first().map(|s| s.to_string()),
+            EventIds::List(l) => l.ids.first().map(|s| s.to_string()),
         }
     }
 
@@ -170,6 +204,21 @@ mod tests {
             assert!(matches!(e, EventIds::List(_)), "{id}");
             assert_eq!(e.to_vec(), vec![id.to_string()]);
         }
+    }
+
+    #[test]
+    fn counts_of_events_travel_with_the_ids() {
+        let id = "3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f";
+        assert_eq!(EventIds::one(id).events(), 1);
+        assert_eq!(EventIds::None.events(), 1);
+        let e = EventIds::one(id).with_events(40);
+        assert_eq!((e.events(), e.to_vec()), (40, vec![id.to_string()]));
+        let e = EventIds::None.with_events(3);
+        assert_eq!((e.events(), e.len()), (3, 0));
+        assert!(matches!(
+            EventIds::one(id).with_events(1),
+            EventIds::Uuid(_)
+        ));
     }
 
     #[test]
