@@ -1091,11 +1091,10 @@ impl Correlator {
             // usual case): the outcome is at most two hits and no firing, worked out without
             // building a buffer.
             state @ (State::Sliding(_) | State::Sliding1(_))
-                if !cond.holds(2) && small(state).is_some() =>
+                if !cond.holds(2) && is_small(state) =>
             {
-                let mut two = small(state).into_iter().flatten().collect::<SmallHits>();
-                two.add(Ev::from_hit(h), 0, newest - reach);
-                *state = match (two.0, two.1) {
+                *state = match merge_small(take_small(state), (Ev::from_hit(h), 0), newest - reach)
+                {
                     (None, _) => State::Sliding(Vec::new()),
                     (Some((a, _)), None) => State::Sliding1(a),
                     (Some((a, _)), Some((b, _))) => State::Sliding(vec![a, b]),
@@ -1103,12 +1102,11 @@ impl Correlator {
                 None
             }
             state @ (State::SlidingValues(_) | State::SlidingValues1(..))
-                if !cond.holds(2) && small(state).is_some() =>
+                if !cond.holds(2) && is_small(state) =>
             {
-                let mut two = small(state).into_iter().flatten().collect::<SmallHits>();
                 let v = h.value.unwrap_or_else(|| hash_value(""));
-                two.add(Ev::from_hit(h), v, newest - reach);
-                *state = match (two.0, two.1) {
+                *state = match merge_small(take_small(state), (Ev::from_hit(h), v), newest - reach)
+                {
                     (None, _) => State::SlidingValues(Vec::new()),
                     (Some((a, va)), None) => State::SlidingValues1(a, va),
                     (Some(a), Some(b)) => State::SlidingValues(vec![a, b]),
@@ -1403,38 +1401,36 @@ impl Correlator {
 
 /// The earliest window `(e - span, e]` that contains `t`, ends at a held hit `e` in
 /// `[t, t + span)`, and whose hit count satisfies `ok`: `(first, last)` indices.
-/// The hit a sliding state holds when it holds at most one (with its value; 0 for
-/// `event_count`): `Some(None)` for none, `None` when it holds more.
-fn small(state: &State) -> Option<Option<(Ev, u64)>> {
+/// Does a sliding state hold at most one hit?
+fn is_small(state: &State) -> bool {
     match state {
-        State::Sliding(v) if v.is_empty() => Some(None),
-        State::SlidingValues(v) if v.is_empty() => Some(None),
-        State::Sliding1(e) => Some(Some((e.clone(), 0))),
-        State::SlidingValues1(e, v) => Some(Some((e.clone(), *v))),
+        State::Sliding(v) => v.is_empty(),
+        State::SlidingValues(v) => v.is_empty(),
+        State::Sliding1(_) | State::SlidingValues1(..) => true,
+        _ => false,
+    }
+}
+
+/// The hit a small sliding state holds (with its value; 0 for `event_count`), leaving it
+/// empty.
+fn take_small(state: &mut State) -> Option<(Ev, u64)> {
+    match std::mem::replace(state, State::Sliding(Vec::new())) {
+        State::Sliding1(e) => Some((e, 0)),
+        State::SlidingValues1(e, v) => Some((e, v)),
         _ => None,
     }
 }
 
-/// Up to two hits in time order (a small sliding state being updated).
-#[derive(Default)]
-struct SmallHits(Option<(Ev, u64)>, Option<(Ev, u64)>);
-
-impl FromIterator<(Ev, u64)> for SmallHits {
-    fn from_iter<I: IntoIterator<Item = (Ev, u64)>>(it: I) -> SmallHits {
-        let mut it = it.into_iter();
-        SmallHits(it.next(), it.next())
-    }
-}
-
-impl SmallHits {
-    /// Adds a hit, then drops those at or before `oldest` (out of reach of any window).
-    fn add(&mut self, e: Ev, v: u64, oldest: Millis) {
-        let mut all = [self.0.take(), self.1.take(), Some((e, v))];
-        // Stable: a hit at the same time as a held one goes after it (as in the buffers).
-        all.sort_by_key(|x| x.as_ref().map_or(Millis::MAX, |(e, _)| e.t));
-        let mut kept = all.into_iter().flatten().filter(|(e, _)| e.t > oldest);
-        self.0 = kept.next();
-        self.1 = kept.next();
+/// A held hit and a new one, in time order, without those at or before `oldest` (out of reach
+/// of any window). A new hit at the same time as the held one goes after it, as in buffers.
+type Two = (Option<(Ev, u64)>, Option<(Ev, u64)>);
+fn merge_small(held: Option<(Ev, u64)>, new: (Ev, u64), oldest: Millis) -> Two {
+    let held = held.filter(|(e, _)| e.t > oldest);
+    let new = (new.0.t > oldest).then_some(new);
+    match (held, new) {
+        (Some(a), Some(b)) if a.0.t <= b.0.t => (Some(a), Some(b)),
+        (Some(a), Some(b)) => (Some(b), Some(a)),
+        (a, b) => (a.or(b), None),
     }
 }
 
