@@ -37,7 +37,8 @@
 //! `CORRELATE_SNAPSHOT` [unset] (a path: write the correlator's snapshot, JSON, there after
 //! the last timed full pass, to see what the groups hold),
 //! `CORRELATE_TUMBLING` [0] (1: add a 21st correlation with an upper bound, i.e. a tumbling
-//! window).
+//! window), `CORRELATE_EXPORT` [unset] (a directory: write the records and the rule set there
+//! for `trailwatch backtest`, and time nothing; see `scripts/bench-correlate`).
 
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
@@ -507,7 +508,12 @@ const CORRS: &[(&str, &[&str], &str, &str)] = &[
 const TUMBLING: (&str, &[&str], &str, &str) =
     ("event_count", &["s3_read"], "1h", "{gte: 150, lte: 100000}");
 
+/// The rule set as YAML documents: the base rules, then (with `correlations`) the correlations.
 fn rules_yaml(tumbling: bool) -> String {
+    rules_yaml_with(tumbling, true)
+}
+
+fn rules_yaml_with(tumbling: bool, correlations: bool) -> String {
     let mut y = String::new();
     for (i, (name, svc, names)) in BASE.iter().enumerate() {
         let detection = if svc.is_empty() {
@@ -525,7 +531,8 @@ fn rules_yaml(tumbling: bool) -> String {
         ));
     }
     let extra = tumbling.then_some(&TUMBLING);
-    for (i, (kind, rules, span, cond)) in CORRS.iter().chain(extra).enumerate() {
+    let corrs = if correlations { CORRS } else { &[] };
+    for (i, (kind, rules, span, cond)) in corrs.iter().chain(extra).enumerate() {
         let condition = if cond.is_empty() {
             String::new()
         } else {
@@ -542,6 +549,37 @@ fn rules_yaml(tumbling: bool) -> String {
         ));
     }
     y
+}
+
+/// `CORRELATE_EXPORT`: writes the records and the rule set for `trailwatch backtest`, to
+/// compare the whole command with and without the correlations (scripts/bench-correlate):
+/// `<dir>/records/part-NN.json` (S3 archive layout, `{"Records": [...]}`, 100,000 records per
+/// file in generation order), `<dir>/with-correlations/bench.yml` and
+/// `<dir>/base-only/bench.yml` (the same base rules without the correlations).
+fn export_run(dir: &str, records: &[String], tumbling: bool) {
+    let dir = std::path::Path::new(dir);
+    let write = |path: std::path::PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().expect("has a parent"))
+            .and_then(|()| std::fs::write(&path, text))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    write(
+        dir.join("with-correlations/bench.yml"),
+        &rules_yaml_with(tumbling, true),
+    );
+    write(
+        dir.join("base-only/bench.yml"),
+        &rules_yaml_with(tumbling, false),
+    );
+    for (i, chunk) in records.chunks(100_000).enumerate() {
+        let text = format!("{{\"Records\":[{}]}}", chunk.join(","));
+        write(dir.join(format!("records/part-{i:02}.json")), &text);
+    }
+    println!(
+        "exported {} records and the rules to {}",
+        records.len(),
+        dir.display()
+    );
 }
 
 fn load_rules(tumbling: bool) -> RuleSet {
@@ -765,6 +803,7 @@ fn main() {
     let decode_pass = env_num("CORRELATE_DECODE", 1) != 0;
     let noid_pass = counting && env_num("CORRELATE_NOID", 1) != 0;
     let snapshot = std::env::var("CORRELATE_SNAPSHOT").ok();
+    let export = std::env::var("CORRELATE_EXPORT").ok();
 
     let rules = load_rules(tumbling);
     let plans = rules.plans();
@@ -780,6 +819,10 @@ fn main() {
     let records = generate(n, principals, true);
     let gen_secs = t.elapsed().as_secs_f64();
     let bytes: usize = records.iter().map(String::len).sum();
+    if let Some(dir) = export {
+        export_run(&dir, &records, tumbling);
+        return;
+    }
     let t = Instant::now();
     let events = parse_all(&records);
     let parse_secs = t.elapsed().as_secs_f64();

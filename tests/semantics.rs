@@ -2939,3 +2939,20 @@ condition: sel
         assert_eq!(report.rules[0].source.file, path.display().to_string());
     }
 }
+
+#[test]
+fn empty_documents_are_ignored_but_a_null_document_is_not() {
+    let one = doc("  sel:\n    eventName: StopLogging\n  condition: sel\n");
+    for text in [
+        format!("{one}---\n"),
+        format!("---\n{one}---\n---\n"),
+        format!("{one}---\n# only a comment\n"),
+    ] {
+        let report = load(&text);
+        assert!(!report.has_errors(), "{text}\n{}", rendered(&report));
+        assert_eq!(report.rules.len(), 1, "{text}");
+    }
+    let report = load(&format!("{one}---\nnull\n"));
+    error_with(&report, "a rule must be a YAML mapping, found null");
+    assert_eq!(report.rules.len(), 1);
+}

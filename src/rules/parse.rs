@@ -195,6 +195,10 @@ pub(crate) enum DocOutcome {
 
 pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> DocOutcome {
     let before = ctx.errors();
+    // An empty document (a file ending in `---`, or `---` twice): nothing to load.
+    if matches!(&root.kind, NodeKind::Scalar { text, style: Style::Plain } if text.is_empty()) {
+        return DocOutcome::Items(Vec::new());
+    }
     let Some(map) = root.as_map() else {
         ctx.error(
             root.pos,
