@@ -1987,3 +1987,73 @@ fn chained_event_count_counts_the_same_with_and_without_an_upper_bound() {
     );
     assert_eq!(sliding.count("c-outer"), ranged.count("c-outer"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Groups holding one hit (kept inline) and event ids held as UUIDs
+// ---------------------------------------------------------------------------------------------
+
+/// No lateness: a hit a timespan older than the group's newest is out of reach at once.
+fn no_lateness() -> Settings {
+    Settings {
+        lateness: 0,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn one_hit_groups_expire_grow_and_fire_like_any_other() {
+    // 0: a group with one hit; 15m: that hit is out of reach and replaced; 16m: two hits;
+    // 24m: three within 10m (15m, 16m, 24m).
+    let events = [
+        gpd(0, "alice"),
+        gpd(15 * MIN, "alice"),
+        gpd(16 * MIN, "alice"),
+        gpd(24 * MIN, "alice"),
+    ];
+    let r = run_with(&count_rule("{gte: 3}", "10m"), &no_lateness(), &events);
+    assert_eq!(r.steps("c"), [4]);
+    assert_eq!(r.only("c").event_ids, ids(1..4));
+    // The same distinct values: a one-hit group replaced, then two hits of one value, then
+    // the third distinct value completes the window (15m..18m).
+    let region = |secs: i64, r: &str| with(ev(secs, "ListUsers", "alice"), "awsRegion", json!(r));
+    let events = [
+        region(0, "eu-west-1"),
+        region(15 * MIN, "us-east-1"),
+        region(16 * MIN, "us-east-1"),
+        region(17 * MIN, "us-west-2"),
+        region(18 * MIN, "ap-south-1"),
+    ];
+    let yaml = distinct_rule("{field: awsRegion, gte: 3}");
+    let r = run_with(&yaml, &no_lateness(), &events);
+    assert_eq!(r.steps("c"), [5]);
+    let f = r.only("c");
+    assert_eq!(f.details["correlation"]["count"], 3);
+    assert_eq!((f.event_count, f.event_ids.clone()), (4, ids(1..5)));
+    // Out of order within the allowed lateness: a one-hit group takes an older hit.
+    let events = [
+        gpd(10 * MIN, "bob"),
+        gpd(9 * MIN, "bob"),
+        gpd(11 * MIN, "bob"),
+    ];
+    let r = run(&count_rule("{gte: 3}", "5m"), &events);
+    assert_eq!(r.steps("c"), [3]);
+    assert_eq!(r.only("c").event_ids, ["e1", "e0", "e2"]);
+}
+
+#[test]
+fn uuid_event_ids_come_back_exactly() {
+    // CloudTrail's ids are lowercase UUIDs (held as 16 bytes); anything else is kept as text.
+    let uuids = [
+        "3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f",
+        "00000000-0000-4000-8000-000000000000",
+        "3B8F1C5E-2A59-4C1D-9F10-0A1B2C3D4E5F",
+        "not-a-uuid",
+    ];
+    let events: Vec<Value> = uuids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| with(gpd(i as i64 * 10, "alice"), "eventID", json!(id)))
+        .collect();
+    let r = run(&count_rule("{gte: 4}", "5m"), &events);
+    assert_eq!(r.only("c").event_ids, uuids);
+}

@@ -382,8 +382,8 @@ struct KeyGroups {
     /// `groups`: finding a correlation's group reads this (in the slot, already in cache)
     /// instead of the groups vec (a cache line per group).
     order: [u8; ORDER],
-    /// (correlation, its group for this key), in no particular order; grown one at a time
-    /// (most keys feed a few correlations).
+    /// (correlation, its group for this key), in no particular order; room for
+    /// [`GROUPS_FIRST`] at first, then doubling (most keys feed a few correlations).
     groups: Vec<(u32, Group)>,
     /// No group of this key can expire before this time (at most the smallest `newest +
     /// timespan` of its sliding/temporal groups; tumbling groups never count): the sweep
