@@ -2057,3 +2057,39 @@ fn uuid_event_ids_come_back_exactly() {
     let r = run(&count_rule("{gte: 4}", "5m"), &events);
     assert_eq!(r.only("c").event_ids, uuids);
 }
+
+#[test]
+fn who_and_where_come_from_the_event_that_completed_the_window() {
+    let region = |e: Value, r: &str| with(e, "awsRegion", json!(r));
+    // In order: the third call, from us-west-2, completes the window.
+    let r = run(
+        &count_rule("{gte: 3}", "5m"),
+        &[
+            region(gpd(0, "alice"), "us-east-1"),
+            region(gpd(60, "alice"), "eu-west-1"),
+            region(gpd(120, "alice"), "us-west-2"),
+        ],
+    );
+    assert_eq!(r.only("c").region.as_deref(), Some("us-west-2"));
+    // Out of order (within the allowed lateness): the late call completes the window, and the
+    // finding reports it, not the group's newest call.
+    let r = run(
+        &count_rule("{gte: 3}", "5m"),
+        &[
+            region(gpd(0, "alice"), "us-east-1"),
+            region(
+                with(
+                    gpd(120, "alice"),
+                    "recipientAccountId",
+                    json!("444455556666"),
+                ),
+                "eu-west-1",
+            ),
+            region(gpd(60, "alice"), "ap-south-1"),
+        ],
+    );
+    let f = r.only("c");
+    assert_eq!(f.region.as_deref(), Some("ap-south-1"));
+    assert_eq!(f.account.as_deref(), Some("111122223333"));
+    assert_eq!(f.event_ids, ["e0", "e2", "e1"]);
+}

@@ -278,14 +278,10 @@ pub struct Who {
 /// instead of SipHash; keys come from input, so a fixed-seed hash would invite collisions.
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-/// Shared copies of the parts of who and where (principals, accounts, regions) that many
-/// groups hold: one allocation per distinct text, however many correlations and groups use
-/// it. (Group keys are held once each by the group table, which all correlations share.)
-///
-/// A who/where itself is not deduplicated across keys: a new group takes it from its key's
-/// other groups when they hold the same values (usually), and a looked-up global set cost a
-/// cache miss or two per change of region (measured: 7 % of the full pass), while sharing
-/// across keys saves nothing when groups are keyed by the principal (the usual case).
+/// Shared copies of the parts of who and where (principals, accounts, regions) that tumbling
+/// windows hold (they report their latest hit's who/where when judged, long after the record
+/// is gone): one allocation per distinct text. Other groups keep no who/where: their
+/// findings take it from the hit that completed them.
 ///
 /// While a copy is held outside the interner it stays in it (`prune` forgets only copies
 /// nobody else holds).
@@ -354,12 +350,6 @@ type Scratch = HashMap<u64, u32, foldhash::fast::RandomState>;
 
 /// Separates group-by values inside a group key.
 pub const KEY_SEP: char = '\u{1f}';
-
-/// Do two who/where hold the same values?
-fn same_who(a: &Arc<Who>, b: &Arc<Who>) -> bool {
-    Arc::ptr_eq(a, b)
-        || (*a.principal == *b.principal && a.account == b.account && a.region == b.region)
-}
 
 fn split_key(key: &str) -> Vec<String> {
     key.split(KEY_SEP).map(str::to_string).collect()
@@ -534,14 +524,13 @@ impl Groups {
     }
 
     /// The key's entry (made if there is none) and the position of correlation `ci`'s group
-    /// in it, made by `new` if there is none (given the key's shared text and the who/where
-    /// of another group of the key, if any: usually the new group's own).
+    /// in it, made by `new` if there is none.
     fn get_or_insert_with(
         &mut self,
         ci: u32,
         hash: u64,
         key: &Arc<str>,
-        new: impl FnOnce(&Arc<str>, Option<&Arc<Who>>) -> Group,
+        new: impl FnOnce() -> Group,
     ) -> (&mut KeyGroups, usize) {
         let hasher = &self.hasher;
         let s = key_entry(&mut self.table, hasher, hash, key);
@@ -554,7 +543,7 @@ impl Groups {
                 if s.groups.len() == s.groups.capacity() {
                     s.groups.reserve_exact(s.groups.len().max(GROUPS_FIRST));
                 }
-                let g = new(&s.key, s.groups.first().map(|(_, g)| &g.last.who));
+                let g = new();
                 s.push(ci, g);
                 if let Some(n) = self.counts.get_mut(ci as usize) {
                     *n += 1;
@@ -756,16 +745,49 @@ enum State {
     Ordered(Vec<Option<Chain>>),
 }
 
-/// State of one (correlation, group key).
+/// State of one (correlation, group key). Who acted and where is not kept: a finding takes it
+/// from the hit that completed its window (tumbling windows keep their own).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "GroupRepr", into = "GroupRepr")]
 struct Group {
+    state: State,
+    /// The newest event time among the group's hits.
+    newest: Millis,
+}
+
+/// [`Group`] as snapshots of version 2 hold it: `last.time` is the newest time; `last.who`
+/// is written empty and ignored when read (groups kept it before findings took it from the
+/// completing hit).
+#[derive(Serialize, Deserialize)]
+struct GroupRepr {
     state: State,
     last: Last,
 }
 
+impl From<GroupRepr> for Group {
+    fn from(r: GroupRepr) -> Group {
+        Group {
+            state: r.state,
+            newest: r.last.time,
+        }
+    }
+}
+
+impl From<Group> for GroupRepr {
+    fn from(g: Group) -> GroupRepr {
+        GroupRepr {
+            state: g.state,
+            last: Last {
+                time: g.newest,
+                who: Arc::default(),
+            },
+        }
+    }
+}
+
 impl Group {
-    /// An empty group; `who` becomes its who/where (its first hit's, interned).
-    fn new(plan: &Plan, who: Arc<Who>) -> Group {
+    /// An empty group.
+    fn new(plan: &Plan) -> Group {
         let def = &plan.corr.def;
         let n = plan.refs.len();
         let state = match def.kind {
@@ -779,16 +801,13 @@ impl Group {
         };
         Group {
             state,
-            last: Last {
-                time: Millis::MIN,
-                who,
-            },
+            newest: Millis::MIN,
         }
     }
 
     /// Does this state fit the plan (after a restore, rules may have changed)?
     fn fits(&self, plan: &Plan) -> bool {
-        let fresh = Group::new(plan, Arc::default());
+        let fresh = Group::new(plan);
         match (&self.state, &fresh.state) {
             (State::Temporal(a), State::Temporal(b)) => a.len() == b.len(),
             (State::Ordered(a), State::Ordered(b)) => a.len() == b.len(),
@@ -800,7 +819,7 @@ impl Group {
 
     /// The newest time this group holds.
     fn newest(&self) -> Millis {
-        self.last.time
+        self.newest
     }
 }
 
@@ -1041,7 +1060,7 @@ impl Correlator {
             // Evict the group seen longest ago (ties: smallest key), counted.
             if let Some(victim) = groups
                 .iter(h.corr)
-                .min_by(|a, b| (a.1.last.time, a.0).cmp(&(b.1.last.time, b.0)))
+                .min_by(|a, b| (a.1.newest, a.0).cmp(&(b.1.newest, b.0)))
                 .map(|(k, _)| k.clone())
             {
                 let vh = groups.hash(&victim);
@@ -1049,36 +1068,24 @@ impl Correlator {
                 self.stats.evicted_keys += 1;
             }
         }
-        // A new group starts with its first hit's who/where (interned once, not first an
-        // empty one).
-        // The key's other groups usually hold the same who/where: reused without interning.
-        let (slot, i) = groups.get_or_insert_with(h.corr, hash, &h.key, |key, near| {
-            let who = match near {
-                Some(w) if same_who(w, &h.who) => w.clone(),
-                _ => strings.who_of(&h.who, key),
-            };
-            Group::new(plan, who)
-        });
+        let (slot, i) = groups.get_or_insert_with(h.corr, hash, &h.key, || Group::new(plan));
         let key = &slot.key;
         // Keeps `due` a lower bound for a new group (for an older one it changes nothing
         // that matters: its bound already held).
         slot.due = slot.due.min(h.time.saturating_add(span));
         let g = &mut slot.groups[i].1;
-        if h.time >= g.last.time {
-            g.last.time = h.time;
-            // Most hits come from where the group's latest one came from: compare first (the
-            // group's who is shared by the principal's groups, so usually in cache), intern
-            // only on a change.
-            if !same_who(&g.last.who, &h.who) {
-                g.last.who = strings.who_of(&h.who, key);
-            }
-        }
-        let newest = g.last.time;
+        g.newest = g.newest.max(h.time);
+        let newest = g.newest;
         let cond = &def.condition;
         let fired: Option<(Millis, u64, Vec<Ev>)> = match &mut g.state {
             State::Tumbling(ws) => {
                 let upper = cond.lt.or(cond.lte).or(cond.eq);
-                if let Some(start) = add_tumbling(ws, span, def.kind, upper, h, &g.last) {
+                // A window judged when it closes reports its latest hit's who/where.
+                let last = Last {
+                    time: h.time,
+                    who: strings.who_of(&h.who, key),
+                };
+                if let Some(start) = add_tumbling(ws, span, def.kind, upper, h, &last) {
                     self.deadlines.push(std::cmp::Reverse((
                         start.saturating_add(span),
                         h.corr,
@@ -1284,7 +1291,11 @@ impl Correlator {
         };
         let (start, count, mut window) = fired?;
         window.sort_by_key(|e| e.t);
-        let last = g.last.clone();
+        // Who acted and where: the hit that completed the window.
+        let last = Last {
+            time: h.time,
+            who: h.who.clone(),
+        };
         let empty = match &g.state {
             State::Sliding(e) => e.is_empty(),
             State::Sliding1(_) | State::SlidingValues1(..) => false,
@@ -1356,23 +1367,13 @@ impl Correlator {
             .enumerate()
             .map(|(i, p)| (p.corr.def.meta.id.as_str(), i))
             .collect();
-        // One copy of each who/where among the restored groups (each was read on its own).
-        let mut whos: FastSet<Arc<Who>> = FastSet::default();
         for (id, groups) in snap.ids.iter().zip(snap.groups) {
             if let Some(&i) = index.get(id.as_str()) {
                 let plan = &plans.plans[i];
                 let ci = i as u32;
                 self.groups.retain(|c, _, _| c != ci);
-                for (k, mut g) in groups.into_iter().filter(|(_, g)| g.fits(plan)) {
+                for (k, g) in groups.into_iter().filter(|(_, g)| g.fits(plan)) {
                     // A key given twice: the last one wins.
-                    g.last.who = match whos.get(&*g.last.who) {
-                        Some(w) => w.clone(),
-                        None => {
-                            let w = self.strings.who(&g.last.who, None);
-                            whos.insert(w.clone());
-                            w
-                        }
-                    };
                     self.groups.insert(ci, k, g);
                 }
             }
