@@ -63,7 +63,7 @@ pub struct Hit {
     /// The event ids behind the hit.
     pub event_ids: EventIds,
     pub count: u64,
-    /// Who acted, and where (the latest event's).
+    /// Who acted, and where (for a chained firing: the event that completed it).
     pub who: Arc<Who>,
 }
 
@@ -256,17 +256,15 @@ impl IdSample {
     }
 }
 
-/// Who and where, from the latest event of a group.
+/// An event's time and who/where: a tumbling window's latest, or a firing's completing event.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct Last {
     time: Millis,
-    /// Shared by every group with the same principal, account and region.
     who: Arc<Who>,
 }
 
-/// Who acted, and where. A worker builds one per record; the correlator keeps a copy made of
-/// interned parts (shared with group keys and with other combinations), shared by the groups
-/// of a key that hold the same values.
+/// Who acted, and where. A worker builds one per record, shared by the record's hits; a
+/// tumbling window keeps a copy made of interned parts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Who {
     pub principal: Arc<str>,
