@@ -305,10 +305,11 @@ impl Interner {
 
     /// A copy of `w` made of interned parts; `key` is a shared text that is often its
     /// principal (groups keyed by the principal), which saves a lookup.
-    fn who(&mut self, w: &Who, key: Option<&Arc<str>>) -> Arc<Who> {
-        let principal = match key {
-            Some(k) if **k == *w.principal => k.clone(),
-            _ => self.get(&w.principal),
+    fn who(&mut self, w: &Who, key: &Arc<str>) -> Arc<Who> {
+        let principal = if **key == *w.principal {
+            key.clone()
+        } else {
+            self.get(&w.principal)
         };
         Arc::new(Who {
             principal,
@@ -325,7 +326,7 @@ impl Interner {
         {
             return to.clone();
         }
-        let to = self.who(who, Some(key));
+        let to = self.who(who, key);
         self.recent_who = Some((who.clone(), to.clone()));
         to
     }
@@ -1420,9 +1421,11 @@ fn take_small(state: &mut State) -> Option<(Ev, u64)> {
     }
 }
 
+/// At most two hits with their values, in time order.
+type Two = (Option<(Ev, u64)>, Option<(Ev, u64)>);
+
 /// A held hit and a new one, in time order, without those at or before `oldest` (out of reach
 /// of any window). A new hit at the same time as the held one goes after it, as in buffers.
-type Two = (Option<(Ev, u64)>, Option<(Ev, u64)>);
 fn merge_small(held: Option<(Ev, u64)>, new: (Ev, u64), oldest: Millis) -> Two {
     let held = held.filter(|(e, _)| e.t > oldest);
     let new = (new.0.t > oldest).then_some(new);
