@@ -48,10 +48,10 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
 use trailwatch::engine::{Matcher, Settings, Stateful};
 use trailwatch::event::Event;
-use trailwatch::exceptions::Exceptions;
 use trailwatch::finding::Finding;
+use trailwatch::rules::exceptions::Exceptions;
 use trailwatch::rules::{LoadOptions, Loader, RuleSet};
-use trailwatch::time::parse_event_time;
+use trailwatch::util::time::parse_event_time;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator

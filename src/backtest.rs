@@ -9,14 +9,14 @@
 //! newest time seen minus the window is *late*: it is still processed, immediately, and
 //! counted. Nothing is dropped.
 
-use crate::decode::{self, Shape};
 use crate::engine::{Matcher, Output, Settings, Stateful};
 use crate::event::Event;
-use crate::exceptions::Exceptions;
+use crate::event::decode::{self, Shape};
 use crate::finding::Finding;
 use crate::rules::RuleSet;
+use crate::rules::exceptions::Exceptions;
 use crate::source::files::{Discovery, Input};
-use crate::time::{Millis, parse_event_time};
+use crate::util::time::{Millis, parse_event_time};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
@@ -514,7 +514,7 @@ pub fn run(
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(10);
     s.top_principals = top;
-    s.first_event_time = min_t.map(crate::time::format_millis);
-    s.last_event_time = max_t.map(crate::time::format_millis);
+    s.first_event_time = min_t.map(crate::util::time::format_millis);
+    s.last_event_time = max_t.map(crate::util::time::format_millis);
     s
 }

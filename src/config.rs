@@ -22,7 +22,7 @@
 
 use crate::engine::Settings;
 use crate::rules::correlation::Suppress;
-use crate::time::parse_duration;
+use crate::util::time::parse_duration;
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ struct ConfigFile {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub default_suppress: Option<Suppress>,
-    pub allowed_lateness: Option<crate::time::Millis>,
+    pub allowed_lateness: Option<crate::util::time::Millis>,
     pub max_group_keys: Option<usize>,
     /// The `run:` section (live mode).
     pub run: RunConfig,

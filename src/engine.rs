@@ -11,11 +11,11 @@ use crate::correlate::{
     Correlator, DEFAULT_LATENESS, DEFAULT_MAX_KEYS, EventIds, Hit, KEY_SEP, Who, hash_value,
 };
 use crate::event::{Event, FieldPath};
-use crate::exceptions::Exceptions;
 use crate::finding::{self, Finding};
 use crate::rules::RuleSet;
 use crate::rules::correlation::{Suppress, SuppressSetting};
-use crate::time::{Millis, parse_event_time};
+use crate::rules::exceptions::Exceptions;
+use crate::util::time::{Millis, parse_event_time};
 use std::sync::Arc;
 
 /// Settings of the stateful stage.
@@ -192,7 +192,7 @@ impl<'r> Matcher<'r> {
                 // Who, where and the event id: built once per record, shared by its hits.
                 let (who, ids) = shared.get_or_insert_with(|| {
                     let who = Arc::new(Who {
-                        principal: finding::principal(ev).into(),
+                        principal: crate::event::identity::principal(ev).into(),
                         account: ev.recipient_account_id().map(Into::into),
                         region: ev.aws_region().map(Into::into),
                     });

@@ -1,8 +1,10 @@
 //! The finding: what trailwatch reports, with a stable id, redacted event and a summary a
 //! human can act on. Its JSON form is the public contract (keys are added, never renamed).
 
+use crate::event::identity::principal;
 use crate::event::{Event, Value};
 use crate::rules::{Level, Rule};
+use crate::util::ids::stable_id;
 use serde::Serialize;
 
 /// Replaces secret values in findings; the key is kept so people see something was there.
@@ -150,47 +152,10 @@ pub struct Finding {
     pub event: Option<Box<serde_json::value::RawValue>>,
     /// `time` in milliseconds, for ordering and suppression.
     #[serde(skip)]
-    pub time_ms: Option<crate::time::Millis>,
+    pub time_ms: Option<crate::util::time::Millis>,
     /// The suppression key (values of the rule's `suppress.by` fields), when it has one.
     #[serde(skip)]
     pub suppress_key: Option<String>,
-}
-
-/// 128-bit FNV-1a, hex: a stable, dependency-free digest for finding ids (not a security
-/// boundary: ids only need to be deterministic and practically unique).
-pub fn stable_id(parts: &[&str]) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0xff)) {
-            h ^= u128::from(b);
-            h = h.wrapping_mul(0x0000000001000000000000000000013B);
-        }
-    }
-    format!("{h:032x}")
-}
-
-/// Who acted, per the finding contract: the identity ARN; else the session issuer; else
-/// `<type>:<invokedBy or principalId>`.
-pub fn principal(ev: &Event<'_>) -> String {
-    if let Some(arn) = ev.identity_str("arn") {
-        return arn.to_string();
-    }
-    let ui = ev.get("userIdentity");
-    if let Some(issuer) = ui
-        .and_then(|u| u.get("sessionContext"))
-        .and_then(|s| s.get("sessionIssuer"))
-        .and_then(|s| s.get("arn"))
-        .and_then(Value::as_str)
-    {
-        return issuer.to_string();
-    }
-    let ty = ev.identity_str("type").unwrap_or("unknown");
-    let who = ev
-        .identity_str("invokedBy")
-        .or_else(|| ev.identity_str("principalId"))
-        .or_else(|| ev.top_str("sourceIPAddress"))
-        .unwrap_or("unknown");
-    format!("{ty}:{who}")
 }
 
 /// One plain sentence: who did what, where, and whether it failed.
@@ -266,7 +231,9 @@ impl Finding {
             event_count: 1,
             details: serde_json::Value::Object(details),
             event: Some(redacted_json(ev)),
-            time_ms: ev.event_time().and_then(crate::time::parse_event_time),
+            time_ms: ev
+                .event_time()
+                .and_then(crate::util::time::parse_event_time),
             suppress_key: None,
         }
     }
@@ -298,24 +265,5 @@ mod tests {
         assert_eq!(red["requestParameters"]["userName"], "bob");
         assert!(red["requestParameters"]["clientSecret"].is_null());
         assert!(!red.to_string().contains("hunter2"));
-    }
-
-    #[test]
-    fn principal_fallbacks() {
-        let ev = Event::parse(
-            r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}}"#,
-        )
-        .unwrap();
-        assert_eq!(principal(&ev), "AWSService:ec2.amazonaws.com");
-        let ev = Event::parse(r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"}}"#)
-            .unwrap();
-        assert_eq!(principal(&ev), "arn:aws:iam::1:root");
-    }
-
-    #[test]
-    fn ids_are_stable_and_distinct() {
-        assert_eq!(stable_id(&["a", "b"]), stable_id(&["a", "b"]));
-        assert_ne!(stable_id(&["a", "b"]), stable_id(&["ab", ""]));
-        assert_eq!(stable_id(&["x"]).len(), 32);
     }
 }

@@ -14,15 +14,15 @@
 
 use crate::engine::{Matcher, Settings, Stateful};
 use crate::event::Event;
-use crate::exceptions::Exceptions;
 use crate::finding::{Finding, Kind, RuleRef};
+use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::message::{self, RuleText};
 use crate::sink::outbox::Outbox;
 use crate::sink::sns::{self, Dispatcher, Pacing, Sns};
 use crate::source::cloudwatch::{GroupPosition, SeenSet, Tail, TailConfig};
-use crate::state::StateDir;
-use crate::time::{Millis, format_millis, parse_event_time};
+use crate::util::state::StateDir;
+use crate::util::time::{Millis, format_millis, parse_event_time};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -39,7 +39,7 @@ pub enum LiveError {
     #[error(transparent)]
     Tail(#[from] crate::source::cloudwatch::TailError),
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    State(#[from] crate::util::state::StateError),
     #[error(transparent)]
     Outbox(#[from] crate::sink::outbox::OutboxError),
     #[error("cannot write findings: {0}")]
@@ -355,18 +355,20 @@ pub struct SavedGroup {
 }
 
 /// Reads and checks a checkpoint.
-pub fn read_checkpoint(state: &StateDir) -> Result<Option<Checkpoint>, crate::state::StateError> {
+pub fn read_checkpoint(
+    state: &StateDir,
+) -> Result<Option<Checkpoint>, crate::util::state::StateError> {
     let Some(bytes) = state.read(CHECKPOINT_FILE)? else {
         return Ok(None);
     };
     let file = state.path().join(CHECKPOINT_FILE).display().to_string();
     let cp: Checkpoint =
-        serde_json::from_slice(&bytes).map_err(|e| crate::state::StateError::Invalid {
+        serde_json::from_slice(&bytes).map_err(|e| crate::util::state::StateError::Invalid {
             file: file.clone(),
             message: format!("not a readable checkpoint ({e}); move it away to start afresh"),
         })?;
     if cp.format != CHECKPOINT_FORMAT || cp.version != CHECKPOINT_VERSION {
-        return Err(crate::state::StateError::Invalid {
+        return Err(crate::util::state::StateError::Invalid {
             file,
             message: format!(
                 "checkpoint format {} version {} is not {CHECKPOINT_FORMAT} version {CHECKPOINT_VERSION}",
@@ -434,8 +436,8 @@ pub fn silence_finding(
     now: Millis,
     region: Option<&str>,
 ) -> Finding {
-    let id = crate::finding::stable_id(&["silence", group, &last_event_wall.to_string()]);
-    let silent_for = crate::time::format_duration(now - last_event_wall);
+    let id = crate::util::ids::stable_id(&["silence", group, &last_event_wall.to_string()]);
+    let silent_for = crate::util::time::format_duration(now - last_event_wall);
     Finding {
         id: id.clone(),
         incident: id,
@@ -672,7 +674,7 @@ pub async fn run(
                     tracing::warn!(
                         log_group = %name,
                         "log group {name}: no event for {}; reporting it",
-                        crate::time::format_duration(now - last)
+                        crate::util::time::format_duration(now - last)
                     );
                     ready.push(silence_finding(name, last, now, opts.region.as_deref()));
                 }

@@ -20,11 +20,11 @@ use std::process::{Command, Output};
 use trailwatch::correlate::Stats;
 use trailwatch::engine::{Matcher, Settings, Stateful};
 use trailwatch::event::Event;
-use trailwatch::exceptions::Exceptions;
 use trailwatch::finding::{Finding, Kind};
 use trailwatch::rules::correlation::Suppress;
+use trailwatch::rules::exceptions::Exceptions;
 use trailwatch::rules::{LoadOptions, LoadReport, Loader, RuleSet};
-use trailwatch::time::{Millis, format_millis, parse_event_time};
+use trailwatch::util::time::{Millis, format_millis, parse_event_time};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -46,7 +46,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn uuid(n: u64, salt: &str) -> String {
-    let h = trailwatch::finding::stable_id(&[salt, &n.to_string()]);
+    let h = trailwatch::util::ids::stable_id(&[salt, &n.to_string()]);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -108,7 +108,7 @@ fn decode_all(dir: &Path) -> Vec<Rec> {
             }
             out.push(Rec {
                 principal: grouping_arn(r),
-                time: trailwatch::time::parse_event_time(t).unwrap(),
+                time: trailwatch::util::time::parse_event_time(t).unwrap(),
                 read_only: r["readOnly"].as_bool().unwrap(),
                 refused: r.get("errorCode").is_some(),
             });
@@ -118,7 +118,7 @@ fn decode_all(dir: &Path) -> Vec<Rec> {
 }
 
 fn ms(t: &str) -> i64 {
-    trailwatch::time::parse_event_time(t).unwrap()
+    trailwatch::util::time::parse_event_time(t).unwrap()
 }
 
 #[test]
@@ -357,7 +357,7 @@ fn command_line_generate_reuse_and_score() {
     let labels = Labels::read(&labels_path).unwrap();
     let mut lines = String::new();
     for l in &labels.anomalies {
-        let t = trailwatch::time::parse_event_time(&l.start).unwrap() + 30_000;
+        let t = trailwatch::util::time::parse_event_time(&l.start).unwrap() + 30_000;
         let time = chrono::DateTime::from_timestamp_millis(t)
             .unwrap()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

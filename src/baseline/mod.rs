@@ -8,18 +8,18 @@
 //! findings: a Start when a series becomes anomalous and an End when it has been back to
 //! normal for `end_after`, sharing one `incident`.
 
-pub mod config;
 pub mod model;
 pub mod principal;
 pub mod recent;
 pub mod store;
 
 use crate::event::Event;
-use crate::finding::{Finding, Kind, RuleRef, stable_id};
-use crate::time::{Millis, format_millis};
-pub use config::{BaselineDoc, Config, RoleGrouping};
+use crate::event::identity::{Class, classify};
+use crate::finding::{Finding, Kind, RuleRef};
+pub use crate::rules::baseline::{BaselineConfig, BaselineDoc, RoleGrouping};
+use crate::util::ids::stable_id;
+use crate::util::time::{Millis, format_millis};
 use model::{Active, Attributions, Series};
-use principal::Class;
 use recent::Recent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -129,8 +129,8 @@ impl Obs {
     }
 
     /// The observation of one record at event time `time`, when it counts in any series.
-    pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &Config) -> Option<Obs> {
-        let class = principal::classify(ev);
+    pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &BaselineConfig) -> Option<Obs> {
+        let class = classify(ev);
         if class == Class::Ignored {
             return None;
         }
@@ -239,7 +239,7 @@ type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// The per-series models and the open anomalies.
 pub struct Baselines {
-    cfg: Config,
+    cfg: BaselineConfig,
     rule: RuleRef,
     /// Series per metric (indexed by `Metric as usize`), keyed by text so lookups borrow.
     series: [FnvMap<Box<str>, Series>; 3],
@@ -274,7 +274,7 @@ impl Baselines {
         }
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &BaselineConfig {
         &self.cfg
     }
 
@@ -561,7 +561,7 @@ impl Baselines {
 #[allow(clippy::too_many_arguments)]
 fn start_finding(
     rule: &RuleRef,
-    cfg: &Config,
+    cfg: &BaselineConfig,
     metric: Metric,
     key: &str,
     a: &Active,
@@ -702,7 +702,7 @@ fn baseline_json(s: &Series, a: &Active) -> serde_json::Value {
     })
 }
 
-fn statistic_json(cfg: &Config, a: &Active) -> serde_json::Value {
+fn statistic_json(cfg: &BaselineConfig, a: &Active) -> serde_json::Value {
     serde_json::json!({
         "test": "poisson_upper_tail",
         "p_value": a.p_value,
@@ -738,7 +738,7 @@ fn attributions_json(at: &Attributions) -> serde_json::Value {
 #[allow(clippy::too_many_arguments)]
 fn end_finding(
     rule: &RuleRef,
-    cfg: &Config,
+    cfg: &BaselineConfig,
     metric: Metric,
     key: &str,
     a: &Active,

@@ -21,8 +21,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{DiscreteCDF, Poisson};
 
-/// Minutes kept for the sliding window (the window may be at most this long).
-pub const RING: usize = 8;
+pub use crate::rules::baseline::MAX_WINDOW_MINUTES as RING;
 /// Days of daily peaks kept per hour of day.
 pub const PEAK_DAYS: usize = 4;
 /// Prior expected events per minute, so a silent hour still has a positive rate.
@@ -319,7 +318,7 @@ impl Series {
     }
 
     /// Judges the window ending at `minute`.
-    pub fn judge(&self, minute: i64, cfg: &super::config::Config) -> Judgement {
+    pub fn judge(&self, minute: i64, cfg: &crate::rules::baseline::BaselineConfig) -> Judgement {
         let observed = self.window(minute, cfg.window_minutes);
         let (lambda, mean, from_peaks) = self.expected(minute, cfg.window_minutes);
         let mut j = Judgement {
@@ -446,13 +445,13 @@ pub fn poisson_upper_tail(lambda: f64, k: u32) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::Config;
     use super::*;
+    use crate::rules::baseline::BaselineConfig;
 
     /// Feeds `per_minute(minute)` events per minute for `minutes` minutes from `start`.
     fn feed(
         s: &mut Series,
-        cfg: &Config,
+        cfg: &BaselineConfig,
         start: i64,
         minutes: i64,
         per_minute: impl Fn(i64) -> u32,
@@ -484,7 +483,7 @@ mod tests {
 
     #[test]
     fn sparse_principal_needs_the_floor() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         let mut s = Series::new(0, false);
         // One call every 3 hours for two days.
         let hot = feed(&mut s, &cfg, 0, 2 * 1440, |m| u32::from(m % 180 == 0));
@@ -512,7 +511,7 @@ mod tests {
 
     #[test]
     fn steady_principal_is_quiet_then_burst_is_hot() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         let mut s = Series::new(0, false);
         // 5 calls a minute (with a little variation) for 3 days.
         let hot = feed(&mut s, &cfg, 0, 3 * 1440, |m| 3 + (m % 5) as u32);
@@ -530,7 +529,7 @@ mod tests {
 
     #[test]
     fn seasonal_daily_job_becomes_normal() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         let mut s = Series::new(0, false);
         // 1 call every 10 minutes, plus a job at 02:00-02:10 every day doing 30 calls a minute.
         let mut hot_days = Vec::new();
@@ -561,7 +560,7 @@ mod tests {
 
     #[test]
     fn profile_learns_hour_of_day() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         let mut s = Series::new(0, false);
         feed(&mut s, &cfg, 0, 2 * 1440, |m| {
             if (m / 60) % 24 == 9 { 6 } else { 1 }
@@ -580,7 +579,7 @@ mod tests {
 
     #[test]
     fn day_of_week_profile_after_two_weeks() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         // Busy on weekdays 08-18 (6 a minute), nearly silent at weekends. Minute 0 is a
         // Thursday; day d is a weekend day when (d + 3) % 7 >= 5.
         let rate = |m: i64| -> u32 {
@@ -626,7 +625,7 @@ mod tests {
 
     #[test]
     fn silent_days_decay_the_profile() {
-        let cfg = Config::default();
+        let cfg = BaselineConfig::default();
         let mut s = Series::new(0, false);
         feed(&mut s, &cfg, 0, 1440, |_| 4);
         s.roll(1440 * 20, cfg.history_days);

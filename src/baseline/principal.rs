@@ -1,99 +1,29 @@
-//! Who acted (the grouping key of a per-principal series) and what kind of call it was.
-//!
-//! Write classification, in order:
-//! 1. Insights records (`eventType: AwsCloudTrailInsight` or `eventCategory: Insight`),
-//!    data and network-activity events (`eventCategory` other than `Management`, or
-//!    `managementEvent: false`) are not counted at all.
-//! 2. `readOnly: true` is a read, `readOnly: false` a write.
-//! 3. Without `readOnly`: console sign-ins (`eventType: AwsConsoleSignIn`) are reads; an
-//!    `eventName` starting with a read verb (`Describe`, `Get`, `List`, `Head`, `Lookup`,
-//!    `Search`, `BatchGet`, `Query`, `Scan`, `Select`, `View`) is a read; anything else is a
-//!    write.
+//! The grouping key of a per-principal series: who acted, with assumed roles grouped by role
+//! or by session (see [`RoleGrouping`]). Which records count is
+//! [`crate::event::identity::classify`].
 
-use super::config::RoleGrouping;
-use crate::event::{Event, Value};
-
-/// The kind of a record for the baselines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Write,
-    Read,
-    /// Not a management API call (Insights, data events): not counted.
-    Ignored,
-}
-
-const READ_PREFIXES: &[&str] = &[
-    "Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Query", "Scan", "Select",
-    "View",
-];
-
-/// Is an event name without `readOnly` a read (by its verb)?
-pub fn is_read_name(name: &str) -> bool {
-    READ_PREFIXES.iter().any(|p| {
-        name.strip_prefix(p).is_some_and(|rest| {
-            rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase())
-        })
-    })
-}
-
-/// Classifies a record (see the module documentation for the rule).
-pub fn classify(ev: &Event<'_>) -> Class {
-    let event_type = ev.top_str("eventType");
-    if event_type == Some("AwsCloudTrailInsight") {
-        return Class::Ignored;
-    }
-    if let Some(cat) = ev.top_str("eventCategory")
-        && cat != "Management"
-    {
-        return Class::Ignored;
-    }
-    match ev.get("managementEvent") {
-        Some(Value::Bool(false)) => return Class::Ignored,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => return Class::Ignored,
-        _ => {}
-    }
-    match ev.get("readOnly") {
-        Some(Value::Bool(b)) => return if *b { Class::Read } else { Class::Write },
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => return Class::Read,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => return Class::Write,
-        _ => {}
-    }
-    if event_type == Some("AwsConsoleSignIn") {
-        return Class::Read;
-    }
-    match ev.event_name() {
-        Some(n) if is_read_name(n) => Class::Read,
-        Some(_) => Class::Write,
-        None => Class::Ignored,
-    }
-}
+use crate::event::Event;
+use crate::event::identity::{issuer_arn, principal};
+use crate::rules::baseline::RoleGrouping;
 
 /// A principal's grouping key and the session behind this record, if grouped by role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Who {
+pub struct PrincipalKey {
     pub key: String,
     pub session: Option<String>,
 }
 
-fn issuer_arn<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
-    ev.get("userIdentity")?
-        .get("sessionContext")?
-        .get("sessionIssuer")?
-        .get("arn")?
-        .as_str()
-}
-
 /// The grouping key: assumed roles by role ARN (or session ARN, per `grouping`); IAM users
 /// by ARN; root per account (`arn:aws:iam::<account>:root`); everything else as in the
-/// finding contract ([`crate::finding::principal`]), with `@<recipientAccountId>` appended
+/// finding contract ([`principal`]), with `@<recipientAccountId>` appended
 /// when that is not an ARN (service identities are the same text in every account).
-pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> Who {
+pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
     let ty = ev.identity_str("type");
     if ty == Some("AssumedRole")
         && grouping == RoleGrouping::Role
         && let Some(role) = issuer_arn(ev)
     {
-        return Who {
+        return PrincipalKey {
             key: role.to_string(),
             session: ev.identity_str("arn").map(str::to_string),
         };
@@ -104,19 +34,19 @@ pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> Who {
             .identity_str("accountId")
             .or_else(|| ev.recipient_account_id())
     {
-        return Who {
+        return PrincipalKey {
             key: format!("arn:aws:iam::{acct}:root"),
             session: None,
         };
     }
-    let key = crate::finding::principal(ev);
+    let key = principal(ev);
     // Identities without an ARN (`AWSService:ec2.amazonaws.com`, …) are the same text in
     // every account: keep accounts apart.
     let key = match ev.recipient_account_id() {
         Some(acct) if !key.starts_with("arn:") => format!("{key}@{acct}"),
         _ => key,
     };
-    Who { key, session: None }
+    PrincipalKey { key, session: None }
 }
 
 /// A short human name for a key: `role deploy-bot`, `user alice`, `root of 111122223333`.
@@ -147,42 +77,6 @@ mod tests {
 
     fn ev(text: &str) -> Event<'_> {
         Event::parse(text).unwrap()
-    }
-
-    #[test]
-    fn classification() {
-        assert_eq!(
-            classify(&ev(r#"{"eventName":"RunInstances","readOnly":false}"#)),
-            Class::Write
-        );
-        assert_eq!(
-            classify(&ev(r#"{"eventName":"RunInstances","readOnly":true}"#)),
-            Class::Read
-        );
-        assert_eq!(
-            classify(&ev(
-                r#"{"eventName":"ConsoleLogin","eventType":"AwsConsoleSignIn"}"#
-            )),
-            Class::Read
-        );
-        assert_eq!(
-            classify(&ev(r#"{"eventName":"DescribeInstances"}"#)),
-            Class::Read
-        );
-        assert_eq!(classify(&ev(r#"{"eventName":"Getaway"}"#)), Class::Write);
-        assert_eq!(classify(&ev(r#"{"eventName":"CreateUser"}"#)), Class::Write);
-        assert_eq!(
-            classify(&ev(
-                r#"{"eventName":"PutObject","readOnly":false,"managementEvent":false}"#
-            )),
-            Class::Ignored
-        );
-        assert_eq!(
-            classify(&ev(
-                r#"{"eventType":"AwsCloudTrailInsight","eventCategory":"Insight"}"#
-            )),
-            Class::Ignored
-        );
     }
 
     #[test]

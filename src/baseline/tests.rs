@@ -3,7 +3,7 @@
 use super::*;
 use crate::rules::{Level, Logsource, RuleMeta, RuleSource};
 
-pub(crate) fn doc(cfg: Config) -> BaselineDoc {
+pub(crate) fn doc(cfg: BaselineConfig) -> BaselineDoc {
     BaselineDoc {
         meta: RuleMeta {
             id: "baseline-test".into(),
@@ -66,7 +66,7 @@ fn steady(b: &mut Baselines, key: &str, from: i64, to: i64, out: &mut Vec<Findin
 
 #[test]
 fn warm_up_and_first_seen_never_alert() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     // A never-seen principal bursts at once: no anomaly, whatever the volume.
     for m in 0..20 {
@@ -86,7 +86,7 @@ fn warm_up_and_first_seen_never_alert() {
 
 #[test]
 fn start_and_end_pair_up() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     let day = 1440;
     steady(&mut b, ROLE, 0, 2 * day, &mut out);
@@ -136,7 +136,7 @@ fn start_and_end_pair_up() {
         Some(12 - (s.time_ms.unwrap() / 60_000 - burst))
     );
     // Deterministic: the same input gives the same ids.
-    let mut b2 = Baselines::new(&doc(Config::default()));
+    let mut b2 = Baselines::new(&doc(BaselineConfig::default()));
     let mut out2 = Vec::new();
     steady(&mut b2, ROLE, 0, 2 * day, &mut out2);
     for m in burst..burst + 12 {
@@ -152,7 +152,7 @@ fn start_and_end_pair_up() {
 
 #[test]
 fn error_storm_is_its_own_series() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     let day = 1440;
     steady(&mut b, ROLE, 0, 2 * day, &mut out);
@@ -177,7 +177,7 @@ fn error_storm_is_its_own_series() {
 
 #[test]
 fn snapshot_round_trip_and_size() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     for k in 0..3 {
         steady(&mut b, &format!("{ROLE}{k}"), 0, 3 * 1440, &mut out);
@@ -186,7 +186,7 @@ fn snapshot_round_trip_and_size() {
     let text = serde_json::to_string(&snap).unwrap();
     let back: Snapshot = serde_json::from_str(&text).unwrap();
     assert_eq!(back, snap);
-    let mut c = Baselines::new(&doc(Config::default()));
+    let mut c = Baselines::new(&doc(BaselineConfig::default()));
     c.restore(back);
     assert_eq!(c.snapshot(), snap);
     // Per principal (its write-volume and error-rate series with their keys), serialised:
@@ -224,7 +224,7 @@ fn snapshot_round_trip_and_size() {
 #[test]
 fn store_is_atomic_and_versioned() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     steady(&mut b, ROLE, 0, 100, &mut out);
     assert!(store::load(dir.path()).unwrap().is_none());
@@ -249,9 +249,9 @@ fn store_is_atomic_and_versioned() {
 
 #[test]
 fn eviction_of_the_idlest_at_the_cap() {
-    let cfg = Config {
+    let cfg = BaselineConfig {
         max_series: 10,
-        ..Config::default()
+        ..BaselineConfig::default()
     };
     let mut b = Baselines::new(&doc(cfg));
     let mut out = Vec::new();
@@ -272,7 +272,7 @@ fn eviction_of_the_idlest_at_the_cap() {
 
 #[test]
 fn silent_series_expire_after_the_history() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     b.observe(&obs(0, 0, "a", "CreateTags", None), &mut out);
     b.observe(&obs(8 * 1440, 0, "b", "CreateTags", None), &mut out);
@@ -352,7 +352,7 @@ fn simulated_week_meets_the_targets() {
         let len = if storm { 5 + k % 10 } else { 10 + (k * 7) % 20 };
         anomalies.push((p, start, per_min, len, storm));
     }
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     for m in 0..8 * day {
         let hour = (m / 60) % 24;
@@ -434,11 +434,11 @@ fn simulated_week_meets_the_targets() {
 
 #[test]
 fn api_volume_series_like_insights() {
-    let cfg = Config {
+    let cfg = BaselineConfig {
         api_volume: true,
         write_volume: false,
         error_rate: false,
-        ..Config::default()
+        ..BaselineConfig::default()
     };
     let mut b = Baselines::new(&doc(cfg));
     let mut out = Vec::new();
@@ -512,7 +512,7 @@ fn obs_from(minute: i64, second: i64, key: &str, name: &str, ua: &str, ip: &str)
 
 #[test]
 fn start_attributes_the_whole_window_of_its_series_only() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     let day = 1440;
     let other = "arn:aws:iam::111122223333:role/other-bot";
@@ -600,13 +600,13 @@ fn start_attributes_the_whole_window_of_its_series_only() {
 
 #[test]
 fn recent_observations_are_bounded_and_not_in_snapshots() {
-    let mut b = Baselines::new(&doc(Config::default()));
+    let mut b = Baselines::new(&doc(BaselineConfig::default()));
     let mut out = Vec::new();
     steady(&mut b, ROLE, 0, 60, &mut out);
     // Two a minute; the last `window + 1` minutes are kept.
     assert_eq!(b.recent.len(), 2 * (b.cfg.window_minutes as usize + 1));
     let snap = b.snapshot();
-    let mut c = Baselines::new(&doc(Config::default()));
+    let mut c = Baselines::new(&doc(BaselineConfig::default()));
     c.restore(snap);
     assert!(c.recent.is_empty());
     assert_eq!(b.stats.attribution_drops, 0);

@@ -6,7 +6,7 @@ use crate::finding::Finding;
 use crate::rules::Level;
 use crate::rules::yaml;
 use crate::source::files::discover;
-use crate::time::{Millis, parse_duration, parse_time_arg};
+use crate::util::time::{Millis, parse_duration, parse_time_arg};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;

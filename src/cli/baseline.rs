@@ -6,7 +6,7 @@ use crate::backtest;
 use crate::baseline::{Metric, Snapshot, store};
 use crate::rules::RuleSet;
 use crate::source::files::discover;
-use crate::time::{Millis, format_millis, parse_time_arg};
+use crate::util::time::{Millis, format_millis, parse_time_arg};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
@@ -179,7 +179,7 @@ fn build(a: BuildArgs) -> Result<Outcome> {
         keep_baseline_state: true,
         ..backtest::Options::default()
     };
-    let exceptions = crate::exceptions::Exceptions::default();
+    let exceptions = crate::rules::exceptions::Exceptions::default();
     let summary = backtest::run(&discovery, &rules, &exceptions, &opts, |_| {}, |_, _| {});
     for i in &summary.issues {
         eprintln!("warning: {}: {}", i.place, i.message);

@@ -174,7 +174,7 @@ pub fn parse_level(s: &str) -> Result<crate::rules::Level, String> {
 
 impl Tuning {
     /// Applies `--disable`/`--min-level` to the loaded rules and reads `--exceptions`.
-    pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::exceptions::Exceptions)> {
+    pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::rules::exceptions::Exceptions)> {
         let baseline = rules
             .baseline()
             .filter(|b| !self.disable.contains(&b.meta.id))
@@ -217,11 +217,14 @@ impl Tuning {
             rules.retain(|r| r.meta.level >= min || feeding.contains(&r.meta.id));
         }
         let exceptions = match &self.exceptions {
-            None => crate::exceptions::Exceptions::default(),
+            None => crate::rules::exceptions::Exceptions::default(),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read exceptions file {}", p.display()))?;
-                let x = crate::exceptions::Exceptions::from_yaml(&p.display().to_string(), &text)?;
+                let x = crate::rules::exceptions::Exceptions::from_yaml(
+                    &p.display().to_string(),
+                    &text,
+                )?;
                 for id in x.rule_ids() {
                     if !known.contains(id) {
                         eprintln!(

@@ -2,7 +2,7 @@
 
 use super::{Outcome, RuleSource};
 use crate::rules::diag::Severity;
-use crate::rules::testcase::{run_case, run_pipeline_case};
+use crate::ruletest::{run_case, run_pipeline_case};
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
@@ -100,7 +100,7 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
     let mut report_case = |title: &str,
                            file: &str,
-                           r: crate::rules::testcase::CaseResult,
+                           r: crate::ruletest::CaseResult,
                            out: &mut dyn Write|
      -> std::io::Result<()> {
         let place = format!("{file}:{}:{}", r.pos.line, r.pos.col);

@@ -14,7 +14,7 @@
 use super::IdSample;
 use crate::finding::Finding;
 use crate::rules::correlation::Suppress;
-use crate::time::Millis;
+use crate::util::time::Millis;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -201,11 +201,11 @@ fn release(h: Held) -> Option<Finding> {
             return None;
         }
         let first = std::mem::take(&mut f.id);
-        f.id = crate::finding::stable_id(&[&first, "update"]);
+        f.id = crate::util::ids::stable_id(&[&first, "update"]);
         f.event_ids = h.ids.to_vec();
         f.time_ms = h.last_ms.or(f.time_ms);
         if let Some(t) = h.last_ms {
-            f.time = Some(crate::time::format_millis(t));
+            f.time = Some(crate::util::time::format_millis(t));
         }
         if let Some(d) = f.details.as_object_mut() {
             d.insert("suppressed".into(), h.merged.into());

@@ -6,6 +6,8 @@
 //! fields the engine itself needs (`eventTime`, `eventSource`, `eventName`, …) are plain
 //! accessors on [`Event`].
 
+pub mod decode;
+pub mod identity;
 mod value;
 
 pub use value::{Scalar, Value};

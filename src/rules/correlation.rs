@@ -18,7 +18,7 @@ use super::parse::Ctx;
 use super::testcase::{self, TestCase};
 use super::yaml::{Node, NodeKind, Pos, ScalarType};
 use super::{Rule, RuleMeta, RuleSource};
-use crate::time::{Millis, parse_duration};
+use crate::util::time::{Millis, parse_duration};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,13 +1,16 @@
 //! Detection rules: Sigma YAML, loaded with every problem reported at once, compiled once,
 //! selected per event through a candidate index.
 
+pub mod baseline;
 pub mod condition;
 pub mod correlation;
 pub mod diag;
+pub mod exceptions;
 pub mod explain;
 pub mod index;
 pub mod matcher;
 pub mod parse;
+pub mod plan;
 pub mod testcase;
 pub mod yaml;
 
@@ -224,7 +227,7 @@ pub struct LoadReport {
     /// Correlation rules with their references resolved.
     pub correlations: Vec<correlation::Correlation>,
     /// The `baseline` document (the last one loaded replaces earlier ones).
-    pub baseline: Option<crate::baseline::BaselineDoc>,
+    pub baseline: Option<baseline::BaselineDoc>,
 }
 
 impl LoadReport {
@@ -506,8 +509,8 @@ impl Loader {
 pub struct RuleSet {
     rules: Vec<Rule>,
     index: CandidateIndex,
-    plans: crate::correlate::Plans,
-    baseline: Option<std::sync::Arc<crate::baseline::BaselineDoc>>,
+    plans: plan::Plans,
+    baseline: Option<std::sync::Arc<baseline::BaselineDoc>>,
 }
 
 impl RuleSet {
@@ -523,7 +526,7 @@ impl RuleSet {
         correlations: Vec<correlation::Correlation>,
     ) -> (Self, Vec<String>) {
         let index = CandidateIndex::build(&rules);
-        let (plans, dropped) = crate::correlate::Plans::build(&rules, correlations);
+        let (plans, dropped) = plan::Plans::build(&rules, correlations);
         (
             RuleSet {
                 rules,
@@ -540,18 +543,18 @@ impl RuleSet {
     }
 
     /// The same set with baselines configured by `doc` (or none).
-    pub fn with_baseline(mut self, doc: Option<crate::baseline::BaselineDoc>) -> Self {
+    pub fn with_baseline(mut self, doc: Option<baseline::BaselineDoc>) -> Self {
         self.baseline = doc.map(std::sync::Arc::new);
         self
     }
 
     /// The `baseline` document, when baselines run.
-    pub fn baseline(&self) -> Option<&crate::baseline::BaselineDoc> {
+    pub fn baseline(&self) -> Option<&baseline::BaselineDoc> {
         self.baseline.as_deref()
     }
 
     /// How correlations are fed.
-    pub fn plans(&self) -> &crate::correlate::Plans {
+    pub fn plans(&self) -> &plan::Plans {
         &self.plans
     }
 

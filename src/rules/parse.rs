@@ -11,7 +11,7 @@ use super::testcase::{self, TestCase};
 use super::yaml::{Node, NodeKind, Pos, ScalarType, Style};
 use super::{Level, Logsource, Placeholders, Rule, RuleMeta, RuleSource};
 use crate::event::FieldPath;
-use crate::time::Millis;
+use crate::util::time::Millis;
 use base64::Engine as _;
 use std::path::Path;
 
@@ -180,7 +180,7 @@ pub(crate) enum Item {
     Rule(Box<Rule>),
     Correlation(Box<CorrelationDef>),
     /// A `baseline` document (settings of the per-principal rate models).
-    Baseline(Box<crate::baseline::BaselineDoc>),
+    Baseline(Box<super::baseline::BaselineDoc>),
 }
 
 /// What happened to one YAML document.
@@ -253,7 +253,7 @@ pub(crate) fn compile_document(ctx: &mut Ctx<'_>, root: &Node, doc: usize) -> Do
     };
 
     if let Some(b) = root.get("baseline") {
-        return crate::baseline::config::compile_document(ctx, root, b, doc, meta, source);
+        return crate::rules::baseline::compile_document(ctx, root, b, doc, meta, source);
     }
 
     if root.get("correlation").is_some() {
@@ -574,7 +574,7 @@ fn translate_legacy(
         format!(
             "deprecated {how} translated into a {} correlation (timespan {}) that keeps id `{}`",
             kind.as_str(),
-            crate::time::format_duration(timespan),
+            crate::util::time::format_duration(timespan),
             meta.id
         ),
     );
@@ -686,7 +686,7 @@ fn compile_detection(ctx: &mut Ctx<'_>, det: &Node) -> Option<Detection> {
         };
         match name {
             "condition" => condition_node = Some(v),
-            "timeframe" => match v.scalar_text().map(crate::time::parse_duration) {
+            "timeframe" => match v.scalar_text().map(crate::util::time::parse_duration) {
                 Some(Ok(d)) if d > 0 => timeframe = Some((d, k.pos)),
                 _ => ctx.error(v.pos, "`timeframe` must be a duration like 10m", None),
             },

@@ -15,7 +15,7 @@
 //! the disk; every message carries the finding id, so consumers can de-duplicate that.
 
 use crate::sink::message::RuleText;
-use crate::time::Millis;
+use crate::util::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -304,7 +304,7 @@ impl Outbox {
             buf.push(b'\n');
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::state::write_atomic(dir, FILE_NAME, &buf).map_err(io_err(&self.path))?;
+        crate::util::state::write_atomic(dir, FILE_NAME, &buf).map_err(io_err(&self.path))?;
         self.file = OpenOptions::new()
             .append(true)
             .open(&self.path)

@@ -8,7 +8,7 @@
 
 use crate::sink::message;
 use crate::sink::outbox::{Entry, Outbox, OutboxError};
-use crate::time::Millis;
+use crate::util::time::Millis;
 use std::collections::VecDeque;
 
 /// What to do after a failed publish.
@@ -347,7 +347,7 @@ fn handle_error(
                 "{}; {} finding(s) wait in the outbox, next attempt in {}",
                 err,
                 outbox.pending().len(),
-                crate::time::format_duration(delay)
+                crate::util::time::format_duration(delay)
             ));
             Ok(false)
         }

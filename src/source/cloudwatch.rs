@@ -26,7 +26,7 @@
 //!   flat and only late events wait longer. Ids are remembered back to the start of any
 //!   re-scan still running.
 
-use crate::time::Millis;
+use crate::util::time::Millis;
 use base64::Engine as _;
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ pub fn id_key(id: &str) -> u128 {
     {
         return v;
     }
-    u128::from_str_radix(&crate::finding::stable_id(&[id]), 16).unwrap_or(0)
+    u128::from_str_radix(&crate::util::ids::stable_id(&[id]), 16).unwrap_or(0)
 }
 
 impl SeenSet {

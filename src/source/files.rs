@@ -2,7 +2,7 @@
 //! `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/`), order files by the delivery
 //! time in their names, and read them (standard input for `-`).
 
-use crate::time::Millis;
+use crate::util::time::Millis;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +78,7 @@ pub fn peek_time(p: &Path) -> Option<Millis> {
         .take(PEEK_BYTES)
         .read_to_end(&mut head)
         .ok()?;
-    let text = if crate::decode::is_gzip(&head) {
+    let text = if crate::event::decode::is_gzip(&head) {
         let mut out = Vec::new();
         // A truncated member is expected here (only the head was read); keep what inflated.
         let _ = flate2::read::MultiGzDecoder::new(&head[..])
@@ -94,7 +94,7 @@ pub fn peek_time(p: &Path) -> Option<Millis> {
         let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
         let value = rest.strip_prefix('"')?;
         let end = value.find('"')?;
-        crate::time::parse_event_time(&value[..end])
+        crate::util::time::parse_event_time(&value[..end])
     })
 }
 

@@ -16,7 +16,6 @@
 //! case-insensitively; patterns use `*` and `?`.
 
 use crate::event::Event;
-use crate::finding;
 use crate::rules::matcher::{Cidr, StrPattern};
 use crate::rules::parse::{compile_pattern, parse_wildcards};
 use serde::Deserialize;
@@ -137,7 +136,7 @@ impl Exceptions {
         if self.is_empty() {
             return false;
         }
-        let principal = finding::principal(ev);
+        let principal = crate::event::identity::principal(ev);
         let account = ev.recipient_account_id();
         self.all
             .iter()

@@ -12,8 +12,11 @@
 //!   warmup: 24h                  # history a principal needs before it may alert
 //! ```
 
-use crate::time::{Millis, parse_duration};
+use crate::util::time::{Millis, parse_duration};
 use serde::Deserialize;
+
+/// Longest sliding detection window, in minutes: the per-minute counts a series keeps.
+pub const MAX_WINDOW_MINUTES: usize = 8;
 
 /// How assumed-role activity is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -27,7 +30,7 @@ pub enum RoleGrouping {
 
 /// The settings of the baselines, with defaults filled in.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Config {
+pub struct BaselineConfig {
     /// Days of history the hourly profile averages over (1 to 28).
     pub history_days: u32,
     /// Event-time history a series needs before it may alert.
@@ -54,9 +57,9 @@ pub struct Config {
     pub day_of_week: bool,
 }
 
-impl Default for Config {
+impl Default for BaselineConfig {
     fn default() -> Self {
-        Config {
+        BaselineConfig {
             history_days: 7,
             warmup: 24 * 3_600_000,
             false_alarms_per_week: 0.1,
@@ -75,7 +78,7 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl BaselineConfig {
     /// One minute-test's p-value threshold: the weekly false-alarm budget spread over the
     /// 10 080 minutes of a week (each minute of a series is tested once; overlapping windows
     /// make consecutive tests dependent, so this is conservative, Bonferroni-style).
@@ -130,15 +133,15 @@ fn minutes(text: &str, field: &str, lo: i64, hi: i64) -> Result<i64, String> {
     Ok(m)
 }
 
-impl Config {
+impl BaselineConfig {
     /// Reads the `baseline:` mapping (as JSON from the YAML tree). Unknown keys are errors.
-    pub fn from_json(v: serde_json::Value) -> Result<Config, String> {
+    pub fn from_json(v: serde_json::Value) -> Result<BaselineConfig, String> {
         let f: ConfigFile = if v.is_null() {
             ConfigFile::default()
         } else {
             serde_json::from_value(v).map_err(|e| e.to_string())?
         };
-        let mut c = Config::default();
+        let mut c = BaselineConfig::default();
         if let Some(h) = &f.history {
             let m = minutes(h, "history", 1440, 28 * 1440)?;
             if m % 1440 != 0 {
@@ -172,7 +175,7 @@ impl Config {
             c.min_ratio = r;
         }
         if let Some(w) = &f.window {
-            c.window_minutes = minutes(w, "window", 1, super::model::RING as i64)? as u32;
+            c.window_minutes = minutes(w, "window", 1, MAX_WINDOW_MINUTES as i64)? as u32;
         }
         if let Some(e) = &f.end_after {
             c.end_after_minutes = minutes(e, "end_after", 1, 24 * 60)? as u32;
@@ -216,7 +219,7 @@ impl Config {
 pub struct BaselineDoc {
     pub meta: crate::rules::RuleMeta,
     pub source: crate::rules::RuleSource,
-    pub config: Config,
+    pub config: BaselineConfig,
 }
 
 /// Compiles a YAML document with a top-level `baseline:` mapping (called by the rule loader).
@@ -250,7 +253,7 @@ pub(crate) fn compile_document(
         );
         return DocOutcome::Invalid;
     }
-    let config = match Config::from_json(node.to_json()) {
+    let config = match BaselineConfig::from_json(node.to_json()) {
         Ok(c) => Some(c),
         Err(message) => {
             ctx.error(
@@ -281,9 +284,9 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let c = Config::from_json(serde_json::Value::Null).unwrap();
-        assert_eq!(c, Config::default());
-        let c = Config::from_json(serde_json::json!({
+        let c = BaselineConfig::from_json(serde_json::Value::Null).unwrap();
+        assert_eq!(c, BaselineConfig::default());
+        let c = BaselineConfig::from_json(serde_json::json!({
             "history": "14d", "warmup": "12h", "min_calls": 30, "window": "2m",
             "assumed_roles": "session", "metrics": {"api_volume": {"enabled": true}}
         }))
@@ -306,7 +309,7 @@ mod tests {
             serde_json::json!({"false_alarms_per_week": 0}),
             serde_json::json!({"colour": "red"}),
         ] {
-            assert!(Config::from_json(bad.clone()).is_err(), "{bad}");
+            assert!(BaselineConfig::from_json(bad.clone()).is_err(), "{bad}");
         }
     }
 }
