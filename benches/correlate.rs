@@ -6,9 +6,9 @@
 //! live. Plain `main` printing figures (not criterion): one pass over 1 M events is long
 //! enough to time directly.
 //!
-//! - stateless: `Matcher::evaluate` over every event (rule matching and building the hits);
-//! - full: `Matcher::evaluate_at` + `Stateful::push` per event (the event time parsed once,
-//!   as the backtest does, so both passes parse it once), then `Stateful::finish`, with
+//! - stateless: `Evaluator::evaluate` over every event (rule matching and building the hits);
+//! - full: `Evaluator::evaluate_at` + `Pipeline::push` per event (the event time parsed once,
+//!   as the backtest does, so both passes parse it once), then `Pipeline::finish`, with
 //!   `Settings { lateness: 15 min, max_keys: 200_000, default_suppress: None }`;
 //! - each pass is also timed in CPU time of the thread (`/proc/thread-self/schedstat`), which
 //!   other processes on a shared machine disturb less than wall time;
@@ -16,7 +16,7 @@
 //! - heap, from a counting global allocator around mimalloc, the binary's allocator (below;
 //!   it counts requested bytes, not the allocator's own overhead): the peak during the full
 //!   pass, and the heap the correlator and suppressor hold at the end (current bytes just
-//!   before dropping the `Stateful` minus just after), divided by `correlator.live_keys()`.
+//!   before dropping the `Pipeline` minus just after), divided by `correlator.live_keys()`.
 //!   A last full pass over the same records without `eventID` gives that figure without
 //!   event ids (which groups keep for the hits they hold).
 //!
@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
-use trailwatch::engine::{Matcher, Settings, Stateful};
+use trailwatch::engine::{Evaluator, Pipeline, Settings};
 use trailwatch::event::Event;
 use trailwatch::finding::Finding;
 use trailwatch::rules::exceptions::Exceptions;
@@ -625,12 +625,12 @@ struct Stateless {
 fn stateless(rules: &RuleSet, events: &[Event<'_>]) -> Stateless {
     let exceptions = Exceptions::default();
     let settings = settings();
-    let mut matcher = Matcher::new(rules, &exceptions, &settings);
+    let mut evaluator = Evaluator::new(rules, &exceptions, &settings);
     let (mut matched_events, mut hits) = (0, 0);
     let cpu = thread_cpu();
     let start = Instant::now();
     for ev in events {
-        let out = matcher.evaluate(black_box(ev));
+        let out = evaluator.evaluate(black_box(ev));
         matched_events += usize::from(!out.is_empty());
         hits += out.hits.len();
         black_box(&out);
@@ -654,7 +654,7 @@ struct Full {
     per_rule: BTreeMap<String, usize>,
     live_keys: usize,
     peak_live_keys: usize,
-    /// Heap: at the start, peak, and just before / after dropping the `Stateful`.
+    /// Heap: at the start, peak, and just before / after dropping the `Pipeline`.
     base: isize,
     peak: isize,
     before_drop: isize,
@@ -681,7 +681,7 @@ fn count(findings: &mut Vec<Finding>, r: &mut Full) {
     }
 }
 
-/// `Matcher::evaluate` + `Stateful::push` per event, then `finish`. With `records`, parses
+/// `Evaluator::evaluate` + `Pipeline::push` per event, then `finish`. With `records`, parses
 /// each record inside the timed loop (and `events` is ignored).
 /// With `snapshot`, writes `Correlator::snapshot` there at the end (after the heap figures
 /// are taken; for looking at what the groups hold).
@@ -698,8 +698,8 @@ fn full(
         base: reset_peak(),
         ..Full::default()
     };
-    let mut matcher = Matcher::new(rules, &exceptions, &settings);
-    let mut stateful = Stateful::new(rules, &settings);
+    let mut evaluator = Evaluator::new(rules, &exceptions, &settings);
+    let mut stateful = Pipeline::new(rules, &exceptions, &settings);
     let mut ready: Vec<Finding> = Vec::new();
     let progress = env_num("CORRELATE_PROGRESS", 0) != 0;
     let mut chunk_start = 0.0f64;
@@ -708,13 +708,13 @@ fn full(
     let start = Instant::now();
     let mut step = |i: usize, ev: &Event<'_>, r: &mut Full| {
         let time = ev.event_time().and_then(parse_event_time);
-        let out = matcher.evaluate_at(black_box(ev), time);
+        let out = evaluator.evaluate_at(black_box(ev), time);
         stateful.push(time, out, &mut ready);
         if !ready.is_empty() {
             count(&mut ready, r);
         }
         if i.is_multiple_of(10_000) {
-            let live = stateful.correlator.live_keys();
+            let live = stateful.live_keys();
             r.peak_live_keys = r.peak_live_keys.max(live);
             if progress && i.is_multiple_of(100_000) && i > 0 {
                 let now = start.elapsed().as_secs_f64();
@@ -744,22 +744,23 @@ fn full(
     count(&mut ready, &mut r);
     r.secs = start.elapsed().as_secs_f64();
     r.cpu = thread_cpu() - cpu;
-    r.live_keys = stateful.correlator.live_keys();
+    r.live_keys = stateful.live_keys();
     r.peak_live_keys = r.peak_live_keys.max(r.live_keys);
-    r.late_hits = stateful.correlator.stats.late_hits;
-    r.expired_keys = stateful.correlator.stats.expired_keys;
-    r.evicted_keys = stateful.correlator.stats.evicted_keys;
+    let stats = stateful.stats().correlation;
+    r.late_hits = stats.late_hits;
+    r.expired_keys = stats.expired_keys;
+    r.evicted_keys = stats.evicted_keys;
     r.peak = heap_peak();
     drop(ready);
     r.before_drop = heap_now();
     if let Some(path) = snapshot {
-        let bytes = stateful.correlator.snapshot(rules.plans());
+        let bytes = stateful.correlator_snapshot();
         std::fs::write(path, &bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
         eprintln!("correlator snapshot: {} bytes to {path}", bytes.len());
     }
     drop(stateful);
     r.after_drop = heap_now();
-    drop(matcher);
+    drop(evaluator);
     r
 }
 
@@ -901,10 +902,10 @@ fn main() {
     {
         let exceptions = Exceptions::default();
         let settings = settings();
-        let mut matcher = Matcher::new(&rules, &exceptions, &settings);
+        let mut evaluator = Evaluator::new(&rules, &exceptions, &settings);
         for text in &records {
             let ev = Event::parse(black_box(text)).expect("parses");
-            hits += matcher.evaluate(&ev).hits.len();
+            hits += evaluator.evaluate(&ev).hits.len();
         }
     }
     let s_decode = t.elapsed().as_secs_f64();
@@ -964,11 +965,11 @@ fn main() {
     );
     println!("| principals | {distinct} |");
     println!(
-        "| stateless (`Matcher::evaluate`), median of {reps} | {s_med:.3} s, **{} events/s** |",
+        "| stateless (`Evaluator::evaluate`), median of {reps} | {s_med:.3} s, **{} events/s** |",
         rate(n, s_med)
     );
     println!(
-        "| full (`evaluate_at` + `Stateful::push` + `finish`), median of {reps} | {f_med:.3} s, **{} events/s** |",
+        "| full (`evaluate_at` + `Pipeline::push` + `finish`), median of {reps} | {f_med:.3} s, **{} events/s** |",
         rate(n, f_med)
     );
     println!(
@@ -1010,7 +1011,7 @@ fn main() {
             mb(f.peak - f.base)
         );
         println!(
-            "| heap left after dropping the `Stateful`, above the start | {} MB |",
+            "| heap left after dropping the `Pipeline`, above the start | {} MB |",
             mb(events_growth)
         );
         println!(

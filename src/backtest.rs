@@ -9,7 +9,7 @@
 //! newest time seen minus the window is *late*: it is still processed, immediately, and
 //! counted. Nothing is dropped.
 
-use crate::engine::{Matcher, Output, Settings, Stateful};
+use crate::engine::{Evaluated, Evaluator, Pipeline, Settings};
 use crate::event::Event;
 use crate::event::decode::{self, Shape};
 use crate::finding::Finding;
@@ -126,7 +126,7 @@ pub struct BaselineSummary {
     /// Series tracked at the end.
     pub series: usize,
     #[serde(flatten)]
-    pub stats: crate::baseline::Stats,
+    pub stats: crate::baseline::BaselineStats,
 }
 
 pub const MAX_ISSUES: usize = 200;
@@ -161,7 +161,7 @@ struct FileResult {
     control_messages: usize,
     excepted: u64,
     /// Every record in range: its event time and what the stateless stage produced.
-    items: Vec<(Option<Millis>, Output)>,
+    items: Vec<(Option<Millis>, Evaluated)>,
 }
 
 fn process_file(
@@ -258,7 +258,7 @@ fn process_file(
             message: issue.message,
         });
     }
-    let mut matcher = Matcher::new(rules, exceptions, &opts.engine);
+    let mut evaluator = Evaluator::new(rules, exceptions, &opts.engine);
     let texts = decoded
         .records
         .iter()
@@ -305,16 +305,14 @@ fn process_file(
         // `time` came from eventTime when the record has one; correlation windows use only
         // eventTime, never the @timestamp fallback used for ordering.
         let event_time = ev.event_time().and(time);
-        let mut output = matcher.evaluate_at(&ev, event_time);
-        for f in &mut output.findings {
+        let mut evaluated = evaluator.evaluate_at(&ev, event_time);
+        if !evaluated.findings.is_empty() {
             // Where the record was read, so people can find it in their archive.
-            if let Some(d) = f.details.as_object_mut() {
-                d.insert("origin".into(), format!("{}: {loc}", r.label).into());
-            }
+            evaluated.set_origin(&format!("{}: {loc}", r.label));
         }
-        r.items.push((time, output));
+        r.items.push((time, evaluated));
     }
-    r.excepted = matcher.excepted;
+    r.excepted = evaluator.excepted();
     // Records inside a file are unordered (LookupEvents exports are even newest first): put
     // them in event-time order (stable; records without a time keep their place at the end).
     r.items.sort_by_key(|(t, _)| t.unwrap_or(Millis::MAX));
@@ -324,9 +322,9 @@ fn process_file(
 /// Ordering key of a buffered result.
 type Key = (Millis, u32, u32);
 
-struct Reorder<F: FnMut(Option<Millis>, Output)> {
+struct Reorder<F: FnMut(Option<Millis>, Evaluated)> {
     heap: BinaryHeap<Reverse<(Key, usize)>>,
-    slots: HashMap<usize, Output>,
+    slots: HashMap<usize, Evaluated>,
     next_slot: usize,
     max_seen: Option<Millis>,
     window: Millis,
@@ -334,10 +332,10 @@ struct Reorder<F: FnMut(Option<Millis>, Output)> {
     emit: F,
 }
 
-impl<F: FnMut(Option<Millis>, Output)> Reorder<F> {
+impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     /// Takes one record's output. A record older than the watermark (newest time seen minus
     /// the window) is late: its output leaves at once and it is counted.
-    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Output) {
+    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Evaluated) {
         let Some(t) = time else {
             // No event time: nothing to order by; released in arrival order.
             if !output.is_empty() {
@@ -419,9 +417,9 @@ pub fn run(
         true
     };
     let mut emit = emit;
-    let mut stateful = Stateful::new(rules, &opts.engine);
-    if let (Some(b), Some(snap)) = (stateful.baselines.as_mut(), &opts.baseline_state) {
-        b.restore(snap.clone());
+    let mut pipeline = Pipeline::new(rules, exceptions, &opts.engine);
+    if let Some(snap) = &opts.baseline_state {
+        pipeline.restore_baselines(snap.clone());
     }
     let mut ready: Vec<Finding> = Vec::new();
     let mut reorder = Reorder {
@@ -431,9 +429,9 @@ pub fn run(
         max_seen: None,
         window: opts.reorder_window.max(0),
         late: 0,
-        emit: |t: Option<Millis>, o: Output| {
+        emit: |t: Option<Millis>, o: Evaluated| {
             ready.clear();
-            stateful.push(t, o, &mut ready);
+            pipeline.push(t, o, &mut ready);
             for f in &ready {
                 if count(f) {
                     emit(f);
@@ -488,23 +486,21 @@ pub fn run(
     s.late_records = reorder.late;
     drop(reorder);
     let mut rest = Vec::new();
-    stateful.finish(&mut rest);
+    pipeline.finish(&mut rest);
     for f in &rest {
         if count(f) {
             emit(f);
         }
     }
-    s.late_hits = stateful.correlator.stats.late_hits;
-    s.late_hit_samples = stateful.correlator.stats.late_samples.clone();
-    s.evicted_keys = stateful.correlator.stats.evicted_keys;
-    s.merged_findings = stateful.suppressor.merged;
-    if let Some(b) = &stateful.baselines {
-        s.baselines = Some(BaselineSummary {
-            series: b.len(),
-            stats: b.stats.clone(),
-        });
+    let stats = pipeline.stats();
+    s.late_hits = stats.correlation.late_hits;
+    s.late_hit_samples = stats.correlation.late_samples;
+    s.evicted_keys = stats.correlation.evicted_keys;
+    s.merged_findings = stats.merged_findings;
+    if let Some((series, stats)) = stats.baselines {
+        s.baselines = Some(BaselineSummary { series, stats });
         if opts.keep_baseline_state {
-            s.baseline_state = Some(b.snapshot());
+            s.baseline_state = pipeline.baseline_snapshot();
         }
     }
     s.duplicate_findings = duplicates;

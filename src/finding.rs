@@ -5,7 +5,8 @@ use crate::event::identity::principal;
 use crate::event::{Event, Value};
 use crate::rules::{Level, Rule};
 use crate::util::ids::stable_id;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 /// Replaces secret values in findings; the key is kept so people see something was there.
 pub const REDACTED: &str = "[REDACTED]";
@@ -113,6 +114,37 @@ pub fn redact(v: &Value<'_>) -> serde_json::Value {
         ),
         Value::Array(items) => serde_json::Value::Array(items.iter().map(redact).collect()),
         other => other.to_json(),
+    }
+}
+
+/// Event ids kept at each end of a finding's sample.
+pub const ID_SAMPLE: usize = 50;
+
+/// A bounded sample of event ids: the first and the last [`ID_SAMPLE`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdSample {
+    first: Vec<String>,
+    last: VecDeque<String>,
+}
+
+impl IdSample {
+    pub fn push(&mut self, id: String) {
+        if self.first.len() < ID_SAMPLE {
+            self.first.push(id);
+        } else {
+            if self.last.len() == ID_SAMPLE {
+                self.last.pop_front();
+            }
+            self.last.push_back(id);
+        }
+    }
+    pub fn extend(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.push(id);
+        }
+    }
+    pub fn to_vec(&self) -> Vec<String> {
+        self.first.iter().chain(self.last.iter()).cloned().collect()
     }
 }
 

@@ -12,7 +12,7 @@
 //! re-reads from the last checkpoint; findings come out again with the same ids and the
 //! outbox, which remembers ids, does not queue them twice.
 
-use crate::engine::{Matcher, Settings, Stateful};
+use crate::engine::{Pipeline, Release, Settings};
 use crate::event::Event;
 use crate::finding::{Finding, Kind, RuleRef};
 use crate::rules::exceptions::Exceptions;
@@ -493,10 +493,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) -> Result<LiveSummary, LiveError> {
     let now = wall_ms();
-    let mut stateful = Stateful::new(rules, &opts.engine);
+    let mut pipeline = Pipeline::new(rules, exceptions, &opts.engine);
     // People wait for no suppression period: the first finding of an incident goes out at
     // once, an update at the end of the period if more came.
-    stateful.suppressor.mode = crate::correlate::suppress::Release::FirstAtOnce;
+    pipeline.set_release(Release::FirstAtOnce);
     let checkpoint = read_checkpoint(state)?;
     let start = match opts.start_from {
         StartFrom::Time(t) => t,
@@ -514,7 +514,7 @@ pub async fn run(
     let mut seen = SeenSet::default();
     let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
     if let Some(cp) = &checkpoint {
-        if let Err(e) = stateful.restore(&cp.engine) {
+        if let Err(e) = pipeline.restore(&cp.engine) {
             tracing::warn!(
                 "engine state in the checkpoint not restored ({e}); correlation windows start empty"
             );
@@ -531,18 +531,18 @@ pub async fn run(
     }
     let learned = checkpoint
         .as_ref()
-        .is_some_and(|cp| Stateful::snapshot_has_baselines(&cp.engine));
-    if !learned && let Some(b) = stateful.baselines.as_mut() {
+        .is_some_and(|cp| Pipeline::snapshot_has_baselines(&cp.engine));
+    if !learned && pipeline.has_baselines() {
         // First start: baselines learned from archives (`trailwatch baseline build`) arm
         // anomaly detection from the first minute.
         let dir = state.path().display();
         match crate::baseline::store::load(state.path()) {
             Ok(Some(snap)) => {
-                b.restore(snap);
+                pipeline.restore_baselines(snap);
+                let series = pipeline.stats().baselines.map_or(0, |(n, _)| n);
                 tracing::info!(
-                    series = b.len(),
-                    "loaded baselines learned from archives ({} series) from {dir}",
-                    b.len()
+                    series,
+                    "loaded baselines learned from archives ({series} series) from {dir}"
                 );
             }
             Ok(None) => tracing::info!(
@@ -554,7 +554,6 @@ pub async fn run(
         }
     }
     let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
-    let mut matcher = Matcher::new(rules, exceptions, &opts.engine);
     let texts = rule_texts(rules);
     let mut publisher = match &output {
         Output::Sns(_) => {
@@ -607,7 +606,7 @@ pub async fn run(
                     _ = wake.notified() => {}
                 }
                 if stop.load(Ordering::Relaxed) {
-                    write_checkpoint(state, &tail, &stateful, &silent, opts)?;
+                    write_checkpoint(state, &tail, &pipeline, &silent, opts)?;
                     break;
                 }
                 continue;
@@ -641,25 +640,16 @@ pub async fn run(
             if let Some(t) = time {
                 metrics.newest_event_ms.fetch_max(t, Ordering::Relaxed);
             }
-            let mut out = matcher.evaluate_at(&ev, time);
-            for f in &mut out.findings {
-                if let Some(d) = f.details.as_object_mut() {
-                    d.insert(
-                        "origin".into(),
-                        format!(
-                            "log group {}, stream {}, log event {}",
-                            raw.group, raw.stream, raw.cwl_id
-                        )
-                        .into(),
-                    );
-                }
-            }
-            stateful.push(time, out, &mut ready);
+            let origin = format!(
+                "log group {}, stream {}, log event {}",
+                raw.group, raw.stream, raw.cwl_id
+            );
+            pipeline.feed(&ev, Some(&origin), &mut ready);
             dirty = true;
         }
         if batch.caught_up {
             // Nothing more to read: event time has reached the present.
-            stateful.tick(now, &mut ready);
+            pipeline.tick(now, &mut ready);
         }
         if let Some(quiet) = opts.silence {
             for (g, name) in opts.tail.groups.iter().enumerate() {
@@ -703,7 +693,7 @@ pub async fn run(
         let stopping =
             stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up && !tail.rescanning());
         if dirty && (stopping || now - last_checkpoint >= opts.checkpoint_every) {
-            write_checkpoint(state, &tail, &stateful, &silent, opts)?;
+            write_checkpoint(state, &tail, &pipeline, &silent, opts)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             last_checkpoint = now;
             dirty = false;
@@ -723,12 +713,13 @@ pub async fn run(
         metrics
             .seen_ids
             .store(tail.seen.len() as u64, Ordering::Relaxed);
+        let stats = pipeline.stats();
         metrics
             .late_hits
-            .store(stateful.correlator.stats.late_hits, Ordering::Relaxed);
+            .store(stats.correlation.late_hits, Ordering::Relaxed);
         metrics
             .evicted_keys
-            .store(stateful.correlator.stats.evicted_keys, Ordering::Relaxed);
+            .store(stats.correlation.evicted_keys, Ordering::Relaxed);
         if let (Output::Sns(sns), Some((ob, disp))) = (&output, &mut publisher) {
             publish(sns, ob, disp, &metrics, stopping && opts.once).await?;
             summary.outbox_pending = ob.pending().len();
@@ -854,7 +845,7 @@ async fn publish(
 fn write_checkpoint(
     state: &StateDir,
     tail: &Tail,
-    stateful: &Stateful<'_>,
+    pipeline: &Pipeline<'_>,
     silent: &[bool],
     opts: &LiveOptions,
 ) -> Result<(), LiveError> {
@@ -873,7 +864,7 @@ fn write_checkpoint(
             })
             .collect(),
         seen: SeenOut(&tail.seen),
-        engine: stateful.snapshot_ref(),
+        engine: pipeline.snapshot_ref(),
         silent: opts
             .tail
             .groups

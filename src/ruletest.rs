@@ -1,7 +1,7 @@
 //! Runs the tests written inside rule files (`tests:`): a detection case against its rule
 //! alone, a correlation case (or a case with `events`) through the whole engine.
 
-use crate::engine::{Matcher, Settings, Stateful};
+use crate::engine::{Pipeline, Settings};
 use crate::event::Event;
 use crate::finding::Finding;
 use crate::rules::correlation::Correlation;
@@ -147,15 +147,12 @@ pub fn run_pipeline_case(
     let (set, _) = RuleSet::with_correlations(rules.to_vec(), correlations.to_vec());
     let settings = Settings::default();
     let exceptions = Exceptions::default();
-    let mut matcher = Matcher::new(&set, &exceptions, &settings);
-    let mut stateful = Stateful::new(&set, &settings);
+    let mut pipeline = Pipeline::new(&set, &exceptions, &settings);
     let mut out = Vec::new();
     for ev in &events {
-        let t = ev.event_time().and_then(parse_event_time);
-        let o = matcher.evaluate(ev);
-        stateful.push(t, o, &mut out);
+        pipeline.feed(ev, None, &mut out);
     }
-    stateful.finish(&mut out);
+    pipeline.finish(&mut out);
     let mine: Vec<&Finding> = out.iter().filter(|f| f.rule.id == id).collect();
     let n = mine.len() as u64;
     result.passed = match case.expect {
@@ -175,10 +172,10 @@ pub fn run_pipeline_case(
         for f in mine.iter().take(5) {
             result.explanation.push(format!("  finding: {}", f.summary));
         }
-        if stateful.correlator.stats.late_hits > 0 {
+        let late = pipeline.stats().correlation.late_hits;
+        if late > 0 {
             result.explanation.push(format!(
-                "{} events were later than the allowed lateness",
-                stateful.correlator.stats.late_hits
+                "{late} events were later than the allowed lateness"
             ));
         }
     }

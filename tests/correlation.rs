@@ -11,14 +11,14 @@
 //!   translation of the deprecated `| count()` syntax, and the CLI (`backtest`, `rules test`).
 //!
 //! Events are hand-built (times relative to [`T0`]) and pushed one by one through
-//! `Matcher` → `Stateful`, in the given order, then `finish`; every finding is recorded with
+//! `Pipeline::feed` (both engine stages), in the given order, then `finish`; every finding is recorded with
 //! the number of events pushed when it came out, so "fires at the 3rd event" is checkable.
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use trailwatch::correlate::Stats;
-use trailwatch::engine::{Matcher, Settings, Stateful};
+use trailwatch::correlate::CorrelationStats;
+use trailwatch::engine::{Pipeline, Release, Settings};
 use trailwatch::event::Event;
 use trailwatch::finding::{Finding, Kind};
 use trailwatch::rules::correlation::Suppress;
@@ -168,7 +168,7 @@ fn rule_set(yaml: &str) -> RuleSet {
 struct Run {
     /// Every finding, with the number of events pushed when it came out ([`AT_END`]: finish).
     out: Vec<(usize, Finding)>,
-    stats: Stats,
+    stats: CorrelationStats,
     /// The most live group keys seen after any event.
     max_live_keys: usize,
 }
@@ -204,29 +204,22 @@ impl Run {
 
 /// Pushes `texts` (records) through the two stages, recording findings with their step
 /// (`offset` + position + 1).
-fn feed(
-    matcher: &mut Matcher<'_>,
-    stateful: &mut Stateful<'_>,
-    texts: &[String],
-    offset: usize,
-    run: &mut Run,
-) {
+fn feed(pipeline: &mut Pipeline<'_>, texts: &[String], offset: usize, run: &mut Run) {
     for (i, text) in texts.iter().enumerate() {
         let ev = Event::parse(text).unwrap();
-        let t = ev.event_time().and_then(parse_event_time);
         let mut ready = Vec::new();
-        stateful.push(t, matcher.evaluate(&ev), &mut ready);
+        pipeline.feed(&ev, None, &mut ready);
         run.out
             .extend(ready.into_iter().map(|f| (offset + i + 1, f)));
-        run.max_live_keys = run.max_live_keys.max(stateful.correlator.live_keys());
+        run.max_live_keys = run.max_live_keys.max(pipeline.live_keys());
     }
 }
 
-fn finish(stateful: &mut Stateful<'_>, run: &mut Run) {
+fn finish(pipeline: &mut Pipeline<'_>, run: &mut Run) {
     let mut rest = Vec::new();
-    stateful.finish(&mut rest);
+    pipeline.finish(&mut rest);
     run.out.extend(rest.into_iter().map(|f| (AT_END, f)));
-    run.stats = stateful.correlator.stats.clone();
+    run.stats = pipeline.stats().correlation;
 }
 
 fn texts(events: &[Value]) -> Vec<String> {
@@ -237,14 +230,13 @@ fn texts(events: &[Value]) -> Vec<String> {
 fn run_with(yaml: &str, settings: &Settings, events: &[Value]) -> Run {
     let set = rule_set(yaml);
     let exceptions = Exceptions::default();
-    let mut matcher = Matcher::new(&set, &exceptions, settings);
-    let mut stateful = Stateful::new(&set, settings);
+    let mut stateful = Pipeline::new(&set, &exceptions, settings);
     let mut run = Run {
         out: Vec::new(),
-        stats: Stats::default(),
+        stats: CorrelationStats::default(),
         max_live_keys: 0,
     };
-    feed(&mut matcher, &mut stateful, &texts(events), 0, &mut run);
+    feed(&mut stateful, &texts(events), 0, &mut run);
     finish(&mut stateful, &mut run);
     run
 }
@@ -1197,12 +1189,11 @@ fn live_suppression_sends_the_first_at_once_and_one_update() {
     let set = rule_set(SUPPRESSED);
     let exceptions = Exceptions::default();
     let settings = Settings::default();
-    let mut matcher = Matcher::new(&set, &exceptions, &settings);
-    let mut stateful = Stateful::new(&set, &settings);
-    stateful.suppressor.mode = trailwatch::correlate::suppress::Release::FirstAtOnce;
+    let mut stateful = Pipeline::new(&set, &exceptions, &settings);
+    stateful.set_release(Release::FirstAtOnce);
     let mut run = Run {
         out: Vec::new(),
-        stats: Stats::default(),
+        stats: CorrelationStats::default(),
         max_live_keys: 0,
     };
     let events = [
@@ -1212,7 +1203,7 @@ fn live_suppression_sends_the_first_at_once_and_one_update() {
         del(20 * MIN, "bob"),
         noise(2 * HOUR),
     ];
-    feed(&mut matcher, &mut stateful, &texts(&events), 0, &mut run);
+    feed(&mut stateful, &texts(&events), 0, &mut run);
     // alice's first at her first event, bob's at his: neither waits for the period.
     assert_eq!(run.steps("r-del"), [1, 4, 5]);
     let f = run.of("r-del");
@@ -1439,19 +1430,17 @@ fn snapshot_and_restore_give_the_same_findings_as_an_uninterrupted_run() {
     for split in 0..=all.len() {
         let mut run = Run {
             out: Vec::new(),
-            stats: Stats::default(),
+            stats: CorrelationStats::default(),
             max_live_keys: 0,
         };
         let bytes = {
-            let mut matcher = Matcher::new(&set, &exceptions, &settings);
-            let mut first = Stateful::new(&set, &settings);
-            feed(&mut matcher, &mut first, &all[..split], 0, &mut run);
-            first.correlator.snapshot(set.plans())
+            let mut first = Pipeline::new(&set, &exceptions, &settings);
+            feed(&mut first, &all[..split], 0, &mut run);
+            first.correlator_snapshot()
         };
-        let mut matcher = Matcher::new(&set, &exceptions, &settings);
-        let mut second = Stateful::new(&set, &settings);
-        second.correlator.restore(set.plans(), &bytes).unwrap();
-        feed(&mut matcher, &mut second, &all[split..], split, &mut run);
+        let mut second = Pipeline::new(&set, &exceptions, &settings);
+        second.restore_correlator(&bytes).unwrap();
+        feed(&mut second, &all[split..], split, &mut run);
         finish(&mut second, &mut run);
         assert_eq!(
             summarize(&run.out),
@@ -1468,39 +1457,29 @@ fn snapshot_restore_rejects_corrupt_or_foreign_state() {
     let set = rule_set(&yaml);
     let settings = Settings::default();
     let exceptions = Exceptions::default();
-    let mut matcher = Matcher::new(&set, &exceptions, &settings);
-    let mut stateful = Stateful::new(&set, &settings);
+    let mut stateful = Pipeline::new(&set, &exceptions, &settings);
     let mut run = Run {
         out: Vec::new(),
-        stats: Stats::default(),
+        stats: CorrelationStats::default(),
         max_live_keys: 0,
     };
-    feed(
-        &mut matcher,
-        &mut stateful,
-        &texts(&mixed_events()[..5]),
-        0,
-        &mut run,
-    );
-    let bytes = stateful.correlator.snapshot(set.plans());
+    feed(&mut stateful, &texts(&mixed_events()[..5]), 0, &mut run);
+    let bytes = stateful.correlator_snapshot();
 
-    let mut fresh = Stateful::new(&set, &settings);
+    let mut fresh = Pipeline::new(&set, &exceptions, &settings);
     let e = fresh
-        .correlator
-        .restore(set.plans(), b"this is not a snapshot")
+        .restore_correlator(b"this is not a snapshot")
         .unwrap_err();
     assert!(e.to_string().contains("not readable"), "{e}");
     let e = fresh
-        .correlator
-        .restore(set.plans(), &bytes[..bytes.len() / 2])
+        .restore_correlator(&bytes[..bytes.len() / 2])
         .unwrap_err();
     assert!(e.to_string().contains("not readable"), "{e}");
 
     let mut v: Value = serde_json::from_slice(&bytes).unwrap();
     v["version"] = json!(99);
     let e = fresh
-        .correlator
-        .restore(set.plans(), &serde_json::to_vec(&v).unwrap())
+        .restore_correlator(&serde_json::to_vec(&v).unwrap())
         .unwrap_err();
     let msg = e.to_string();
     assert!(
@@ -1508,11 +1487,8 @@ fn snapshot_restore_rejects_corrupt_or_foreign_state() {
         "{msg}"
     );
     // A good snapshot restores.
-    fresh.correlator.restore(set.plans(), &bytes).unwrap();
-    assert_eq!(
-        fresh.correlator.live_keys(),
-        stateful.correlator.live_keys()
-    );
+    fresh.restore_correlator(&bytes).unwrap();
+    assert_eq!(fresh.live_keys(), stateful.live_keys());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1918,19 +1894,17 @@ fn restore_after_a_correlation_changed_type_does_not_panic() {
     ]);
     let mut r = Run {
         out: Vec::new(),
-        stats: Stats::default(),
+        stats: CorrelationStats::default(),
         max_live_keys: 0,
     };
     let bytes = {
-        let mut matcher = Matcher::new(&s1, &exceptions, &settings);
-        let mut first = Stateful::new(&s1, &settings);
-        feed(&mut matcher, &mut first, &all[..2], 0, &mut r);
-        first.correlator.snapshot(s1.plans())
+        let mut first = Pipeline::new(&s1, &exceptions, &settings);
+        feed(&mut first, &all[..2], 0, &mut r);
+        first.correlator_snapshot()
     };
-    let mut matcher = Matcher::new(&s2, &exceptions, &settings);
-    let mut second = Stateful::new(&s2, &settings);
-    second.correlator.restore(s2.plans(), &bytes).unwrap();
-    feed(&mut matcher, &mut second, &all[2..], 2, &mut r);
+    let mut second = Pipeline::new(&s2, &exceptions, &settings);
+    second.restore_correlator(&bytes).unwrap();
+    feed(&mut second, &all[2..], 2, &mut r);
     finish(&mut second, &mut r);
     assert!(r.count("c") <= 1);
 }

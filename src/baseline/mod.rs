@@ -172,7 +172,7 @@ impl Obs {
 
 /// Counters of the baselines.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stats {
+pub struct BaselineStats {
     pub observations: u64,
     /// Series evicted at the `max_series` cap (the idlest first).
     pub evicted_series: u64,
@@ -195,7 +195,7 @@ pub struct Stats {
     pub attribution_drops: u64,
 }
 
-/// New principals' keys kept in [`Stats::new_principal_samples`].
+/// New principals' keys kept in [`BaselineStats::new_principal_samples`].
 pub const NEW_PRINCIPAL_SAMPLES: usize = 20;
 
 /// Version of the snapshot format.
@@ -207,7 +207,7 @@ pub struct Snapshot {
     pub version: u32,
     /// Newest event minute seen.
     pub last_minute: Option<i64>,
-    pub stats: Stats,
+    pub stats: BaselineStats,
     pub series: Vec<(Metric, String, Series)>,
 }
 
@@ -248,7 +248,7 @@ pub struct Baselines {
     last_sweep: i64,
     /// Recent counted observations of every series, for the attributions of a Start.
     recent: Recent,
-    pub stats: Stats,
+    pub stats: BaselineStats,
 }
 
 fn minute_of(t: Millis) -> i64 {
@@ -270,7 +270,7 @@ impl Baselines {
             last_minute: None,
             last_sweep: i64::MIN,
             recent: Recent::new(recent::RECENT_CAP),
-            stats: Stats::default(),
+            stats: BaselineStats::default(),
         }
     }
 

@@ -24,26 +24,23 @@
 //! it is counted and reported, never silently dropped.
 
 pub mod event_ids;
-pub mod suppress;
 
 pub use event_ids::EventIds;
 
-use crate::finding::{Finding, Kind, RuleRef};
+use crate::finding::{Finding, ID_SAMPLE, IdSample, Kind, RuleRef};
 use crate::rules::Level;
 use crate::rules::correlation::{CorrKind, RefId};
 use crate::rules::plan::{Plan, Plans};
 use crate::util::ids::stable_id;
 use crate::util::time::{Millis, format_duration, format_millis};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Default allowed lateness of events, in event time.
 pub const DEFAULT_LATENESS: Millis = 15 * 60_000;
 /// Default cap on live group keys per correlation.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
-/// Event ids kept at each end of a finding's sample.
-pub const ID_SAMPLE: usize = 50;
 
 /// One base-rule match (or a fired correlation) feeding a correlation.
 ///
@@ -67,34 +64,6 @@ pub struct Hit {
     pub count: u64,
     /// Who acted, and where (for a chained firing: the event that completed it).
     pub who: Arc<Who>,
-}
-
-/// A bounded sample of event ids: the first and the last [`ID_SAMPLE`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct IdSample {
-    first: Vec<String>,
-    last: VecDeque<String>,
-}
-
-impl IdSample {
-    pub fn push(&mut self, id: String) {
-        if self.first.len() < ID_SAMPLE {
-            self.first.push(id);
-        } else {
-            if self.last.len() == ID_SAMPLE {
-                self.last.pop_front();
-            }
-            self.last.push_back(id);
-        }
-    }
-    pub fn extend(&mut self, ids: impl IntoIterator<Item = String>) {
-        for id in ids {
-            self.push(id);
-        }
-    }
-    pub fn to_vec(&self) -> Vec<String> {
-        self.first.iter().chain(self.last.iter()).cloned().collect()
-    }
 }
 
 /// An event's time and who/where: a tumbling window's latest, or a firing's completing event.
@@ -676,7 +645,7 @@ pub fn hash_value(v: &str) -> u64 {
 
 /// Counters a run reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stats {
+pub struct CorrelationStats {
     /// Hits older than the watermark: counted, not added to any window.
     pub late_hits: u64,
     /// Event ids of the first late hits (for the report).
@@ -694,13 +663,13 @@ struct Snapshot {
     ids: Vec<String>,
     groups: Vec<Vec<(Arc<str>, Group)>>,
     max_seen: Option<Millis>,
-    stats: Stats,
+    stats: CorrelationStats,
 }
 
 const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub enum CorrelationSnapshotError {
     #[error("state snapshot is not readable: {0}")]
     Corrupt(String),
     #[error("state snapshot has version {0}; this trailwatch reads version {SNAPSHOT_VERSION}")]
@@ -720,7 +689,7 @@ pub struct Correlator {
     max_seen: Option<Millis>,
     pub lateness: Millis,
     pub max_keys: usize,
-    pub stats: Stats,
+    pub stats: CorrelationStats,
     hits_since_sweep: u64,
 }
 
@@ -734,7 +703,7 @@ impl Correlator {
             max_seen: None,
             lateness: lateness.max(0),
             max_keys: max_keys.max(1),
-            stats: Stats::default(),
+            stats: CorrelationStats::default(),
             hits_since_sweep: 0,
         }
     }
@@ -1189,18 +1158,18 @@ impl Correlator {
 
     /// Restores state saved by [`Correlator::snapshot`]. Correlations are matched by id;
     /// state of correlations no longer loaded, or whose type or rules changed, is dropped.
-    pub fn restore(&mut self, plans: &Plans, bytes: &[u8]) -> Result<(), StateError> {
+    pub fn restore(&mut self, plans: &Plans, bytes: &[u8]) -> Result<(), CorrelationSnapshotError> {
         #[derive(Deserialize)]
         struct Version {
             version: u32,
         }
-        let v: Version =
-            serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let v: Version = serde_json::from_slice(bytes)
+            .map_err(|e| CorrelationSnapshotError::Corrupt(e.to_string()))?;
         if v.version != SNAPSHOT_VERSION {
-            return Err(StateError::Version(v.version));
+            return Err(CorrelationSnapshotError::Version(v.version));
         }
-        let snap: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let snap: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| CorrelationSnapshotError::Corrupt(e.to_string()))?;
         let index: HashMap<&str, usize> = plans
             .plans
             .iter()

@@ -248,6 +248,21 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// Appends the first leaf value at `path` as text to `out` (nothing when missing): how
+    /// group-by and suppression keys read a field.
+    pub fn push_first_text(&self, path: &FieldPath, out: &mut String) {
+        let start = out.len();
+        self.any_at(path, &mut |v| {
+            v.any_leaf(&mut |leaf| {
+                leaf.with_text(|t| {
+                    out.truncate(start);
+                    out.push_str(t);
+                })
+                .is_some()
+            })
+        });
+    }
+
     /// Calls `f` with every value the path reaches; a path that crosses an array visits every
     /// element. Stops early (and returns `true`) as soon as `f` returns `true`.
     pub fn any_at(&self, path: &FieldPath, f: &mut dyn FnMut(&Value<'a>) -> bool) -> bool {

@@ -11,11 +11,50 @@
 //!   for an alert), and at the end of the period, only if more came, one *update* finding
 //!   (same `incident`, its own `id`, `details.update_of` = the first's id) says how many more.
 
-use super::IdSample;
-use crate::finding::Finding;
-use crate::rules::correlation::Suppress;
+use crate::event::{Event, FieldPath};
+use crate::finding::{Finding, IdSample, Kind};
+use crate::rules::correlation::{Suppress, SuppressSetting};
 use crate::util::time::Millis;
 use std::collections::HashMap;
+
+/// The suppression that applies to a rule: its own `suppress:`, or the default.
+pub fn effective<'a>(
+    setting: &'a SuppressSetting,
+    default: Option<&'a Suppress>,
+) -> Option<&'a Suppress> {
+    match setting {
+        SuppressSetting::Off => None,
+        SuppressSetting::On(s) => Some(s),
+        SuppressSetting::Default => default,
+    }
+}
+
+/// The suppression key of a rule match: the first value of each `by` field of the event,
+/// joined by `|` (missing fields give an empty part).
+pub(super) fn event_key(s: &Suppress, ev: &Event<'_>) -> String {
+    let mut key = String::new();
+    for (n, p) in s.by.iter().enumerate() {
+        if n > 0 {
+            key.push('|');
+        }
+        ev.push_first_text(&FieldPath::new(p), &mut key);
+    }
+    key
+}
+
+/// The suppression key of a correlation finding: `by` names group-by fields, read from the
+/// finding's group; without `by`, the key the correlator gave it (the whole group).
+pub(super) fn set_correlation_key(s: &Suppress, f: &mut Finding) {
+    if f.kind != Kind::Correlation || s.by.is_empty() {
+        return;
+    }
+    let group = &f.details["correlation"]["group"];
+    let key: Vec<&str> =
+        s.by.iter()
+            .map(|b| group.get(b).and_then(|v| v.as_str()).unwrap_or(""))
+            .collect();
+    f.suppress_key = Some(key.join("|"));
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Held {

@@ -1,0 +1,171 @@
+//! The stateless stage: which rules match a record, and what the stateful stage needs of it.
+
+use super::Settings;
+use super::suppress::{effective, event_key};
+use crate::correlate::{EventIds, Hit, KEY_SEP, Who, hash_value};
+use crate::event::Event;
+use crate::finding::Finding;
+use crate::rules::RuleSet;
+use crate::rules::correlation::Suppress;
+use crate::rules::exceptions::Exceptions;
+use crate::util::time::{Millis, parse_event_time};
+use std::sync::Arc;
+
+/// What a record produced in the stateless stage.
+#[derive(Debug, Default)]
+pub struct Evaluated {
+    pub findings: Vec<Finding>,
+    pub hits: Vec<Hit>,
+    /// What the baselines count of this record (only when a `baseline` document is loaded).
+    pub observation: Option<crate::baseline::Obs>,
+}
+
+impl Evaluated {
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && self.hits.is_empty() && self.observation.is_none()
+    }
+
+    /// Records where the event was read (a file and record, a log stream and event) in each
+    /// finding, so people can find it.
+    pub fn set_origin(&mut self, origin: &str) {
+        for f in &mut self.findings {
+            if let Some(d) = f.details.as_object_mut() {
+                d.insert("origin".into(), origin.into());
+            }
+        }
+    }
+}
+
+/// Evaluates the rule set on events, reusing its scratch space.
+pub struct Evaluator<'r> {
+    rules: &'r RuleSet,
+    exceptions: &'r Exceptions,
+    default_suppress: Option<&'r Suppress>,
+    scratch: Vec<u32>,
+    /// Group key text being built (reused across hits).
+    key_text: String,
+    /// Matches dropped by the exceptions so far.
+    excepted: u64,
+}
+
+impl<'r> Evaluator<'r> {
+    pub fn new(rules: &'r RuleSet, exceptions: &'r Exceptions, settings: &'r Settings) -> Self {
+        Evaluator {
+            rules,
+            exceptions,
+            default_suppress: settings.default_suppress.as_ref(),
+            scratch: Vec::new(),
+            key_text: String::new(),
+            excepted: 0,
+        }
+    }
+
+    /// The findings of matching rules (not excepted, not quiet) in rule order, and the hits
+    /// for the correlations they feed.
+    pub fn evaluate(&mut self, ev: &Event<'_>) -> Evaluated {
+        let time = ev.event_time().and_then(parse_event_time);
+        self.evaluate_at(ev, time)
+    }
+
+    /// [`Evaluator::evaluate`] when the caller has already parsed the event time.
+    pub fn evaluate_at(&mut self, ev: &Event<'_>, time: Option<Millis>) -> Evaluated {
+        self.rules.matching(ev, &mut self.scratch);
+        let mut out = Evaluated::default();
+        if let (Some(b), Some(t)) = (self.rules.baseline(), time) {
+            out.observation = crate::baseline::Obs::from_event(ev, t, &b.config);
+        }
+        if self.scratch.is_empty() {
+            return out;
+        }
+        let plans = self.rules.plans();
+        // Shared by the hits of this record: group keys made so far; who/where and event ids.
+        let mut keys: Vec<Arc<str>> = Vec::new();
+        let mut shared: Option<(Arc<Who>, EventIds)> = None;
+        for &i in &self.scratch {
+            let i = i as usize;
+            let rule = &self.rules.rules()[i];
+            if self.exceptions.excepts(&rule.meta.id, ev) {
+                self.excepted += 1;
+                continue;
+            }
+            if !plans.quiet.get(i).copied().unwrap_or(false) {
+                let mut f = Finding::from_match(rule, ev);
+                if let Some(s) = effective(&rule.suppress, self.default_suppress) {
+                    f.suppress_key = Some(event_key(s, ev));
+                }
+                out.findings.push(f);
+            }
+            let Some(feeds) = plans.feeds.get(i) else {
+                continue;
+            };
+            if feeds.is_empty() {
+                continue;
+            }
+            // Correlations need a time; records without one cannot be placed in a window.
+            let Some(t) = time else { continue };
+            for &(c, pos) in feeds {
+                let plan = &plans.plans[c as usize];
+                if self.exceptions.excepts(&plan.corr.def.meta.id, ev) {
+                    self.excepted += 1;
+                    continue;
+                }
+                let p = pos as usize;
+                // The group key: group-by values joined by KEY_SEP, built in a reused buffer.
+                // Hits of one record with the same key text share one allocation.
+                let text = &mut self.key_text;
+                text.clear();
+                for (n, k) in plan.key_paths[p].iter().enumerate() {
+                    if n > 0 {
+                        text.push(KEY_SEP);
+                    }
+                    ev.push_first_text(k, text);
+                }
+                let key = match keys.iter().find(|k| ***k == **text) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k: Arc<str> = Arc::from(text.as_str());
+                        keys.push(k.clone());
+                        k
+                    }
+                };
+                // Only its hash is kept: the correlator counts distinct values by hash.
+                let value = plan.value_paths[p].as_ref().map(|k| {
+                    text.clear();
+                    ev.push_first_text(k, text);
+                    hash_value(text)
+                });
+                // Who, where and the event id: built once per record, shared by its hits.
+                let (who, ids) = shared.get_or_insert_with(|| {
+                    let who = Arc::new(Who {
+                        principal: crate::event::identity::principal(ev).into(),
+                        account: ev.recipient_account_id().map(Into::into),
+                        region: ev.aws_region().map(Into::into),
+                    });
+                    let ids = ev.event_id().map_or(EventIds::None, EventIds::one);
+                    (who, ids)
+                });
+                out.hits.push(Hit {
+                    corr: c,
+                    pos,
+                    time: t,
+                    key,
+                    value,
+                    event_ids: ids.clone(),
+                    count: 1,
+                    who: who.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Only the findings (for callers without correlations).
+    pub fn findings(&mut self, ev: &Event<'_>) -> Vec<Finding> {
+        self.evaluate(ev).findings
+    }
+
+    /// Matches dropped by the exceptions so far.
+    pub fn excepted(&self) -> u64 {
+        self.excepted
+    }
+}

@@ -1,0 +1,47 @@
+//! One event in, findings out. Deterministic: the same events in the same event-time order
+//! give the same findings, whether they come from a backtest, the live tail or a rule test.
+//!
+//! Two stages, behind one [`Pipeline`] that every driver uses:
+//! - [`Evaluator`] (stateless, one per worker thread): rule matches become findings, matches
+//!   of rules that feed correlations become hits, and the baselines' observation of the
+//!   record is extracted — all of it an [`Evaluated`];
+//! - the stateful stage (one, fed in event-time order by [`Pipeline::push`]): correlations
+//!   ([`crate::correlate`]), baselines ([`crate::baseline`]), then suppression
+//!   ([`suppress`]) over everything they produced.
+//!
+//! A single-threaded driver calls [`Pipeline::feed`] (both stages); a parallel one runs
+//! [`Evaluator`]s on its workers and hands their results to [`Pipeline::push`] in event-time
+//! order.
+
+mod evaluate;
+mod pipeline;
+pub mod suppress;
+
+pub use evaluate::{Evaluated, Evaluator};
+pub use pipeline::{EngineError, Pipeline, PipelineStats, SnapshotRef};
+pub use suppress::Release;
+
+use crate::correlate::{DEFAULT_LATENESS, DEFAULT_MAX_KEYS};
+use crate::rules::correlation::Suppress;
+use crate::util::time::Millis;
+
+/// Settings of the stateful stage.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How late (in event time) an event may arrive and still count in a window.
+    pub lateness: Millis,
+    /// Cap on live group keys per correlation.
+    pub max_keys: usize,
+    /// Suppression for rules that do not set their own (`suppress:`); none by default.
+    pub default_suppress: Option<Suppress>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lateness: DEFAULT_LATENESS,
+            max_keys: DEFAULT_MAX_KEYS,
+            default_suppress: None,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The pipeline every driver runs: the stateless stage ([`Evaluator`]) and the stateful stage
+//! (correlations, baselines, then suppression) in event-time order, with its state saved and
+//! restored across restarts.
+
+use super::Settings;
+use super::evaluate::{Evaluated, Evaluator};
+use super::suppress::{Release, Suppressor, effective, set_correlation_key};
+use crate::baseline::{BaselineStats, Baselines, SNAPSHOT_VERSION, Snapshot};
+use crate::correlate::{CorrelationSnapshotError, CorrelationStats, Correlator};
+use crate::event::Event;
+use crate::finding::Finding;
+use crate::rules::RuleSet;
+use crate::rules::correlation::Suppress;
+use crate::rules::exceptions::Exceptions;
+use crate::util::time::{Millis, parse_event_time};
+use std::collections::HashMap;
+
+/// A saved engine state that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unsupported engine state version {0}")]
+    Version(serde_json::Value),
+    #[error("unsupported baseline state version {0}")]
+    BaselineVersion(u32),
+    #[error("engine state: {0}")]
+    Invalid(String),
+}
+
+/// What the stateful stage counted.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    /// Matches dropped by the exceptions in [`Pipeline::feed`] (parallel drivers count their
+    /// own evaluators').
+    pub excepted: u64,
+    /// Late hits, evicted and expired group keys of the correlations.
+    pub correlation: CorrelationStats,
+    /// Findings merged into an earlier one by suppression.
+    pub merged_findings: u64,
+    /// Series the baselines track and their counters, when baselines run.
+    pub baselines: Option<(usize, BaselineStats)>,
+}
+
+/// The engine's state, serialised when written (see [`Pipeline::snapshot_ref`]).
+pub struct SnapshotRef<'a, 'r>(&'a Pipeline<'r>);
+
+impl serde::Serialize for SnapshotRef<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let p = self.0;
+        // The correlator's own snapshot is JSON already: embedded as it is.
+        let corr = String::from_utf8(p.correlator.snapshot(p.rules.plans()))
+            .ok()
+            .and_then(|j| serde_json::value::RawValue::from_string(j).ok());
+        let baselines = p.baselines.as_ref().map(Baselines::snapshot);
+        let mut out = s.serialize_struct("EngineSnapshot", 4)?;
+        out.serialize_field("version", &1)?;
+        out.serialize_field("correlator", &corr)?;
+        out.serialize_field("suppressor", &p.suppressor.snapshot())?;
+        out.serialize_field("baselines", &baselines)?;
+        out.end()
+    }
+}
+
+/// Both stages of the engine over one rule set.
+pub struct Pipeline<'r> {
+    rules: &'r RuleSet,
+    evaluator: Evaluator<'r>,
+    /// Suppression per rule or correlation id (absent: none).
+    suppress: HashMap<String, Suppress>,
+    correlator: Correlator,
+    suppressor: Suppressor,
+    /// Allowed lateness (event time).
+    lateness: Millis,
+    /// Per-principal rate models, when a `baseline` document is loaded.
+    baselines: Option<Baselines>,
+}
+
+impl<'r> Pipeline<'r> {
+    pub fn new(rules: &'r RuleSet, exceptions: &'r Exceptions, settings: &'r Settings) -> Self {
+        let d = settings.default_suppress.as_ref();
+        let suppress = rules
+            .rules()
+            .iter()
+            .filter_map(|r| effective(&r.suppress, d).map(|s| (r.meta.id.clone(), s.clone())))
+            .chain(rules.plans().plans.iter().filter_map(|p| {
+                effective(&p.corr.def.suppress, d).map(|s| (p.corr.def.meta.id.clone(), s.clone()))
+            }))
+            .collect();
+        Pipeline {
+            rules,
+            evaluator: Evaluator::new(rules, exceptions, settings),
+            suppress,
+            correlator: Correlator::new(rules.plans(), settings.lateness, settings.max_keys),
+            suppressor: Suppressor::default(),
+            lateness: settings.lateness,
+            baselines: rules.baseline().map(Baselines::new),
+        }
+    }
+
+    /// How held findings go out: merged at the end of their period (the default, for
+    /// reports), or the first at once and an update later (live alerting).
+    pub fn set_release(&mut self, mode: Release) {
+        self.suppressor.mode = mode;
+    }
+
+    /// Both stages for one record, fed in event-time order; `origin` says where it was read.
+    /// Findings ready to go out are appended to `out`.
+    pub fn feed(&mut self, ev: &Event<'_>, origin: Option<&str>, out: &mut Vec<Finding>) {
+        let time = ev.event_time().and_then(parse_event_time);
+        let mut evaluated = self.evaluator.evaluate_at(ev, time);
+        if let Some(o) = origin {
+            evaluated.set_origin(o);
+        }
+        self.push(time, evaluated, out);
+    }
+
+    fn route(&mut self, mut f: Finding, out: &mut Vec<Finding>) {
+        let Some(s) = self.suppress.get(&f.rule.id) else {
+            out.push(f);
+            return;
+        };
+        set_correlation_key(s, &mut f);
+        self.suppressor.offer(s, f, out);
+    }
+
+    /// The stateful stage for one record's [`Evaluated`] (at event time `time`), in
+    /// event-time order: findings ready to go out are appended to `out`.
+    pub fn push(&mut self, time: Option<Millis>, evaluated: Evaluated, out: &mut Vec<Finding>) {
+        if let Some(t) = time {
+            self.correlator.observe(t);
+        }
+        let mut produced = evaluated.findings;
+        let plans = self.rules.plans();
+        for h in evaluated.hits {
+            self.correlator.hit(plans, h, &mut produced);
+        }
+        self.correlator.advance(plans, false, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            match (&evaluated.observation, time) {
+                (Some(o), _) => b.observe(o, &mut produced),
+                (None, Some(t)) => b.advance(t, &mut produced),
+                (None, None) => {}
+            }
+        }
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor
+            .release_until(self.correlator.watermark(), out);
+    }
+
+    /// Wall-clock progress without events (live mode): the watermark moves to `t` minus the
+    /// allowed lateness, so an idle log group does not hold windows, suppressed findings and
+    /// anomalies open forever. Baselines advance to the watermark too (not to `t`): events
+    /// still arriving within the lateness must not see their anomaly ended under them.
+    pub fn tick(&mut self, t: Millis, out: &mut Vec<Finding>) {
+        self.correlator.observe(t);
+        let plans = self.rules.plans();
+        let mut produced = Vec::new();
+        self.correlator.advance(plans, false, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            b.advance(t.saturating_sub(self.lateness), &mut produced);
+        }
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor
+            .release_until(self.correlator.watermark(), out);
+    }
+
+    /// End of input: judge every open window and release every held finding.
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        let mut produced = Vec::new();
+        self.correlator
+            .advance(self.rules.plans(), true, &mut produced);
+        if let Some(b) = &mut self.baselines {
+            b.finish(&mut produced);
+        }
+        for f in produced {
+            self.route(f, out);
+        }
+        self.suppressor.release_until(None, out);
+    }
+
+    /// What the stages counted so far.
+    pub fn stats(&self) -> PipelineStats {
+        PipelineStats {
+            excepted: self.evaluator.excepted(),
+            correlation: self.correlator.stats.clone(),
+            merged_findings: self.suppressor.merged,
+            baselines: self.baselines.as_ref().map(|b| (b.len(), b.stats.clone())),
+        }
+    }
+
+    /// Live group keys of the correlations (for memory accounting).
+    pub fn live_keys(&self) -> usize {
+        self.correlator.live_keys()
+    }
+
+    /// The correlator's part of the state alone, as JSON bytes (what [`Pipeline::snapshot`]
+    /// embeds under `correlator`).
+    pub fn correlator_snapshot(&self) -> Vec<u8> {
+        self.correlator.snapshot(self.rules.plans())
+    }
+
+    /// Restores what [`Pipeline::correlator_snapshot`] saved.
+    pub fn restore_correlator(&mut self, bytes: &[u8]) -> Result<(), CorrelationSnapshotError> {
+        self.correlator.restore(self.rules.plans(), bytes)
+    }
+
+    /// Do the baselines run (a `baseline` document is loaded)?
+    pub fn has_baselines(&self) -> bool {
+        self.baselines.is_some()
+    }
+
+    /// Starts the baselines from learned state (a warm start); no-op without baselines.
+    pub fn restore_baselines(&mut self, snap: Snapshot) {
+        if let Some(b) = &mut self.baselines {
+            b.restore(snap);
+        }
+    }
+
+    /// The baselines' learned state, when they run.
+    pub fn baseline_snapshot(&self) -> Option<Snapshot> {
+        self.baselines.as_ref().map(Baselines::snapshot)
+    }
+
+    /// The state of correlations, suppression and baselines, to persist across restarts.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(self.snapshot_ref()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// [`Pipeline::snapshot`] as something to serialise straight into a writer: no JSON tree
+    /// of the whole state in between (tens of thousands of small allocations per checkpoint
+    /// of a busy live run).
+    pub fn snapshot_ref(&self) -> SnapshotRef<'_, 'r> {
+        SnapshotRef(self)
+    }
+
+    /// Does a snapshot carry learned baselines?
+    pub fn snapshot_has_baselines(v: &serde_json::Value) -> bool {
+        v.get("baselines").is_some_and(|b| !b.is_null())
+    }
+
+    /// Restores what [`Pipeline::snapshot`] saved.
+    pub fn restore(&mut self, v: &serde_json::Value) -> Result<(), EngineError> {
+        if v.get("version").and_then(serde_json::Value::as_u64) != Some(1) {
+            return Err(EngineError::Version(
+                v.get("version").cloned().unwrap_or(serde_json::Value::Null),
+            ));
+        }
+        if let Some(c) = v.get("correlator").filter(|c| !c.is_null()) {
+            let bytes = serde_json::to_vec(c).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            self.correlator
+                .restore(self.rules.plans(), &bytes)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        }
+        if let Some(s) = v.get("suppressor") {
+            self.suppressor.restore(s).map_err(EngineError::Invalid)?;
+        }
+        if let (Some(b), Some(snap)) = (
+            self.baselines.as_mut(),
+            v.get("baselines").filter(|b| !b.is_null()),
+        ) {
+            let snap: Snapshot = serde_json::from_value(snap.clone())
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if snap.version != SNAPSHOT_VERSION {
+                return Err(EngineError::BaselineVersion(snap.version));
+            }
+            b.restore(snap);
+        }
+        Ok(())
+    }
+}
