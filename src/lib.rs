@@ -7,8 +7,6 @@
 
 pub mod backtest;
 pub mod baseline;
-pub mod cli;
-pub mod config;
 pub mod correlate;
 pub mod engine;
 pub mod event;

@@ -1,4 +1,7 @@
-//! The `trailwatch` command: parses the command line and hands over to the library.
+//! The `trailwatch` command: turns the command line into library objects, runs them, and maps
+//! the outcome to an exit code. Everything else is in the library.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -10,5 +13,5 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    trailwatch::cli::main()
+    cli::main()
 }

@@ -1,12 +1,6 @@
 //! `trailwatch backtest`: replay archived CloudTrail through the rules.
 
 use super::{Outcome, RuleSource, parse_level};
-use crate::backtest::{self, Summary};
-use crate::finding::Finding;
-use crate::rules::Level;
-use crate::rules::yaml;
-use crate::source::files::discover;
-use crate::util::time::{Millis, parse_duration, parse_time_arg};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -14,6 +8,12 @@ use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
+use trailwatch::backtest::{self, Summary};
+use trailwatch::finding::Finding;
+use trailwatch::rules::Level;
+use trailwatch::rules::yaml;
+use trailwatch::source::files::discover;
+use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
 #[command(
@@ -147,7 +147,7 @@ fn level_tag(l: Level) -> &'static str {
 /// redacted event are in the JSON formats. Text from events is attacker-controlled: control
 /// characters and terminal escape sequences are stripped.
 fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
-    use crate::sink::message::clean;
+    use trailwatch::sink::message::clean;
     write!(
         out,
         "{:<8} {}  {}",
@@ -286,7 +286,7 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
         }
         writeln!(out, "\ntop principals:")?;
         for (p, n) in s.top_principals.iter().take(5) {
-            writeln!(out, "{n:>8}  {}", crate::sink::message::clean(p, 400))?;
+            writeln!(out, "{n:>8}  {}", trailwatch::sink::message::clean(p, 400))?;
         }
     }
     Ok(())
@@ -335,9 +335,10 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
                         .with_context(|| format!("cannot read configuration {}", p.display()))?;
-                    crate::config::Config::from_yaml(&p.display().to_string(), &text)?.settings()
+                    crate::cli::config::Config::from_yaml(&p.display().to_string(), &text)?
+                        .settings()
                 }
-                None => crate::engine::Settings::default(),
+                None => trailwatch::engine::Settings::default(),
             };
             if let Some(l) = args.allowed_lateness {
                 settings.lateness = l;

@@ -2,15 +2,15 @@
 //! start) and show what was learned.
 
 use super::{Outcome, RuleSource};
-use crate::backtest;
-use crate::baseline::{Metric, Snapshot, store};
-use crate::rules::RuleSet;
-use crate::source::files::discover;
-use crate::util::time::{Millis, format_millis, parse_time_arg};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use trailwatch::backtest;
+use trailwatch::baseline::{Metric, Snapshot, store};
+use trailwatch::rules::RuleSet;
+use trailwatch::source::files::discover;
+use trailwatch::util::time::{Millis, format_millis, parse_time_arg};
 
 #[derive(Subcommand, Debug)]
 pub enum BaselineCommand {
@@ -179,7 +179,7 @@ fn build(a: BuildArgs) -> Result<Outcome> {
         keep_baseline_state: true,
         ..backtest::Options::default()
     };
-    let exceptions = crate::rules::exceptions::Exceptions::default();
+    let exceptions = trailwatch::rules::exceptions::Exceptions::default();
     let summary = backtest::run(&discovery, &rules, &exceptions, &opts, |_| {}, |_, _| {});
     for i in &summary.issues {
         eprintln!("warning: {}: {}", i.place, i.message);
@@ -229,7 +229,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// An SVG with one bar chart per series: mean events per minute by hour of day (UTC).
-pub fn svg(series: &[(Metric, String, crate::baseline::model::Series)]) -> String {
+pub fn svg(series: &[(Metric, String, trailwatch::baseline::model::Series)]) -> String {
     let (w, panel, left) = (24 * 22 + 80, 150, 60);
     let height = panel * series.len().max(1) + 20;
     let mut out = format!(

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod baseline;
+mod config;
 mod rules;
 mod run;
 mod simulate;
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::rules::{LoadOptions, LoadReport, Placeholders, RuleSet};
+use trailwatch::rules::{LoadOptions, LoadReport, Placeholders, RuleSet};
 
 /// Exit status of a command that ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +115,7 @@ impl RuleSource {
             }
         };
         let with_builtin = self.paths.is_empty() || self.builtin;
-        Ok(crate::rules::load(
+        Ok(trailwatch::rules::load(
             &self.paths,
             with_builtin,
             LoadOptions {
@@ -130,7 +131,7 @@ impl RuleSource {
         let report = self.load()?;
         let errors = report.errors().count();
         for d in &report.diagnostics {
-            if d.is_error() || d.severity == crate::rules::diag::Severity::Warning {
+            if d.is_error() || d.severity == trailwatch::rules::diag::Severity::Warning {
                 eprint!("{}", report.render(d));
             }
         }
@@ -160,68 +161,34 @@ pub struct Tuning {
     pub disable: Vec<String>,
     /// Only evaluate rules at or above this level.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
-    pub min_level: Option<crate::rules::Level>,
+    pub min_level: Option<trailwatch::rules::Level>,
     /// YAML file of exceptions: principals, principal patterns, source IPs/CIDRs and accounts,
     /// for all rules (`all:`) or per rule id (`rules: {<id>: …}`). See docs/rules.md.
     #[arg(long, value_name = "FILE")]
     pub exceptions: Option<PathBuf>,
 }
 
-pub fn parse_level(s: &str) -> Result<crate::rules::Level, String> {
-    crate::rules::Level::parse(s)
+pub fn parse_level(s: &str) -> Result<trailwatch::rules::Level, String> {
+    trailwatch::rules::Level::parse(s)
         .ok_or_else(|| format!("`{s}` is not a level: informational, low, medium, high, critical"))
 }
 
 impl Tuning {
     /// Applies `--disable`/`--min-level` to the loaded rules and reads `--exceptions`.
-    pub fn apply(&self, rules: RuleSet) -> Result<(RuleSet, crate::rules::exceptions::Exceptions)> {
-        let baseline = rules
-            .baseline()
-            .filter(|b| !self.disable.contains(&b.meta.id))
-            .cloned();
-        let baseline_id = rules.baseline().map(|b| b.meta.id.clone());
-        let (mut rules, mut corrs) = rules.into_parts();
-        let known: std::collections::HashSet<String> = rules
-            .iter()
-            .map(|r| r.meta.id.clone())
-            .chain(corrs.iter().map(|c| c.def.meta.id.clone()))
-            .chain(baseline_id)
-            .collect();
-        let unknown: Vec<&String> = self
-            .disable
-            .iter()
-            .filter(|d| !known.contains(*d))
-            .collect();
-        if !unknown.is_empty() {
-            let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-            anyhow::bail!(
-                "--disable: no loaded rule has the id {} (see `trailwatch rules list`)",
-                list.join(", ")
-            );
-        }
-        corrs.retain(|c| !self.disable.contains(&c.def.meta.id));
-        if let Some(min) = self.min_level {
-            corrs.retain(|c| c.def.meta.level >= min);
-        }
-        // Base rules of kept correlations stay, whatever their own level.
-        let feeding: std::collections::HashSet<String> = corrs
-            .iter()
-            .flat_map(|c| c.refs.iter())
-            .filter_map(|r| match r {
-                crate::rules::correlation::RefId::Rule(id) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        rules.retain(|r| !self.disable.contains(&r.meta.id));
-        if let Some(min) = self.min_level {
-            rules.retain(|r| r.meta.level >= min || feeding.contains(&r.meta.id));
-        }
+    pub fn apply(
+        &self,
+        rules: RuleSet,
+    ) -> Result<(RuleSet, trailwatch::rules::exceptions::Exceptions)> {
+        let known = rules.ids();
+        let (set, dropped) = rules
+            .select(&self.disable, self.min_level)
+            .map_err(|e| anyhow::anyhow!("--disable: {e} (see `trailwatch rules list`)"))?;
         let exceptions = match &self.exceptions {
-            None => crate::rules::exceptions::Exceptions::default(),
+            None => trailwatch::rules::exceptions::Exceptions::default(),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read exceptions file {}", p.display()))?;
-                let x = crate::rules::exceptions::Exceptions::from_yaml(
+                let x = trailwatch::rules::exceptions::Exceptions::from_yaml(
                     &p.display().to_string(),
                     &text,
                 )?;
@@ -236,11 +203,10 @@ impl Tuning {
                 x
             }
         };
-        let (set, dropped) = RuleSet::with_correlations(rules, corrs);
         for d in dropped {
             eprintln!("warning: {d}");
         }
-        Ok((set.with_baseline(baseline), exceptions))
+        Ok((set, exceptions))
     }
 }
 

@@ -1,11 +1,11 @@
 //! `trailwatch rules validate|test|list`.
 
 use super::{Outcome, RuleSource};
-use crate::rules::diag::Severity;
-use crate::ruletest::{run_case, run_pipeline_case};
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
+use trailwatch::rules::diag::Severity;
+use trailwatch::ruletest::{run_case, run_pipeline_case};
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
@@ -50,7 +50,7 @@ pub fn run(cmd: RulesCommand) -> Result<Outcome> {
     }
 }
 
-fn print_diagnostics(report: &crate::rules::LoadReport, verbose: bool) {
+fn print_diagnostics(report: &trailwatch::rules::LoadReport, verbose: bool) {
     for d in &report.diagnostics {
         if verbose || d.severity != Severity::Note {
             eprint!("{}", report.render(d));
@@ -100,7 +100,7 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
     let mut report_case = |title: &str,
                            file: &str,
-                           r: crate::ruletest::CaseResult,
+                           r: trailwatch::ruletest::CaseResult,
                            out: &mut dyn Write|
      -> std::io::Result<()> {
         let place = format!("{file}:{}:{}", r.pos.line, r.pos.col);
@@ -127,7 +127,10 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
             continue;
         }
         for case in &rule.tests {
-            let r = if matches!(case.input, crate::rules::testcase::CaseInput::Events(_)) {
+            let r = if matches!(
+                case.input,
+                trailwatch::rules::testcase::CaseInput::Events(_)
+            ) {
                 run_pipeline_case(&report.rules, &report.correlations, &rule.meta.id, case)
             } else {
                 run_case(rule, case)

@@ -2,18 +2,18 @@
 //! `trailwatch topic create` and `trailwatch subscribe`: set up the alert topic.
 
 use super::{Outcome, RuleSource, parse_level};
-use crate::live::{self, LiveOptions, Metrics, Output, StartFrom};
-use crate::rules::Level;
-use crate::sink::sns::{Pacing, Sns};
-use crate::source::cloudwatch::TailConfig;
-use crate::util::state::StateDir;
-use crate::util::time::{Millis, parse_duration, parse_time_arg};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use trailwatch::live::{self, LiveOptions, Metrics, Output, StartFrom};
+use trailwatch::rules::Level;
+use trailwatch::sink::sns::{Pacing, Sns};
+use trailwatch::source::cloudwatch::TailConfig;
+use trailwatch::util::state::StateDir;
+use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
 #[command(
@@ -200,7 +200,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read configuration {}", p.display()))?;
-            Some(crate::config::Config::from_yaml(
+            Some(crate::cli::config::Config::from_yaml(
                 &p.display().to_string(),
                 &text,
             )?)
@@ -258,7 +258,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     };
     let mut engine = match &config {
         Some(c) => c.settings(),
-        None => crate::engine::Settings::default(),
+        None => trailwatch::engine::Settings::default(),
     };
     if let Some(l) = args.allowed_lateness {
         engine.lateness = l;

@@ -2,12 +2,12 @@
 //! scorer that compares anomaly findings with the labels.
 
 use super::Outcome;
-use crate::simulate::score::{self, parse_findings};
-use crate::simulate::{self, Labels, Params};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
+use trailwatch::simulate::score::{self, parse_findings};
+use trailwatch::simulate::{self, Labels, Params};
 
 #[derive(Subcommand, Debug)]
 pub enum SimulateCommand {

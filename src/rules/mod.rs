@@ -504,6 +504,11 @@ impl Loader {
     }
 }
 
+/// Ids given to select rules that no loaded rule has.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no loaded rule has the id {}", .0.join(", "))]
+pub struct UnknownRuleIds(pub Vec<String>);
+
 /// A compiled, indexed set of rules.
 #[derive(Debug, Default)]
 pub struct RuleSet {
@@ -540,6 +545,60 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Ids of every rule, correlation and the `baseline` document.
+    pub fn ids(&self) -> std::collections::HashSet<String> {
+        self.rules
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .chain(self.plans.plans.iter().map(|p| p.corr.def.meta.id.clone()))
+            .chain(self.baseline.as_ref().map(|b| b.meta.id.clone()))
+            .collect()
+    }
+
+    /// The set without the rules, correlations or `baseline` document whose id is in
+    /// `disable`, and without those below `min_level` — except base rules that kept
+    /// correlations need, whatever their own level. Also returns a note for each correlation
+    /// left out because a rule it needs is gone. Unknown ids in `disable` are an error.
+    pub fn select(
+        self,
+        disable: &[String],
+        min_level: Option<Level>,
+    ) -> Result<(RuleSet, Vec<String>), UnknownRuleIds> {
+        let known = self.ids();
+        let unknown: Vec<String> = disable
+            .iter()
+            .filter(|d| !known.contains(*d))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(UnknownRuleIds(unknown));
+        }
+        let baseline = self
+            .baseline()
+            .filter(|b| !disable.contains(&b.meta.id))
+            .cloned();
+        let (mut rules, mut corrs) = self.into_parts();
+        corrs.retain(|c| !disable.contains(&c.def.meta.id));
+        if let Some(min) = min_level {
+            corrs.retain(|c| c.def.meta.level >= min);
+        }
+        // Base rules of kept correlations stay, whatever their own level.
+        let feeding: std::collections::HashSet<&str> = corrs
+            .iter()
+            .flat_map(|c| c.refs.iter())
+            .filter_map(|r| match r {
+                correlation::RefId::Rule(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        rules.retain(|r| !disable.contains(&r.meta.id));
+        if let Some(min) = min_level {
+            rules.retain(|r| r.meta.level >= min || feeding.contains(r.meta.id.as_str()));
+        }
+        let (set, dropped) = RuleSet::with_correlations(rules, corrs);
+        Ok((set.with_baseline(baseline), dropped))
     }
 
     /// The same set with baselines configured by `doc` (or none).

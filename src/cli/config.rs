@@ -20,10 +20,10 @@
 //!   max_messages_per_minute: 10
 //! ```
 
-use crate::engine::Settings;
-use crate::rules::correlation::Suppress;
-use crate::util::time::parse_duration;
 use serde::Deserialize;
+use trailwatch::engine::Settings;
+use trailwatch::rules::correlation::Suppress;
+use trailwatch::util::time::parse_duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -82,7 +82,7 @@ struct ConfigFile {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub default_suppress: Option<Suppress>,
-    pub allowed_lateness: Option<crate::util::time::Millis>,
+    pub allowed_lateness: Option<trailwatch::util::time::Millis>,
     pub max_group_keys: Option<usize>,
     /// The `run:` section (live mode).
     pub run: RunConfig,
