@@ -14,7 +14,6 @@ pub mod finding;
 pub mod live;
 pub mod rules;
 pub mod ruletest;
-pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod util;

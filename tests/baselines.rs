@@ -208,7 +208,7 @@ fn baseline_document_is_validated_and_listed() {
 /// IPs of the anomaly, not only of the record that tipped it).
 #[test]
 fn simulated_traffic_meets_the_targets_and_starts_carry_attributions() {
-    use trailwatch::simulate::{self, Labels, Params, score};
+    use trailwatch_sim::{Labels, Params, score};
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim");
     let params = Params {
@@ -218,7 +218,7 @@ fn simulated_traffic_meets_the_targets_and_starts_carry_attributions() {
         seed: 3,
         scale: 0.5,
     };
-    simulate::generate(&sim, &params, false).unwrap();
+    trailwatch_sim::generate(&sim, &params, false).unwrap();
     let findings = dir.path().join("findings.jsonl");
     let o = run(&[
         "backtest",
@@ -268,7 +268,7 @@ fn simulated_traffic_meets_the_targets_and_starts_carry_attributions() {
     for l in labels
         .anomalies
         .iter()
-        .filter(|l| l.kind == simulate::AnomalyKind::WriteBurst)
+        .filter(|l| l.kind == trailwatch_sim::AnomalyKind::WriteBurst)
     {
         let s = starts
             .iter()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use trailwatch::simulate::{self, AnomalyKind, Labels, Params};
+use trailwatch_sim::{AnomalyKind, Labels, Params};
 
 fn small() -> Params {
     Params {
@@ -126,8 +126,8 @@ fn archive_is_deterministic_and_labels_hold_in_the_data() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let p = small();
-    let sa = simulate::generate(a.path(), &p, false).unwrap();
-    let sb = simulate::generate(b.path(), &p, false).unwrap();
+    let sa = trailwatch_sim::generate(a.path(), &p, false).unwrap();
+    let sb = trailwatch_sim::generate(b.path(), &p, false).unwrap();
     assert_eq!(sa.records, sb.records);
     let fa = files(a.path());
     let fb = files(b.path());
@@ -159,7 +159,7 @@ fn archive_is_deterministic_and_labels_hold_in_the_data() {
     assert!(who.contains("human") && who.contains("automation"));
 
     // Per principal and minute: writes and refused calls.
-    let start = simulate::start_millis();
+    let start = trailwatch_sim::start_millis();
     let mut writes: HashMap<(&str, i64), u32> = HashMap::new();
     let mut errors: HashMap<(&str, i64), u32> = HashMap::new();
     for r in &recs {

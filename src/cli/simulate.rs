@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
-use trailwatch::simulate::score::{self, parse_findings};
-use trailwatch::simulate::{self, Labels, Params};
+use trailwatch_sim::score::{self, parse_findings};
+use trailwatch_sim::{Labels, Params};
 
 #[derive(Subcommand, Debug)]
 pub enum SimulateCommand {
@@ -103,7 +103,7 @@ fn generate(a: GenerateArgs) -> Result<Outcome> {
         scale: a.scale,
     };
     let started = Instant::now();
-    let s = simulate::generate(&a.out, &params, a.reuse)?;
+    let s = trailwatch_sim::generate(&a.out, &params, a.reuse)?;
     if s.reused {
         eprintln!(
             "kept the earlier simulation in {} (same parameters; {} anomalies, {} daily jobs)",

@@ -12,7 +12,7 @@
 //! for one anomaly is not penalised for it, but the repeats are counted (`repeated_starts`).
 
 use super::{AnomalyKind, Labels};
-use crate::util::time::{Millis, parse_event_time};
+use crate::time::{Millis, parse_event_time};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -556,7 +556,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{AnomalyLabel, PeriodicLabel};
+    use crate::{AnomalyLabel, PeriodicLabel};
 
     fn label(id: &str, principal: &str, start: &str, end: &str) -> AnomalyLabel {
         AnomalyLabel {
