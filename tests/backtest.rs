@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -38,10 +41,6 @@ detection:
   s: {eventType: AwsCloudTrailInsight}
   condition: s
 ";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A scratch directory with the rule file written in it.
 struct Scratch {
@@ -95,18 +94,6 @@ impl Scratch {
     }
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trailwatch"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn parse_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -115,21 +102,6 @@ fn parse_json(o: &Output) -> Value {
             stderr(o)
         )
     })
-}
-
-fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-fn gz(bytes: impl AsRef<[u8]>) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes.as_ref()).unwrap();
-    e.finish().unwrap()
 }
 
 fn source_of(name: &str) -> &'static str {

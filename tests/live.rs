@@ -6,36 +6,16 @@
 
 use serde_json::{Value, json};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: run the suite through ./scripts/test, which starts \
-             the AWS emulator (these tests never skip silently)"
-        )
-    })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 async fn sdk() -> aws_config::SdkConfig {
     endpoint();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn rfc3339(ms: i64) -> String {

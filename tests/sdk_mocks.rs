@@ -10,12 +10,8 @@ use aws_smithy_types::body::SdkBody;
 use trailwatch::sink::sns::{Publish, Sns, Verdict};
 use trailwatch::source::cloudwatch::{GroupPosition, SeenSet, Tail, TailConfig};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 /// An SNS (awsQuery) error response.
 fn sns_error(status: u16, code: &str) -> HttpResponse {
