@@ -14,7 +14,7 @@
 
 use crate::engine::{Pipeline, Release, Settings};
 use crate::event::Event;
-use crate::finding::{Finding, Kind, RuleRef};
+use crate::finding::{Body, Finding, HealthDetails, RuleRef};
 use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::message::{self, RuleText};
@@ -438,36 +438,26 @@ pub fn silence_finding(
 ) -> Finding {
     let id = crate::util::ids::stable_id(&["silence", group, &last_event_wall.to_string()]);
     let silent_for = crate::util::time::format_duration(now - last_event_wall);
-    Finding {
-        id: id.clone(),
-        incident: id,
-        kind: Kind::Health,
-        rule: RuleRef {
-            id: SILENCE_RULE_ID.into(),
-            title: "No CloudTrail events from log group".into(),
-            level: Level::High,
-            tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
-        },
-        time: Some(format_millis(now)),
-        principal: "trailwatch".into(),
-        account: None,
-        region: region.map(str::to_string),
-        event_ids: Vec::new(),
-        event_count: 0,
-        summary: format!(
+    let rule = RuleRef {
+        id: SILENCE_RULE_ID.into(),
+        title: "No CloudTrail events from log group".into(),
+        level: Level::High,
+        tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
+    };
+    let details = HealthDetails {
+        log_group: group.to_string(),
+        silent_for: silent_for.clone(),
+        last_event_received: format_millis(last_event_wall),
+    };
+    Finding::new(id, rule, Body::Health(details))
+        .with_time(Some(format_millis(now)), Some(now))
+        .with_who("trailwatch".into(), None, region.map(str::to_string))
+        .with_events(Vec::new(), 0)
+        .with_summary(format!(
             "No CloudTrail event arrived in log group {group} for {silent_for} (last one received \
              at {}): the trail may be stopped or its delivery broken.",
             format_millis(last_event_wall)
-        ),
-        details: serde_json::json!({
-            "log_group": group,
-            "silent_for": silent_for,
-            "last_event_received": format_millis(last_event_wall),
-        }),
-        event: None,
-        time_ms: Some(now),
-        suppress_key: None,
-    }
+        ))
 }
 
 /// What a run did.

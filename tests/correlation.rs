@@ -316,20 +316,20 @@ fn event_count_fires_once_at_the_threshold_event() {
     assert_eq!(r.rule_ids(), ["c"]);
     assert_eq!(r.steps("c"), [3]);
     let f = r.only("c");
-    assert_eq!(f.kind, Kind::Correlation);
+    assert_eq!(f.kind(), Kind::Correlation);
     assert_eq!(f.event_count, 3);
     assert_eq!(f.event_ids, ids(0..3));
     assert_eq!(f.principal, arn("alice"));
     assert_eq!(f.account.as_deref(), Some("111122223333"));
     assert_eq!(f.region.as_deref(), Some("us-east-1"));
     assert_eq!(f.time.as_deref(), Some(at(120).as_str()));
-    let c = &f.details["correlation"];
+    let c = &f.details.to_json()["correlation"];
     assert_eq!(c["type"], "event_count");
     assert_eq!(c["count"], 3);
     assert_eq!(c["group"], json!({"userIdentity.arn": arn("alice")}));
     assert_eq!(c["rules"], json!(["r-gpd"]));
-    assert_eq!(f.details["window"]["start"], at(0));
-    assert_eq!(f.details["window"]["end"], at(120));
+    assert_eq!(f.details.to_json()["window"]["start"], at(0));
+    assert_eq!(f.details.to_json()["window"]["end"], at(120));
 }
 
 #[test]
@@ -395,7 +395,7 @@ fn event_count_window_excludes_its_start_exactly_one_timespan_back() {
         ],
     );
     assert_eq!(r.steps("c"), [4]);
-    assert_eq!(r.only("c").details["window"]["start"], at(150));
+    assert_eq!(r.only("c").details.to_json()["window"]["start"], at(150));
 }
 
 #[test]
@@ -439,7 +439,10 @@ fn event_count_group_by_separates_principals() {
     let yaml = corr("event_count", "[gpd]", "[]", "5m", "{gte: 3}");
     let r = run(&yaml, &events[..4]);
     assert_eq!(r.steps("c"), [3]);
-    assert_eq!(r.only("c").details["correlation"]["group"], json!({}));
+    assert_eq!(
+        r.only("c").details.to_json()["correlation"]["group"],
+        json!({})
+    );
 }
 
 fn assumed(secs: i64, role: &str, session: &str) -> Value {
@@ -478,7 +481,7 @@ fn event_count_group_by_a_nested_path() {
     );
     assert_eq!(r.steps("c"), [3]);
     assert_eq!(
-        r.only("c").details["correlation"]["group"],
+        r.only("c").details.to_json()["correlation"]["group"],
         json!({"userIdentity.sessionContext.sessionIssuer.arn": "arn:aws:iam::111122223333:role/ops"})
     );
     // Sessions of different roles do not.
@@ -524,7 +527,7 @@ fn event_count_group_by_a_missing_field_groups_under_the_empty_value() {
     let f = r.only("c");
     assert_eq!(f.event_ids, ["e0", "e2", "e4"]);
     assert_eq!(
-        f.details["correlation"]["group"],
+        f.details.to_json()["correlation"]["group"],
         json!({"requestParameters.instanceId": ""})
     );
 }
@@ -564,8 +567,8 @@ fn event_count_upper_bounds_are_judged_at_the_end_of_the_window() {
     let f = r.only("c");
     assert_eq!(f.event_count, 2);
     assert_eq!(f.event_ids, ids(0..2));
-    assert_eq!(f.details["correlation"]["count"], 2);
-    assert_eq!(f.details["window"]["start"], at(0));
+    assert_eq!(f.details.to_json()["correlation"]["count"], 2);
+    assert_eq!(f.details.to_json()["window"]["start"], at(0));
 }
 
 #[test]
@@ -661,8 +664,8 @@ fn value_count_counts_distinct_values_per_principal() {
     assert_eq!(r.steps("c"), [5]);
     let f = r.only("c");
     assert_eq!(f.principal, arn("alice"));
-    assert_eq!(f.details["correlation"]["type"], "value_count");
-    assert_eq!(f.details["correlation"]["count"], 3);
+    assert_eq!(f.details.to_json()["correlation"]["type"], "value_count");
+    assert_eq!(f.details.to_json()["correlation"]["count"], 3);
     // Four events of alice behind three distinct names.
     assert_eq!(f.event_count, 4);
     assert_eq!(f.event_ids, ["e0", "e1", "e2", "e4"]);
@@ -714,7 +717,7 @@ fn value_count_with_an_upper_bound_is_judged_at_the_end() {
     assert_eq!(r.steps("c"), [AT_END]);
     let f = r.only("c");
     assert_eq!(f.principal, arn("alice"));
-    assert_eq!(f.details["correlation"]["count"], 1);
+    assert_eq!(f.details.to_json()["correlation"]["count"], 1);
     assert_eq!(f.event_count, 2);
 }
 
@@ -730,10 +733,10 @@ fn temporal_needs_every_rule_within_the_timespan_in_any_order() {
     let r = run(&yaml, &[login(0, "alice"), key(5 * MIN, "alice")]);
     assert_eq!(r.steps("c"), [2]);
     let f = r.only("c");
-    assert_eq!(f.details["correlation"]["type"], "temporal");
+    assert_eq!(f.details.to_json()["correlation"]["type"], "temporal");
     assert_eq!(f.event_ids, ids(0..2));
-    assert_eq!(f.details["window"]["start"], at(0));
-    assert_eq!(f.details["window"]["end"], at(5 * MIN));
+    assert_eq!(f.details.to_json()["window"]["start"], at(0));
+    assert_eq!(f.details.to_json()["window"]["end"], at(5 * MIN));
     // Any order.
     let r = run(&yaml, &[key(0, "alice"), login(5 * MIN, "alice")]);
     assert_eq!(r.steps("c"), [2]);
@@ -785,7 +788,7 @@ fn temporal_ordered_needs_the_listed_order() {
     let r = run(&yaml, &[login(0), key(5 * MIN)]);
     assert_eq!(r.steps("c"), [2]);
     assert_eq!(
-        r.only("c").details["correlation"]["type"],
+        r.only("c").details.to_json()["correlation"]["type"],
         "temporal_ordered"
     );
     // Out of order: nothing.
@@ -797,8 +800,8 @@ fn temporal_ordered_needs_the_listed_order() {
     let r = run(&yaml, &[login(0), login(8 * MIN), key(12 * MIN)]);
     assert_eq!(r.steps("c"), [3]);
     let f = r.only("c");
-    assert_eq!(f.details["window"]["start"], at(8 * MIN));
-    assert_eq!(f.details["window"]["end"], at(12 * MIN));
+    assert_eq!(f.details.to_json()["window"]["start"], at(8 * MIN));
+    assert_eq!(f.details.to_json()["window"]["end"], at(12 * MIN));
 }
 
 #[test]
@@ -876,7 +879,7 @@ fn chained_correlation_fires_on_the_correlation_it_refers_to() {
     let f = r.only("c-chain");
     assert_eq!(f.principal, arn("alice"));
     assert_eq!(
-        f.details["correlation"]["rules"],
+        f.details.to_json()["correlation"]["rules"],
         json!(["c-many", "r-key"])
     );
     // The chained finding carries the events behind the inner one too.
@@ -1034,7 +1037,7 @@ correlation:
     assert_eq!(r.steps("c"), [3]);
     let f = r.only("c");
     assert_eq!(
-        f.details["correlation"]["group"],
+        f.details.to_json()["correlation"]["group"],
         json!({"target": "mallory"})
     );
     assert_eq!(f.event_ids, ["e0", "e2"]);
@@ -1126,10 +1129,10 @@ fn suppression_merges_repeated_findings_into_one() {
     assert_eq!(r.steps("r-del"), [AT_END]);
     let f = r.only("r-del");
     assert_eq!(f.event_count, 5);
-    assert_eq!(f.details["suppressed"], 4);
+    assert_eq!(f.details.to_json()["suppressed"], 4);
     assert_eq!(f.event_ids, ids(0..5));
     assert_eq!(f.time.as_deref(), Some(at(0).as_str()));
-    assert_eq!(f.details["last_time"], at(30 * MIN));
+    assert_eq!(f.details.to_json()["last_time"], at(30 * MIN));
     assert!(
         f.summary.contains("4 similar findings merged"),
         "{}",
@@ -1157,7 +1160,7 @@ fn suppression_is_per_key_and_per_period() {
     assert_eq!(f[0].event_ids, ["e0", "e2", "e3"]);
     assert_eq!(f[1].principal, arn("bob"));
     assert_eq!(f[1].event_count, 2);
-    assert_eq!(f[1].details["suppressed"], 1);
+    assert_eq!(f[1].details.to_json()["suppressed"], 1);
     // A match 2h later: a second finding (the first goes out when the period has ended).
     let r = run(
         SUPPRESSED,
@@ -1170,10 +1173,10 @@ fn suppression_is_per_key_and_per_period() {
     assert_eq!(r.steps("r-del"), [3, AT_END]);
     let f = r.of("r-del");
     assert_eq!(f[0].event_count, 2);
-    assert_eq!(f[0].details["suppressed"], 1);
+    assert_eq!(f[0].details.to_json()["suppressed"], 1);
     assert_eq!(f[1].event_count, 1);
     assert_eq!(f[1].event_ids, ["e2"]);
-    assert!(f[1].details.get("suppressed").is_none());
+    assert!(f[1].details.to_json().get("suppressed").is_none());
     // Released once the watermark (newest − 15m lateness) passes the end of the period.
     let r = run(
         SUPPRESSED,
@@ -1217,8 +1220,8 @@ fn live_suppression_sends_the_first_at_once_and_one_update() {
     assert_eq!(update.principal, arn("alice"));
     assert_eq!(update.incident, f[0].incident);
     assert_ne!(update.id, f[0].id);
-    assert_eq!(update.details["update_of"], f[0].id.as_str());
-    assert_eq!(update.details["suppressed"], 2);
+    assert_eq!(update.details.to_json()["update_of"], f[0].id.as_str());
+    assert_eq!(update.details.to_json()["suppressed"], 2);
     assert_eq!(update.event_count, 3);
     assert_eq!(update.event_ids, ["e0", "e1", "e2"]);
     assert_eq!(update.time.as_deref(), Some(at(10 * MIN).as_str()));
@@ -1284,7 +1287,7 @@ fn suppression_of_correlation_findings() {
     assert_eq!(r.rule_ids(), ["c"]);
     let f = r.only("c");
     assert_eq!(f.event_count, 9);
-    assert_eq!(f.details["suppressed"], 2);
+    assert_eq!(f.details.to_json()["suppressed"], 2);
     assert_eq!(f.event_ids, ids(0..9));
     // Without suppression: three.
     assert_eq!(run(&count_rule("{gte: 3}", "5m"), &nine).count("c"), 3);
@@ -1324,7 +1327,7 @@ fn correlation_suppression_uses_its_suppress_by_fields() {
         ],
     );
     assert_eq!(r.count("c"), 1, "{:#?}", r.out);
-    assert_eq!(r.only("c").details["suppressed"], 1);
+    assert_eq!(r.only("c").details.to_json()["suppressed"], 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1763,7 +1766,7 @@ correlation:
     let ids_b: Vec<&Vec<String>> = b.of("legacy").iter().map(|f| &f.event_ids).collect();
     assert_eq!(ids_a, ids_b);
     assert_eq!(
-        a.of("legacy")[0].details["correlation"]["translated_from"],
+        a.of("legacy")[0].details.to_json()["correlation"]["translated_from"],
         "`| count() by userIdentity.arn > 2`"
     );
 }
@@ -1805,7 +1808,7 @@ correlation:
     assert_eq!(a.count("legacy"), 1);
     assert_eq!(a.only("legacy").principal, arn("dave"));
     assert_eq!(
-        a.only("legacy").details["correlation"]["type"],
+        a.only("legacy").details.to_json()["correlation"]["type"],
         "value_count"
     );
 }
@@ -1832,8 +1835,8 @@ fn sliding_finding_reports_only_the_events_of_its_window() {
     for r in [run(&yaml, &events), run_with(&yaml, &no_lateness, &events)] {
         assert_eq!(r.steps("c"), [5]);
         let f = r.only("c");
-        assert_eq!(f.details["window"]["start"], at(6 * MIN));
-        assert_eq!(f.details["correlation"]["count"], 3);
+        assert_eq!(f.details.to_json()["window"]["start"], at(6 * MIN));
+        assert_eq!(f.details.to_json()["correlation"]["count"], 3);
         assert_eq!(f.event_ids, ["e2", "e3", "e4"]);
         assert_eq!(f.event_count, 3);
     }
@@ -1853,7 +1856,7 @@ fn upper_bound_window_takes_a_late_event_in_its_own_window() {
     assert_eq!(r.count("c"), 1, "{:#?}", r.out);
     let f = r.only("c");
     assert_eq!(f.event_ids, ["e0", "e2"]);
-    assert_eq!(f.details["window"]["start"], at(0));
+    assert_eq!(f.details.to_json()["window"]["start"], at(0));
 }
 
 #[test]
@@ -2001,7 +2004,7 @@ fn one_hit_groups_expire_grow_and_fire_like_any_other() {
     let r = run_with(&yaml, &no_lateness(), &events);
     assert_eq!(r.steps("c"), [5]);
     let f = r.only("c");
-    assert_eq!(f.details["correlation"]["count"], 3);
+    assert_eq!(f.details.to_json()["correlation"]["count"], 3);
     assert_eq!((f.event_count, f.event_ids.clone()), (4, ids(1..5)));
     // Out of order within the allowed lateness: a one-hit group takes an older hit.
     let events = [

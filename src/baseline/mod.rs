@@ -15,7 +15,7 @@ pub mod store;
 
 use crate::event::Event;
 use crate::event::identity::{Class, classify};
-use crate::finding::{Finding, Kind, RuleRef};
+use crate::finding::{AnomalyDetails, AnomalyPhase, Body, Finding, RuleRef};
 pub use crate::rules::baseline::{BaselineConfig, BaselineDoc, RoleGrouping};
 use crate::util::ids::stable_id;
 use crate::util::time::{Millis, format_millis};
@@ -584,38 +584,33 @@ fn start_finding(
         names_part(&a.attrs, metric),
         round(a.expected_in_window),
     );
-    let details = serde_json::json!({
-        "phase": "start",
-        "metric": metric.as_str(),
-        "series": key,
-        "session_sample": obs.get(Field::Session).map(recent::bounded),
-        "window_minutes": w,
-        "baseline": baseline_json(s, a),
-        "observed": {
+    let details = AnomalyDetails {
+        phase: AnomalyPhase::Start,
+        metric: metric.as_str().to_string(),
+        series: key.to_string(),
+        session_sample: Some(
+            obs.get(Field::Session)
+                .map(|s| recent::bounded(s).to_string()),
+        ),
+        window_minutes: w,
+        baseline: baseline_json(s, a),
+        observed: serde_json::json!({
             "in_window": a.observed_in_window,
             "average_per_minute": f64::from(a.observed_in_window) / f64::from(w),
-        },
-        "statistic": statistic_json(cfg, a),
-        "started_at": format_millis(a.start_time),
-        "attributions": attributions_json(&a.attrs),
-    });
-    Finding {
-        id,
-        incident,
-        kind: Kind::Anomaly,
-        rule: rule.clone(),
-        time: Some(format_millis(obs.time)),
-        principal: key.to_string(),
-        account: a.account.clone(),
-        region: a.region.clone(),
-        event_ids: ids(a),
-        event_count: u64::from(a.observed_in_window),
-        summary,
-        details,
-        event: None,
-        time_ms: Some(obs.time),
-        suppress_key: None,
-    }
+        }),
+        statistic: statistic_json(cfg, a),
+        started_at: format_millis(a.start_time),
+        attributions: attributions_json(&a.attrs),
+        normal_since: None,
+        duration_minutes: None,
+        end_reason: None,
+    };
+    Finding::new(id, rule.clone(), Body::Anomaly(Box::new(details)))
+        .with_incident(incident)
+        .with_time(Some(format_millis(obs.time)), Some(obs.time))
+        .with_who(key.to_string(), a.account.clone(), a.region.clone())
+        .with_events(ids(a), u64::from(a.observed_in_window))
+        .with_summary(summary)
 }
 
 /// Adds one observation to an open anomaly.
@@ -758,40 +753,30 @@ fn end_finding(
         names_part(&a.attrs, metric),
         round(expected),
     );
-    let details = serde_json::json!({
-        "phase": "end",
-        "metric": metric.as_str(),
-        "series": key,
-        "window_minutes": cfg.window_minutes,
-        "baseline": baseline_json(s, a),
-        "observed": {
+    let details = AnomalyDetails {
+        phase: AnomalyPhase::End,
+        metric: metric.as_str().to_string(),
+        series: key.to_string(),
+        session_sample: None,
+        window_minutes: cfg.window_minutes,
+        baseline: baseline_json(s, a),
+        observed: serde_json::json!({
             "total": a.count,
             "average_per_minute": a.count as f64 / minutes as f64,
-        },
-        "statistic": statistic_json(cfg, a),
-        "started_at": format_millis(a.start_time),
-        "normal_since": format_millis((a.last_hot_minute + 1) * 60_000),
-        "duration_minutes": minutes,
-        "end_reason": reason,
-        "attributions": attributions_json(&a.attrs),
-    });
-    Finding {
-        id,
-        incident,
-        kind: Kind::Anomaly,
-        rule: rule.clone(),
-        time: Some(format_millis(t)),
-        principal: key.to_string(),
-        account: a.account.clone(),
-        region: a.region.clone(),
-        event_ids: ids(a),
-        event_count: a.count,
-        summary,
-        details,
-        event: None,
-        time_ms: Some(t),
-        suppress_key: None,
-    }
+        }),
+        statistic: statistic_json(cfg, a),
+        started_at: format_millis(a.start_time),
+        attributions: attributions_json(&a.attrs),
+        normal_since: Some(format_millis((a.last_hot_minute + 1) * 60_000)),
+        duration_minutes: Some(minutes),
+        end_reason: Some(reason.to_string()),
+    };
+    Finding::new(id, rule.clone(), Body::Anomaly(Box::new(details)))
+        .with_incident(incident)
+        .with_time(Some(format_millis(t)), Some(t))
+        .with_who(key.to_string(), a.account.clone(), a.region.clone())
+        .with_events(ids(a), a.count)
+        .with_summary(summary)
 }
 
 #[cfg(test)]

@@ -105,9 +105,12 @@ fn start_and_end_pair_up() {
     steady(&mut b, ROLE, burst + 12, burst + 40, &mut out);
     let starts: Vec<&Finding> = out
         .iter()
-        .filter(|f| f.details["phase"] == "start")
+        .filter(|f| f.details.to_json()["phase"] == "start")
         .collect();
-    let ends: Vec<&Finding> = out.iter().filter(|f| f.details["phase"] == "end").collect();
+    let ends: Vec<&Finding> = out
+        .iter()
+        .filter(|f| f.details.to_json()["phase"] == "end")
+        .collect();
     assert_eq!(
         (starts.len(), ends.len()),
         (1, 1),
@@ -115,7 +118,7 @@ fn start_and_end_pair_up() {
         out.iter().map(|f| &f.summary).collect::<Vec<_>>()
     );
     let (s, e) = (starts[0], ends[0]);
-    assert_eq!(s.kind, Kind::Anomaly);
+    assert_eq!(s.kind(), crate::finding::Kind::Anomaly);
     assert_eq!(s.incident, e.incident);
     assert_ne!(s.id, e.id);
     assert_eq!(s.principal, ROLE);
@@ -124,15 +127,15 @@ fn start_and_end_pair_up() {
     assert!(t < (burst + 2) * 60_000, "start at {:?}", s.time);
     assert!(s.summary.contains("role deploy-bot made"), "{}", s.summary);
     assert!(s.summary.contains("RunInstances"), "{}", s.summary);
-    assert_eq!(e.details["end_reason"], "returned_to_normal");
+    assert_eq!(e.details.to_json()["end_reason"], "returned_to_normal");
     assert!(e.event_count >= 12 * 40 - 40, "{}", e.event_count);
     assert!(e.event_ids.len() <= 2 * model::IDS_KEPT);
     assert_eq!(
-        e.details["attributions"]["event_names"][0]["value"],
+        e.details.to_json()["attributions"]["event_names"][0]["value"],
         "RunInstances"
     );
     assert_eq!(
-        e.details["duration_minutes"].as_i64(),
+        e.details.to_json()["duration_minutes"].as_i64(),
         Some(12 - (s.time_ms.unwrap() / 60_000 - burst))
     );
     // Deterministic: the same input gives the same ids.
@@ -147,7 +150,7 @@ fn start_and_end_pair_up() {
     b2.finish(&mut out2);
     assert_eq!(out2[0].id, s.id);
     assert_eq!(out2[1].incident, s.incident);
-    assert_eq!(out2[1].details["end_reason"], "end_of_input");
+    assert_eq!(out2[1].details.to_json()["end_reason"], "end_of_input");
 }
 
 #[test]
@@ -167,10 +170,10 @@ fn error_storm_is_its_own_series() {
     b.finish(&mut out);
     let starts: Vec<&Finding> = out
         .iter()
-        .filter(|f| f.details["phase"] == "start")
+        .filter(|f| f.details.to_json()["phase"] == "start")
         .collect();
     assert_eq!(starts.len(), 1);
-    assert_eq!(starts[0].details["metric"], "error_rate");
+    assert_eq!(starts[0].details.to_json()["metric"], "error_rate");
     assert!(starts[0].summary.contains("calls refused"));
     assert!(starts[0].summary.contains("AccessDenied"));
 }
@@ -387,9 +390,12 @@ fn simulated_week_meets_the_targets() {
     b.finish(&mut out);
     let starts: Vec<&Finding> = out
         .iter()
-        .filter(|f| f.details["phase"] == "start")
+        .filter(|f| f.details.to_json()["phase"] == "start")
         .collect();
-    let ends = out.iter().filter(|f| f.details["phase"] == "end").count();
+    let ends = out
+        .iter()
+        .filter(|f| f.details.to_json()["phase"] == "end")
+        .count();
     assert_eq!(starts.len(), ends, "every Start has its End");
     let mut matched = vec![false; anomalies.len()];
     let mut latencies = Vec::new();
@@ -399,7 +405,7 @@ fn simulated_week_meets_the_targets() {
         let hit = anomalies.iter().position(|&(p, at, _, len, storm)| {
             principals[p].0 == f.principal
                 && (at..=at + len).contains(&t)
-                && (f.details["metric"] == "error_rate") == storm
+                && (f.details.to_json()["metric"] == "error_rate") == storm
         });
         match hit {
             Some(k) => {
@@ -475,7 +481,7 @@ fn api_volume_series_like_insights() {
         }
     }
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].details["metric"], "api_volume");
+    assert_eq!(out[0].details.to_json()["metric"], "api_volume");
     assert_eq!(
         out[0].principal,
         "111122223333|eu-west-1|ec2.amazonaws.com:RunInstances"
@@ -549,9 +555,9 @@ fn start_attributes_the_whole_window_of_its_series_only() {
     steady(&mut b, other, burst + 6, burst + 30, &mut out);
     let start = out
         .iter()
-        .find(|f| f.principal == ROLE && f.details["phase"] == "start")
+        .find(|f| f.principal == ROLE && f.details.to_json()["phase"] == "start")
         .expect("a Start for ROLE");
-    let at = &start.details["attributions"];
+    let at = &start.details.to_json()["attributions"];
     let total = |v: &serde_json::Value| -> u64 {
         v.as_array()
             .unwrap()
@@ -560,7 +566,9 @@ fn start_attributes_the_whole_window_of_its_series_only() {
             .sum()
     };
     // Every record of the window that fired is attributed, not only the one that tipped it.
-    let in_window = start.details["observed"]["in_window"].as_u64().unwrap();
+    let in_window = start.details.to_json()["observed"]["in_window"]
+        .as_u64()
+        .unwrap();
     assert!(in_window >= 20, "{in_window}");
     assert_eq!(total(&at["event_names"]), in_window, "{at}");
     assert_eq!(at["event_names"][0]["value"], "RunInstances");
@@ -582,9 +590,9 @@ fn start_attributes_the_whole_window_of_its_series_only() {
     // The End covers the whole anomaly once: its attributions add up to its count.
     let end = out
         .iter()
-        .find(|f| f.principal == ROLE && f.details["phase"] == "end")
+        .find(|f| f.principal == ROLE && f.details.to_json()["phase"] == "end")
         .expect("an End for ROLE");
-    let at = &end.details["attributions"];
+    let at = &end.details.to_json()["attributions"];
     assert_eq!(total(&at["event_names"]), end.event_count, "{at}");
     assert_eq!(total(&at["user_agents"]), end.event_count);
     // 6 minutes of 12 from the burst's start, plus the steady calls while it was open.

@@ -27,7 +27,9 @@ pub mod event_ids;
 
 pub use event_ids::EventIds;
 
-use crate::finding::{Finding, ID_SAMPLE, IdSample, Kind, RuleRef};
+use crate::finding::{
+    Body, CorrelationDetails, CorrelationInfo, Finding, ID_SAMPLE, IdSample, RuleRef, Window,
+};
 use crate::rules::Level;
 use crate::rules::correlation::{CorrKind, RefId};
 use crate::rules::plan::{Plan, Plans};
@@ -1427,11 +1429,11 @@ struct Fired {
 
 fn finding(plan: &Plan, f: &Fired) -> Finding {
     let def = &plan.corr.def;
-    let group: serde_json::Map<String, serde_json::Value> = def
+    let group: std::collections::BTreeMap<String, String> = def
         .group_by
         .iter()
         .zip(&f.key)
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let key_text = f.key.join("|");
     let id = stable_id(&[
@@ -1490,41 +1492,43 @@ fn finding(plan: &Plan, f: &Fired) -> Finding {
         summary.push_str(&format!(", account {a}"));
     }
     summary.push('.');
-    let details = serde_json::json!({
-        "correlation": {
-            "type": def.kind.as_str(),
-            "timespan": format_duration(def.timespan),
-            "condition": def.condition,
-            "group": group,
-            "rules": plan.corr.refs.iter().map(|r| match r { RefId::Rule(id) | RefId::Correlation(id) => id.clone() }).collect::<Vec<_>>(),
-            "count": f.count,
-            "translated_from": def.translated_from,
+    let details = CorrelationDetails {
+        correlation: CorrelationInfo {
+            kind: def.kind.as_str().to_string(),
+            timespan: format_duration(def.timespan),
+            condition: serde_json::to_value(def.condition).unwrap_or_default(),
+            group,
+            rules: plan
+                .corr
+                .refs
+                .iter()
+                .map(|r| match r {
+                    RefId::Rule(id) | RefId::Correlation(id) => id.clone(),
+                })
+                .collect(),
+            count: f.count,
+            translated_from: def.translated_from.clone(),
         },
-        "window": {"start": format_millis(f.start), "end": format_millis(f.time)},
-        "rule_file": def.source.file,
-    });
-    Finding {
-        incident: id.clone(),
+        window: Window {
+            start: format_millis(f.start),
+            end: format_millis(f.time),
+        },
+        rule_file: def.source.file.clone(),
+    };
+    Finding::new(
         id,
-        kind: Kind::Correlation,
-        rule: RuleRef {
-            id: def.meta.id.clone(),
-            title: def.meta.title.clone(),
-            level: def.meta.level,
-            tags: def.meta.tags.clone(),
-        },
-        time: Some(format_millis(f.time)),
-        principal: who,
-        account: f.last.who.account.as_deref().map(str::to_string),
-        region: f.last.who.region.as_deref().map(str::to_string),
-        event_ids: f.ids.clone(),
-        event_count: f.events,
-        summary,
-        details,
-        event: None,
-        time_ms: Some(f.time),
-        suppress_key: Some(key_text),
-    }
+        RuleRef::of(&def.meta),
+        Body::Correlation(Box::new(details)),
+    )
+    .with_time(Some(format_millis(f.time)), Some(f.time))
+    .with_who(
+        who,
+        f.last.who.account.as_deref().map(str::to_string),
+        f.last.who.region.as_deref().map(str::to_string),
+    )
+    .with_events(f.ids.clone(), f.events)
+    .with_summary(summary)
+    .with_suppress_key(key_text)
 }
 
 /// The level of a correlation finding (for `--fail-on`).

@@ -29,9 +29,7 @@ impl Evaluated {
     /// finding, so people can find it.
     pub fn set_origin(&mut self, origin: &str) {
         for f in &mut self.findings {
-            if let Some(d) = f.details.as_object_mut() {
-                d.insert("origin".into(), origin.into());
-            }
+            f.details.origin = Some(origin.to_string());
         }
     }
 }

@@ -45,13 +45,15 @@ pub(super) fn event_key(s: &Suppress, ev: &Event<'_>) -> String {
 /// The suppression key of a correlation finding: `by` names group-by fields, read from the
 /// finding's group; without `by`, the key the correlator gave it (the whole group).
 pub(super) fn set_correlation_key(s: &Suppress, f: &mut Finding) {
-    if f.kind != Kind::Correlation || s.by.is_empty() {
+    if f.kind() != Kind::Correlation || s.by.is_empty() {
         return;
     }
-    let group = &f.details["correlation"]["group"];
+    let Some(group) = f.details.group() else {
+        return;
+    };
     let key: Vec<&str> =
         s.by.iter()
-            .map(|b| group.get(b).and_then(|v| v.as_str()).unwrap_or(""))
+            .map(|b| group.get(b).map_or("", String::as_str))
             .collect();
     f.suppress_key = Some(key.join("|"));
 }
@@ -108,9 +110,7 @@ impl Suppressor {
                 self.merged += 1;
                 h.last_ms = h.last_ms.max(f.time_ms);
                 // The merged finding keeps the first one's time; the latest time is recorded.
-                if let Some(d) = h.finding.details.as_object_mut() {
-                    d.insert("last_time".into(), f.time.clone().into());
-                }
+                h.finding.details.last_time = Some(f.time.clone());
                 return;
             }
             if let Some(old) = self.held.remove(&key) {
@@ -246,10 +246,8 @@ fn release(h: Held) -> Option<Finding> {
         if let Some(t) = h.last_ms {
             f.time = Some(crate::util::time::format_millis(t));
         }
-        if let Some(d) = f.details.as_object_mut() {
-            d.insert("suppressed".into(), h.merged.into());
-            d.insert("update_of".into(), first.into());
-        }
+        f.details.suppressed = Some(h.merged);
+        f.details.update_of = Some(first);
         f.summary = format!(
             "Continued: {} more similar finding(s) after the first alert, {} event(s) in all. {}",
             h.merged, f.event_count, f.summary
@@ -257,10 +255,8 @@ fn release(h: Held) -> Option<Finding> {
         return Some(f);
     }
     f.event_ids = h.ids.to_vec();
-    if h.merged > 0
-        && let Some(d) = f.details.as_object_mut()
-    {
-        d.insert("suppressed".into(), h.merged.into());
+    if h.merged > 0 {
+        f.details.suppressed = Some(h.merged);
         f.summary = format!(
             "{} ({} similar findings merged into this one)",
             f.summary.trim_end_matches('.'),

@@ -1,0 +1,238 @@
+//! The kind-specific `details` of a finding, typed: one struct per kind, plus what later
+//! stages add to any finding (where the record was read, suppression counts). Serialised as
+//! one JSON object with its keys in sorted order — the contract's form, unchanged.
+
+use super::Kind;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+/// A single-event rule match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchDetails {
+    /// The rule's file (`builtin:…` for built-in rules).
+    pub rule_file: String,
+    /// `eventType` of the record, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// `userIdentity.accountId` when it differs from `recipientAccountId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_account: Option<String>,
+}
+
+/// What a correlation counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (Fields in the alphabetical order of their keys, as the contract writes them.)
+pub struct CorrelationInfo {
+    /// The count condition as written (`{gte: 10}`).
+    pub condition: serde_json::Value,
+    /// The count the condition judged (hits, distinct values or steps).
+    pub count: u64,
+    /// Group-by field → value.
+    pub group: BTreeMap<String, String>,
+    /// The referenced rules and correlations.
+    pub rules: Vec<String>,
+    pub timespan: String,
+    /// The legacy rule this correlation was translated from, if any.
+    pub translated_from: Option<String>,
+    /// `event_count`, `value_count`, `temporal` or `temporal_ordered`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The event-time window of a firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub end: String,
+    pub start: String,
+}
+
+/// A correlation that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorrelationDetails {
+    pub correlation: CorrelationInfo,
+    pub window: Window,
+    pub rule_file: String,
+}
+
+/// Start or end of an anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyPhase {
+    Start,
+    End,
+}
+
+/// A baseline anomaly's start or end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDetails {
+    pub phase: AnomalyPhase,
+    /// `write_volume`, `error_rate` or `api_volume`.
+    pub metric: String,
+    /// The series key (principal, or account/region/API).
+    pub series: String,
+    pub window_minutes: u32,
+    /// The series' usual rate (average, expected, history, usual names).
+    pub baseline: serde_json::Value,
+    /// What was observed.
+    pub observed: serde_json::Value,
+    /// The test that judged it (p-value, thresholds, ratio).
+    pub statistic: serde_json::Value,
+    pub started_at: String,
+    /// Top values of the calls behind it (names, agents, addresses, regions, errors, sessions).
+    pub attributions: serde_json::Value,
+    /// Start only: a session behind the first hot call (`null` when there is none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub session_sample: Option<Option<String>>,
+    /// End only: when the series was back to normal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_since: Option<String>,
+    /// End only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<i64>,
+    /// End only: `returned_to_normal`, `end_of_input`, ….
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+}
+
+/// About the pipeline itself: a log group gone silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthDetails {
+    pub log_group: String,
+    pub silent_for: String,
+    pub last_event_received: String,
+}
+
+/// The kind-specific part of [`Details`]; its variant is the finding's [`Kind`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Match(MatchDetails),
+    Correlation(Box<CorrelationDetails>),
+    Anomaly(Box<AnomalyDetails>),
+    Health(HealthDetails),
+}
+
+/// A finding's `details`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub body: Body,
+    /// Where the record was read: `file: record N`, or the log group, stream and event.
+    pub origin: Option<String>,
+    /// How many later findings suppression merged into this one.
+    pub suppressed: Option<u64>,
+    /// For an update sent after the first alert of an incident: the first one's id.
+    pub update_of: Option<String>,
+    /// Event time of the latest merged finding (`null` when it had none).
+    pub last_time: Option<Option<String>>,
+}
+
+/// `Some(value)` for a key that is present, even when its value is `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl From<Body> for Details {
+    fn from(body: Body) -> Details {
+        Details {
+            body,
+            origin: None,
+            suppressed: None,
+            update_of: None,
+            last_time: None,
+        }
+    }
+}
+
+impl Body {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::Match(_) => Kind::Match,
+            Body::Correlation(_) => Kind::Correlation,
+            Body::Anomaly(_) => Kind::Anomaly,
+            Body::Health(_) => Kind::Health,
+        }
+    }
+}
+
+impl Details {
+    /// The JSON object of the contract: the kind's fields and the annotations, keys sorted.
+    pub fn to_json(&self) -> serde_json::Value {
+        let body = match &self.body {
+            Body::Match(d) => serde_json::to_value(d),
+            Body::Correlation(d) => serde_json::to_value(d),
+            Body::Anomaly(d) => serde_json::to_value(d),
+            Body::Health(d) => serde_json::to_value(d),
+        };
+        let mut map = match body {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(o) = &self.origin {
+            map.insert("origin".into(), o.clone().into());
+        }
+        if let Some(n) = self.suppressed {
+            map.insert("suppressed".into(), n.into());
+        }
+        if let Some(u) = &self.update_of {
+            map.insert("update_of".into(), u.clone().into());
+        }
+        if let Some(t) = &self.last_time {
+            map.insert("last_time".into(), t.clone().into());
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// Reads the JSON object of a finding of `kind` back.
+    pub fn from_json(kind: Kind, v: serde_json::Value) -> Result<Details, serde_json::Error> {
+        let mut map = match v {
+            serde_json::Value::Object(m) => m,
+            other => serde_json::Map::from_iter([("".to_string(), other)]),
+        };
+        let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_string));
+        let origin = text(map.remove("origin"));
+        let suppressed = map.remove("suppressed").and_then(|v| v.as_u64());
+        let update_of = text(map.remove("update_of"));
+        let last_time = map
+            .remove("last_time")
+            .map(|v| v.as_str().map(str::to_string));
+        let rest = serde_json::Value::Object(map);
+        let body = match kind {
+            Kind::Match => Body::Match(serde_json::from_value(rest)?),
+            Kind::Correlation => Body::Correlation(Box::new(serde_json::from_value(rest)?)),
+            Kind::Anomaly => Body::Anomaly(Box::new(serde_json::from_value(rest)?)),
+            Kind::Health => Body::Health(serde_json::from_value(rest)?),
+        };
+        Ok(Details {
+            body,
+            origin,
+            suppressed,
+            update_of,
+            last_time,
+        })
+    }
+
+    /// The correlation's group (field → value), for a correlation finding.
+    pub fn group(&self) -> Option<&BTreeMap<String, String>> {
+        match &self.body {
+            Body::Correlation(c) => Some(&c.correlation.group),
+            _ => None,
+        }
+    }
+}
+
+/// Keys in sorted order whatever serde_json's map keeps (its `preserve_order` feature may be
+/// on in a build that links a crate enabling it).
+impl Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sorted: BTreeMap<String, serde_json::Value> = match self.to_json() {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        sorted.serialize(s)
+    }
+}

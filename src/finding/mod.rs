@@ -1,0 +1,332 @@
+//! The finding: what trailwatch reports, with a stable id, redacted event and a summary a
+//! human can act on. Its JSON form is the public contract (keys are added, never renamed).
+
+mod details;
+mod redact;
+
+pub use details::{
+    AnomalyDetails, AnomalyPhase, Body, CorrelationDetails, CorrelationInfo, Details,
+    HealthDetails, MatchDetails, Window,
+};
+pub use redact::{REDACTED, Redacted, is_secret_key, redact, redacted_json};
+
+use crate::event::Event;
+use crate::event::identity::principal;
+use crate::rules::{Level, Rule, RuleMeta};
+use crate::util::ids::stable_id;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Event ids kept at each end of a finding's sample.
+pub const ID_SAMPLE: usize = 50;
+
+/// A bounded sample of event ids: the first and the last [`ID_SAMPLE`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdSample {
+    first: Vec<String>,
+    last: VecDeque<String>,
+}
+
+impl IdSample {
+    pub fn push(&mut self, id: String) {
+        if self.first.len() < ID_SAMPLE {
+            self.first.push(id);
+        } else {
+            if self.last.len() == ID_SAMPLE {
+                self.last.pop_front();
+            }
+            self.last.push_back(id);
+        }
+    }
+    pub fn extend(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.push(id);
+        }
+    }
+    pub fn to_vec(&self) -> Vec<String> {
+        self.first.iter().chain(self.last.iter()).cloned().collect()
+    }
+}
+
+/// The rule a finding is about, as the finding names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    pub tags: Vec<String>,
+}
+
+impl RuleRef {
+    pub fn of(meta: &RuleMeta) -> RuleRef {
+        RuleRef {
+            id: meta.id.clone(),
+            title: meta.title.clone(),
+            level: meta.level,
+            tags: meta.tags.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Match,
+    Correlation,
+    Anomaly,
+    /// About the pipeline itself (a log group gone silent).
+    Health,
+}
+
+/// What trailwatch reports. Built with [`Finding::new`] and the `with_*` steps; its JSON
+/// form (keys in the order below, `kind` derived from the details) is the public contract.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub id: String,
+    /// Groups findings that belong together; equals `id` when the finding stands alone.
+    pub incident: String,
+    pub rule: RuleRef,
+    /// Event time (RFC 3339) of the (last) triggering event, as the record wrote it.
+    pub time: Option<String>,
+    pub principal: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Event ids behind the finding, bounded ([`IdSample`]).
+    pub event_ids: Vec<String>,
+    /// The true number of events behind the finding.
+    pub event_count: u64,
+    pub summary: String,
+    pub details: Details,
+    /// The redacted record, serialised once when the finding is made.
+    pub event: Option<Box<serde_json::value::RawValue>>,
+    /// `time` in milliseconds, for ordering and suppression (not serialised).
+    pub time_ms: Option<crate::util::time::Millis>,
+    /// The suppression key (values of the rule's `suppress.by` fields), when it has one (not
+    /// serialised).
+    pub suppress_key: Option<String>,
+}
+
+impl Finding {
+    /// A finding of `rule` with id `id` (and incident `id`); the `with_*` steps fill the rest.
+    pub fn new(id: String, rule: RuleRef, body: Body) -> Finding {
+        Finding {
+            incident: id.clone(),
+            id,
+            rule,
+            time: None,
+            principal: String::new(),
+            account: None,
+            region: None,
+            event_ids: Vec::new(),
+            event_count: 0,
+            summary: String::new(),
+            details: body.into(),
+            event: None,
+            time_ms: None,
+            suppress_key: None,
+        }
+    }
+
+    /// Part of incident `incident` (an anomaly's start and end share one).
+    pub fn with_incident(mut self, incident: String) -> Finding {
+        self.incident = incident;
+        self
+    }
+
+    /// At event time `time` (as written), `time_ms` in milliseconds.
+    pub fn with_time(
+        mut self,
+        time: Option<String>,
+        time_ms: Option<crate::util::time::Millis>,
+    ) -> Finding {
+        self.time = time;
+        self.time_ms = time_ms;
+        self
+    }
+
+    /// Who acted and where.
+    pub fn with_who(
+        mut self,
+        principal: String,
+        account: Option<String>,
+        region: Option<String>,
+    ) -> Finding {
+        self.principal = principal;
+        self.account = account;
+        self.region = region;
+        self
+    }
+
+    /// The events behind it: a bounded sample of ids and their true number.
+    pub fn with_events(mut self, event_ids: Vec<String>, event_count: u64) -> Finding {
+        self.event_ids = event_ids;
+        self.event_count = event_count;
+        self
+    }
+
+    pub fn with_summary(mut self, summary: String) -> Finding {
+        self.summary = summary;
+        self
+    }
+
+    /// The redacted triggering record.
+    pub fn with_event(mut self, event: Box<serde_json::value::RawValue>) -> Finding {
+        self.event = Some(event);
+        self
+    }
+
+    /// Keyed for suppression.
+    pub fn with_suppress_key(mut self, key: String) -> Finding {
+        self.suppress_key = Some(key);
+        self
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.details.body.kind()
+    }
+}
+
+/// The contract's field order.
+#[derive(Serialize)]
+struct FindingOut<'a> {
+    id: &'a str,
+    incident: &'a str,
+    kind: Kind,
+    rule: &'a RuleRef,
+    time: &'a Option<String>,
+    principal: &'a str,
+    account: &'a Option<String>,
+    region: &'a Option<String>,
+    event_ids: &'a [String],
+    event_count: u64,
+    summary: &'a str,
+    details: &'a Details,
+    event: &'a Option<Box<serde_json::value::RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct FindingIn {
+    id: String,
+    incident: String,
+    kind: Kind,
+    rule: RuleRef,
+    time: Option<String>,
+    principal: String,
+    account: Option<String>,
+    region: Option<String>,
+    event_ids: Vec<String>,
+    event_count: u64,
+    summary: String,
+    details: serde_json::Value,
+    event: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FindingOut {
+            id: &self.id,
+            incident: &self.incident,
+            kind: self.kind(),
+            rule: &self.rule,
+            time: &self.time,
+            principal: &self.principal,
+            account: &self.account,
+            region: &self.region,
+            event_ids: &self.event_ids,
+            event_count: self.event_count,
+            summary: &self.summary,
+            details: &self.details,
+            event: &self.event,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Finding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Finding, D::Error> {
+        let f = FindingIn::deserialize(d)?;
+        let details = Details::from_json(f.kind, f.details).map_err(serde::de::Error::custom)?;
+        Ok(Finding {
+            id: f.id,
+            incident: f.incident,
+            rule: f.rule,
+            time: f.time,
+            principal: f.principal,
+            account: f.account,
+            region: f.region,
+            event_ids: f.event_ids,
+            event_count: f.event_count,
+            summary: f.summary,
+            details,
+            event: f.event,
+            time_ms: None,
+            suppress_key: None,
+        })
+    }
+}
+
+/// One plain sentence: who did what, where, and whether it failed.
+pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
+    let action = match (ev.event_name(), ev.event_source()) {
+        (Some(n), Some(s)) => format!("called {n} ({s})"),
+        (Some(n), None) => format!("called {n}"),
+        _ => match ev.top_str("eventType") {
+            Some(t) => format!("produced a {t} record"),
+            None => "produced a record".into(),
+        },
+    };
+    let mut s = format!("{}: {who} {action}", rule.meta.title);
+    if let Some(r) = ev.aws_region() {
+        s.push_str(&format!(" in {r}"));
+    }
+    if let Some(a) = ev.recipient_account_id() {
+        s.push_str(&format!(", account {a}"));
+    }
+    if let Some(ip) = ev.top_str("sourceIPAddress") {
+        s.push_str(&format!(", from {ip}"));
+    }
+    if let Some(e) = ev.error_code() {
+        s.push_str(&format!(" — failed with {e}"));
+    }
+    s.push('.');
+    s
+}
+
+impl Finding {
+    /// The finding for one rule match.
+    pub fn from_match(rule: &Rule, ev: &Event<'_>) -> Finding {
+        let who = principal(ev);
+        let event_id = ev.event_id().map(str::to_string);
+        // eventID is the primary key of real records; time and name are added because test
+        // and hand-made data reuse ids. Without an eventID, the content identifies the record.
+        let basis = match &event_id {
+            Some(id) => format!(
+                "{id}|{}|{}",
+                ev.event_time().unwrap_or(""),
+                ev.event_name().unwrap_or("")
+            ),
+            None => serde_json::to_string(ev.root()).unwrap_or_default(),
+        };
+        let id = stable_id(&["match", &rule.meta.id, &basis]);
+        let account = ev.recipient_account_id().map(str::to_string);
+        let identity_account = match (&account, ev.identity_str("accountId")) {
+            (Some(acct), Some(own)) if acct != own => Some(own.to_string()),
+            _ => None,
+        };
+        let body = Body::Match(MatchDetails {
+            rule_file: rule.source.file.clone(),
+            event_type: ev.top_str("eventType").map(str::to_string),
+            identity_account,
+        });
+        let time = ev.event_time();
+        Finding::new(id, RuleRef::of(&rule.meta), body)
+            .with_time(
+                time.map(str::to_string),
+                time.and_then(crate::util::time::parse_event_time),
+            )
+            .with_summary(summary(rule, ev, &who))
+            .with_who(who, account, ev.aws_region().map(str::to_string))
+            .with_events(event_id.into_iter().collect(), 1)
+            .with_event(redacted_json(ev))
+    }
+}
