@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use trailwatch::live::{self, LiveOptions, Metrics, Output, StartFrom};
+use trailwatch::live::{self, LiveOptions, LiveRun, Metrics, Output, StartFrom};
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns};
 use trailwatch::source::cloudwatch::TailConfig;
@@ -396,17 +396,17 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 (None, None) => String::new(),
             }
         );
-        let summary = live::run(
-            &opts,
-            &rules,
-            &exceptions,
+        let summary = live::run(LiveRun {
+            opts: &opts,
+            rules: &rules,
+            exceptions: &exceptions,
             logs,
             output,
-            &state,
+            state: &state,
             stop,
             wake,
             metrics,
-        )
+        })
         .await?;
         tracing::info!(
             events = summary.events,

@@ -1,0 +1,203 @@
+//! Delivery: findings at or above `--min-level` go into the outbox (synced) and are
+//! published to SNS as pacing allows, or are printed (`--dry-run`).
+
+use super::silence::{SILENCE_RULE_ID, silence_rule_text};
+use super::{LiveError, LiveOptions, Metrics, Output, wall_ms};
+use crate::finding::Finding;
+use crate::rules::{Level, RuleSet};
+use crate::sink::message::{self, RuleText};
+use crate::sink::outbox::Outbox;
+use crate::sink::sns::{self, Dispatcher, Sns};
+use crate::util::state::StateDir;
+use crate::util::time::Millis;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Where the findings of a live run go, and what that needs.
+pub(super) struct Delivery {
+    output: Output,
+    /// With [`Output::Sns`]: the outbox and the pacing of publishing from it.
+    publisher: Option<(Outbox, Dispatcher)>,
+    /// Rule descriptions for e-mails, by rule or correlation id.
+    texts: HashMap<String, RuleText>,
+    /// Lowest level delivered.
+    min_level: Level,
+}
+
+impl Delivery {
+    /// Opens the outbox for SNS output (reporting what an earlier run left in it).
+    pub(super) fn open(
+        output: Output,
+        rules: &RuleSet,
+        opts: &LiveOptions,
+        state: &StateDir,
+        now: Millis,
+    ) -> Result<Delivery, LiveError> {
+        let publisher = match &output {
+            Output::Sns(_) => {
+                let (ob, rec) = Outbox::open(state.path(), now)?;
+                for (line, e) in &rec.bad_lines {
+                    tracing::warn!(
+                        "{}: line {line} unreadable ({e}); repaired",
+                        state.path().join(crate::sink::outbox::FILE_NAME).display()
+                    );
+                }
+                if rec.pending > 0 {
+                    tracing::info!(
+                        outbox = rec.pending,
+                        "{} finding(s) from an earlier run wait in the outbox; publishing them first",
+                        rec.pending
+                    );
+                }
+                Some((ob, Dispatcher::new(opts.pacing.clone())))
+            }
+            Output::Print { .. } => None,
+        };
+        Ok(Delivery {
+            output,
+            publisher,
+            texts: rule_texts(rules),
+            min_level: opts.min_level,
+        })
+    }
+
+    /// Filters by level and hands findings to the outbox (synced) or prints them.
+    pub(super) fn deliver(
+        &mut self,
+        ready: &mut Vec<Finding>,
+        metrics: &Metrics,
+    ) -> Result<(), LiveError> {
+        let mut keep = Vec::new();
+        for f in ready.drain(..) {
+            if f.rule.level < self.min_level {
+                metrics.below_min_level.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            keep.push(f);
+        }
+        match &mut self.output {
+            Output::Print { json, out } => {
+                for f in &keep {
+                    if *json {
+                        serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;
+                        writeln!(out)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{:<8} {}  {}",
+                            f.rule.level.as_str().to_ascii_uppercase(),
+                            f.time.as_deref().unwrap_or("-"),
+                            message::clean(&f.summary, 2000)
+                        )?;
+                    }
+                }
+                out.flush()?;
+            }
+            Output::Sns(_) => {
+                if let Some((ob, _)) = &mut self.publisher {
+                    let texts = &self.texts;
+                    let items = keep.into_iter().map(|f| {
+                        let text = texts.get(&f.rule.id).cloned().unwrap_or_default();
+                        let v = serde_json::to_value(&f).unwrap_or(serde_json::Value::Null);
+                        (v, text)
+                    });
+                    let n = ob.enqueue(items, wall_ms())?;
+                    metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
+                    metrics
+                        .outbox_pending
+                        .store(ob.pending().len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With SNS output, publishes what pacing allows (see [`publish`]) and returns how many
+    /// findings wait in the outbox; with printed output, `None`.
+    pub(super) async fn publish(
+        &mut self,
+        metrics: &Metrics,
+        finish: bool,
+    ) -> Result<Option<usize>, LiveError> {
+        let (Output::Sns(sns), Some((ob, disp))) = (&self.output, &mut self.publisher) else {
+            return Ok(None);
+        };
+        publish(sns, ob, disp, metrics, finish).await?;
+        Ok(Some(ob.pending().len()))
+    }
+}
+
+/// Publishes what pacing allows now; with `finish`, keeps going (waiting as pacing asks)
+/// until the outbox is empty or SNS fails, for at most two minutes.
+async fn publish(
+    sns: &Sns,
+    ob: &mut Outbox,
+    disp: &mut Dispatcher,
+    metrics: &Metrics,
+    finish: bool,
+) -> Result<(), LiveError> {
+    let deadline = wall_ms() + 120_000;
+    loop {
+        let d = sns::drain(sns, ob, disp, wall_ms).await?;
+        metrics
+            .published_messages
+            .fetch_add(d.messages, Ordering::Relaxed);
+        metrics
+            .published_findings
+            .fetch_add(d.findings, Ordering::Relaxed);
+        metrics.digests.fetch_add(d.digests, Ordering::Relaxed);
+        metrics
+            .failed_findings
+            .fetch_add(d.failed, Ordering::Relaxed);
+        metrics
+            .publish_errors
+            .fetch_add(d.errors.len() as u64, Ordering::Relaxed);
+        metrics
+            .outbox_pending
+            .store(ob.pending().len() as u64, Ordering::Relaxed);
+        for e in &d.errors {
+            tracing::warn!("{e}");
+        }
+        if !finish || ob.pending().is_empty() || !d.errors.is_empty() {
+            return Ok(());
+        }
+        let now = wall_ms();
+        let until = match disp.next(now, ob.pending().len()) {
+            sns::Step::Wait(t) => t,
+            _ => now,
+        };
+        if until > deadline {
+            tracing::info!(
+                outbox = ob.pending().len(),
+                "{} finding(s) stay in the outbox for the next run (publish pacing)",
+                ob.pending().len()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis((until - now).max(0) as u64)).await;
+    }
+}
+
+/// Rule descriptions for e-mails, by rule or correlation id.
+fn rule_texts(rules: &RuleSet) -> HashMap<String, RuleText> {
+    let mut m = HashMap::new();
+    let metas = rules
+        .rules()
+        .iter()
+        .map(|r| &r.meta)
+        .chain(rules.plans().plans.iter().map(|p| &p.corr.def.meta));
+    for meta in metas {
+        m.insert(
+            meta.id.clone(),
+            RuleText {
+                description: meta.description.clone(),
+                falsepositives: meta.falsepositives.clone(),
+                references: meta.references.clone(),
+            },
+        );
+    }
+    m.insert(SILENCE_RULE_ID.to_string(), silence_rule_text());
+    m
+}

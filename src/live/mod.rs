@@ -1,0 +1,395 @@
+//! Live mode: the CloudWatch Logs tail feeds the same engine as the backtest, and findings go
+//! to SNS through the durable outbox (or to stdout with `--dry-run`).
+//!
+//! One poll cycle: read what is new (forward reads, overlap re-scans when due) → evaluate each
+//! event (rules, correlations, suppression — in event-time order within the batch) → when the
+//! tail is caught up, move the watermark with the wall clock (minus the allowed lateness) so
+//! an idle group still closes windows → check silence → hand findings to the outbox (synced
+//! to disk) → write the checkpoint when due → publish what pacing allows → sleep.
+//!
+//! Restart safety: the checkpoint (tail positions, seen event ids, engine state) is written
+//! only after the findings of every event it covers are in the outbox. After a crash the tail
+//! re-reads from the last checkpoint; findings come out again with the same ids and the
+//! outbox, which remembers ids, does not queue them twice.
+
+mod checkpoint;
+mod deliver;
+mod metrics;
+mod silence;
+
+pub use checkpoint::{
+    CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, SavedGroup, read_checkpoint,
+};
+pub use metrics::{Metrics, serve_metrics};
+pub use silence::{SILENCE_RULE_ID, silence_finding};
+
+use crate::engine::{Pipeline, Release, Settings};
+use crate::event::Event;
+use crate::finding::Finding;
+use crate::rules::exceptions::Exceptions;
+use crate::rules::{Level, RuleSet};
+use crate::sink::sns::{Pacing, Sns};
+use crate::source::cloudwatch::{GroupPosition, RawEvent, SeenSet, Tail, TailConfig, TailError};
+use crate::util::state::StateDir;
+use crate::util::time::{Millis, parse_event_time};
+use checkpoint::write_checkpoint;
+use deliver::Delivery;
+use silence::check_silence;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Tail(#[from] crate::source::cloudwatch::TailError),
+    #[error(transparent)]
+    State(#[from] crate::util::state::StateError),
+    #[error(transparent)]
+    Outbox(#[from] crate::sink::outbox::OutboxError),
+    #[error("cannot write findings: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Where to start reading when there is no checkpoint (or it is not wanted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The checkpoint when there is one, else now.
+    Checkpoint,
+    /// Now, ignoring any checkpoint's position (engine state is kept).
+    Now,
+    /// This event time.
+    Time(Millis),
+}
+
+/// How findings leave.
+pub enum Output {
+    /// Through the outbox to SNS.
+    Sns(Sns),
+    /// Printed (`--dry-run`): JSON lines or text.
+    Print {
+        json: bool,
+        out: Box<dyn Write + Send>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub tail: TailConfig,
+    pub start_from: StartFrom,
+    /// Pause between polls once caught up.
+    pub poll: Duration,
+    pub engine: Settings,
+    /// Lowest level published.
+    pub min_level: Level,
+    /// A log group without new events for this long is reported (None: never).
+    pub silence: Option<Millis>,
+    /// How often the checkpoint is written (and always on exit).
+    pub checkpoint_every: Millis,
+    /// One full cycle (forward reads and overlap re-scan), publish, checkpoint, exit.
+    pub once: bool,
+    pub pacing: Pacing,
+    /// Region shown in silence findings.
+    pub region: Option<String>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            tail: TailConfig::default(),
+            start_from: StartFrom::Checkpoint,
+            poll: Duration::from_secs(1),
+            engine: Settings::default(),
+            min_level: Level::Informational,
+            silence: Some(30 * 60_000),
+            checkpoint_every: 5_000,
+            once: false,
+            pacing: Pacing::default(),
+            region: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct LiveSummary {
+    pub cycles: u64,
+    pub events: u64,
+    pub findings: u64,
+    pub outbox_pending: usize,
+}
+
+/// What a live run works with (see [`run`]).
+pub struct LiveRun<'a> {
+    pub opts: &'a LiveOptions,
+    pub rules: &'a RuleSet,
+    pub exceptions: &'a Exceptions,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub output: Output,
+    /// Checkpoint, outbox and learned baselines.
+    pub state: &'a StateDir,
+    /// Set to end the run (SIGINT/SIGTERM): a last checkpoint is written.
+    pub stop: Arc<AtomicBool>,
+    /// Notified to cut a sleep short (with `stop`).
+    pub wake: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs until `stop` is set (SIGINT/SIGTERM) or, with `once`, after one full cycle.
+pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
+    let LiveRun {
+        opts,
+        rules,
+        exceptions,
+        logs,
+        output,
+        state,
+        stop,
+        wake,
+        metrics,
+    } = live;
+    let now = wall_ms();
+    let mut pipeline = Pipeline::new(rules, exceptions, &opts.engine);
+    // People wait for no suppression period: the first finding of an incident goes out at
+    // once, an update at the end of the period if more came.
+    pipeline.set_release(Release::FirstAtOnce);
+    let Restored {
+        positions,
+        seen,
+        mut silent,
+    } = restore(opts, state, &mut pipeline, now)?;
+    let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
+    let mut delivery = Delivery::open(output, rules, opts, state, now)?;
+    let checkpoint = |tail: &Tail, pipeline: &Pipeline<'_>, silent: &[bool]| {
+        let (groups, engine) = (&opts.tail.groups, pipeline.snapshot_ref());
+        write_checkpoint(state, groups, &tail.positions, &tail.seen, engine, silent)
+    };
+    let mut summary = LiveSummary::default();
+    let mut last_checkpoint = now;
+    // The first cycle always writes a checkpoint: it records where reading began, so a restart
+    // before any event arrives resumes from there instead of from its own "now".
+    let mut dirty = true;
+    let mut ready: Vec<Finding> = Vec::new();
+    let mut failures: u32 = 0;
+    loop {
+        let now = wall_ms();
+        let batch = match tail.poll(now, opts.once).await {
+            Ok(b) => {
+                failures = 0;
+                b
+            }
+            // At start-up an error that retrying cannot fix (no such group, no permission)
+            // stops the run with its message; once running, it is logged and retried with
+            // backoff (credentials being rotated, a policy being edited) — the service stays up.
+            Err(e) if summary.cycles == 0 || opts.once => return Err(e.into()),
+            Err(e) => {
+                failures = (failures + 1).min(8);
+                back_off(&e, failures, &wake).await;
+                if stop.load(Ordering::Relaxed) {
+                    checkpoint(&tail, &pipeline, &silent)?;
+                    break;
+                }
+                continue;
+            }
+        };
+        summary.cycles += 1;
+        let fed = evaluate(&batch.events, &mut pipeline, &metrics, &mut ready);
+        summary.events += fed;
+        dirty |= fed > 0;
+        if batch.caught_up {
+            // Nothing more to read: event time has reached the present.
+            pipeline.tick(now, &mut ready);
+        }
+        if let Some(quiet) = opts.silence {
+            let last = &tail.last_event_wall;
+            let caught_up = batch.caught_up;
+            dirty |= check_silence(opts, quiet, last, &mut silent, now, caught_up, &mut ready);
+            let n = silent.iter().filter(|s| **s).count();
+            metrics.silent_groups.store(n as u64, Ordering::Relaxed);
+        }
+        // Hand the findings over before the checkpoint can cover their events.
+        if !ready.is_empty() {
+            summary.findings += ready.len() as u64;
+            metrics
+                .findings
+                .fetch_add(ready.len() as u64, Ordering::Relaxed);
+            delivery.deliver(&mut ready, &metrics)?;
+            dirty = true;
+        }
+        let stopping =
+            stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up && !tail.rescanning());
+        if dirty && (stopping || now - last_checkpoint >= opts.checkpoint_every) {
+            checkpoint(&tail, &pipeline, &silent)?;
+            metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+            last_checkpoint = now;
+            dirty = false;
+        }
+        metrics.record_cycle(&tail, &pipeline.stats());
+        if let Some(pending) = delivery.publish(&metrics, stopping && opts.once).await? {
+            summary.outbox_pending = pending;
+        }
+        if stopping {
+            break;
+        }
+        if batch.caught_up {
+            // Sleep until the next poll, or until asked to stop.
+            sleep_or_wake(opts.poll, &wake).await;
+        }
+    }
+    Ok(summary)
+}
+
+/// Where the tail starts, from the checkpoint or `--start-from`.
+struct Restored {
+    positions: Vec<GroupPosition>,
+    seen: SeenSet,
+    /// Per group: reported silent.
+    silent: Vec<bool>,
+}
+
+/// Reads the checkpoint: the engine's state goes into `pipeline` (or, on a first start,
+/// the baselines learned from archives), and the tail's start is returned.
+fn restore(
+    opts: &LiveOptions,
+    state: &StateDir,
+    pipeline: &mut Pipeline<'_>,
+    now: Millis,
+) -> Result<Restored, LiveError> {
+    let checkpoint = read_checkpoint(state)?;
+    let start = match opts.start_from {
+        StartFrom::Time(t) => t,
+        _ => now,
+    };
+    let mut positions: Vec<GroupPosition> = opts
+        .tail
+        .groups
+        .iter()
+        .map(|_| GroupPosition {
+            cursor: start,
+            floor: start,
+        })
+        .collect();
+    let mut seen = SeenSet::default();
+    let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
+    if let Some(cp) = &checkpoint {
+        if let Err(e) = pipeline.restore(&cp.engine) {
+            tracing::warn!(
+                "engine state in the checkpoint not restored ({e}); correlation windows start empty"
+            );
+        }
+        if opts.start_from == StartFrom::Checkpoint {
+            for (i, g) in opts.tail.groups.iter().enumerate() {
+                if let Some(saved) = cp.groups.iter().find(|s| &s.name == g) {
+                    positions[i] = saved.position.clone();
+                }
+                silent[i] = cp.silent.contains(g);
+            }
+            seen = SeenSet::from_base64(&cp.seen).unwrap_or_default();
+        }
+    }
+    let learned = checkpoint
+        .as_ref()
+        .is_some_and(|cp| Pipeline::snapshot_has_baselines(&cp.engine));
+    if !learned && pipeline.has_baselines() {
+        load_learned_baselines(state, pipeline);
+    }
+    Ok(Restored {
+        positions,
+        seen,
+        silent,
+    })
+}
+
+/// First start: baselines learned from archives (`trailwatch baseline build`) arm anomaly
+/// detection from the first minute.
+fn load_learned_baselines(state: &StateDir, pipeline: &mut Pipeline<'_>) {
+    let dir = state.path().display();
+    match crate::baseline::store::load(state.path()) {
+        Ok(Some(snap)) => {
+            pipeline.restore_baselines(snap);
+            let series = pipeline.stats().baselines.map_or(0, |(n, _)| n);
+            tracing::info!(
+                series,
+                "loaded baselines learned from archives ({series} series) from {dir}"
+            );
+        }
+        Ok(None) => tracing::info!(
+            "no learned baselines in {dir}: each principal is judged once it has enough \
+             history (warm-up); to arm anomaly detection at once, learn from archives first: \
+             trailwatch baseline build <ARCHIVE>... --state-dir {dir}"
+        ),
+        Err(e) => tracing::warn!("learned baselines not loaded: {e}"),
+    }
+}
+
+/// Feeds a batch to the engine, findings into `ready`; returns how many events were
+/// CloudTrail records (the rest are counted as malformed).
+fn evaluate(
+    events: &[RawEvent],
+    pipeline: &mut Pipeline<'_>,
+    metrics: &Metrics,
+    ready: &mut Vec<Finding>,
+) -> u64 {
+    let mut fed = 0;
+    for raw in events {
+        let ev = match Event::parse(&raw.message) {
+            Ok(ev) => ev,
+            Err(e) => {
+                let n = metrics.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first hundred are reported one by one, then every thousandth, so a
+                // flood of junk in the group cannot flood the logs (all are counted).
+                if n <= 100 || n.is_multiple_of(1000) {
+                    tracing::warn!(
+                        log_group = %raw.group,
+                        stream = %raw.stream,
+                        log_event = %raw.cwl_id,
+                        "log group {}, stream {}, event {}: not a CloudTrail record ({n} so far): {e}",
+                        raw.group,
+                        raw.stream,
+                        raw.cwl_id
+                    );
+                }
+                continue;
+            }
+        };
+        fed += 1;
+        metrics.events.fetch_add(1, Ordering::Relaxed);
+        let time = ev.event_time().and_then(parse_event_time);
+        if let Some(t) = time {
+            metrics.newest_event_ms.fetch_max(t, Ordering::Relaxed);
+        }
+        let origin = format!(
+            "log group {}, stream {}, log event {}",
+            raw.group, raw.stream, raw.cwl_id
+        );
+        pipeline.feed(&ev, Some(&origin), ready);
+    }
+    fed
+}
+
+/// After the `failures`-th failed poll in a row: logs the error and waits 5 s, doubling with
+/// each failure up to five minutes (or until woken).
+async fn back_off(e: &TailError, failures: u32, wake: &tokio::sync::Notify) {
+    let delay = Duration::from_secs(5 << (failures - 1)).min(Duration::from_secs(300));
+    tracing::error!(
+        retry_in_s = delay.as_secs(),
+        "{e}; retrying in {}s (position kept, nothing skipped)",
+        delay.as_secs()
+    );
+    sleep_or_wake(delay, wake).await;
+}
+
+/// Sleeps for `d`, or until woken (asked to stop).
+async fn sleep_or_wake(d: Duration, wake: &tokio::sync::Notify) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = wake.notified() => {}
+    }
+}
+
+pub fn wall_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
