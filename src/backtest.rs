@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 pub const DEFAULT_REORDER_WINDOW: Millis = 3_600_000;
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct BacktestOptions {
     /// Keep records with `eventTime >= since`.
     pub since: Option<Millis>,
     /// Keep records with `eventTime < until`.
@@ -37,13 +37,13 @@ pub struct Options {
     pub engine: Settings,
     /// Learned baselines to start from (warm start), when baselines run.
     pub baseline_state: Option<crate::baseline::Snapshot>,
-    /// Keep the baselines' final state in [`Summary::baseline_state`].
+    /// Keep the baselines' final state in [`BacktestSummary::baseline_state`].
     pub keep_baseline_state: bool,
 }
 
-impl Default for Options {
+impl Default for BacktestOptions {
     fn default() -> Self {
-        Options {
+        BacktestOptions {
             since: None,
             until: None,
             threads: 1,
@@ -76,7 +76,7 @@ pub struct RuleTally {
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Summary {
+pub struct BacktestSummary {
     pub files_read: usize,
     /// Inputs that are neither JSON nor gzip (a README, …).
     pub files_skipped: usize,
@@ -115,7 +115,7 @@ pub struct Summary {
     /// Counters of the baselines, when they ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baselines: Option<BaselineSummary>,
-    /// The baselines' final state (with [`Options::keep_baseline_state`]).
+    /// The baselines' final state (with [`BacktestOptions::keep_baseline_state`]).
     #[serde(skip)]
     pub baseline_state: Option<crate::baseline::Snapshot>,
 }
@@ -131,7 +131,7 @@ pub struct BaselineSummary {
 
 pub const MAX_ISSUES: usize = 200;
 
-impl Summary {
+impl BacktestSummary {
     fn issue(&mut self, place: String, message: String) {
         if self.issues.len() < MAX_ISSUES {
             self.issues.push(Issue { place, message });
@@ -168,7 +168,7 @@ fn process_file(
     input: &Input,
     rules: &RuleSet,
     exceptions: &Exceptions,
-    opts: &Options,
+    opts: &BacktestOptions,
 ) -> FileResult {
     let mut r = FileResult {
         label: input.label(),
@@ -381,14 +381,14 @@ pub fn run(
     discovery: &Discovery,
     rules: &RuleSet,
     exceptions: &Exceptions,
-    opts: &Options,
+    opts: &BacktestOptions,
     emit: impl FnMut(&Finding),
     mut progress: impl FnMut(usize, u64),
-) -> Summary {
+) -> BacktestSummary {
     use rayon::prelude::*;
-    let mut s = Summary {
+    let mut s = BacktestSummary {
         digest_files_skipped: discovery.digests,
-        ..Summary::default()
+        ..BacktestSummary::default()
     };
     for (path, e) in &discovery.errors {
         s.issue(path.clone(), format!("cannot read: {e}"));

@@ -17,3 +17,12 @@ pub mod ruletest;
 pub mod sink;
 pub mod source;
 pub mod util;
+
+// The types a library user needs, at the crate root.
+pub use backtest::{BacktestOptions, BacktestSummary};
+pub use engine::{Evaluator, Pipeline, Settings};
+pub use event::Event;
+pub use finding::{Details, Finding, Kind};
+pub use live::{LiveOptions, LiveRun};
+pub use rules::exceptions::Exceptions;
+pub use rules::{Level, LoadOptions, LoadReport, Loader, Rule, RuleSet, load};

@@ -9,8 +9,8 @@
 //! normal for `end_after`, sharing one `incident`.
 
 pub mod model;
-pub mod principal;
-pub mod recent;
+pub(crate) mod principal;
+pub(crate) mod recent;
 pub mod store;
 
 use crate::event::Event;

@@ -8,7 +8,7 @@ use crate::rules::baseline::RoleGrouping;
 
 /// A principal's grouping key and the session behind this record, if grouped by role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrincipalKey {
+pub(crate) struct PrincipalKey {
     pub key: String,
     pub session: Option<String>,
 }
@@ -17,7 +17,7 @@ pub struct PrincipalKey {
 /// by ARN; root per account (`arn:aws:iam::<account>:root`); everything else as in the
 /// finding contract ([`principal`]), with `@<recipientAccountId>` appended
 /// when that is not an ARN (service identities are the same text in every account).
-pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
+pub(crate) fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
     let ty = ev.identity_str("type");
     if ty == Some("AssumedRole")
         && grouping == RoleGrouping::Role
@@ -50,7 +50,7 @@ pub fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
 }
 
 /// A short human name for a key: `role deploy-bot`, `user alice`, `root of 111122223333`.
-pub fn display(key: &str) -> String {
+pub(crate) fn display(key: &str) -> String {
     if let Some(rest) = key.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         if let [_, _, _, acct, res] = parts.as_slice() {

@@ -17,12 +17,12 @@ use std::collections::VecDeque;
 use std::hash::Hasher as _;
 
 /// Observations kept at most (about 400 bytes each with typical values).
-pub const RECENT_CAP: usize = 100_000;
+pub(crate) const RECENT_CAP: usize = 100_000;
 /// Longest attribution value kept, in bytes (user agents can be kilobytes).
-pub const VALUE_MAX: usize = 200;
+pub(crate) const VALUE_MAX: usize = 200;
 
 /// `v` cut to at most [`VALUE_MAX`] bytes, at a character boundary.
-pub fn bounded(v: &str) -> &str {
+pub(crate) fn bounded(v: &str) -> &str {
     if v.len() <= VALUE_MAX {
         return v;
     }
@@ -35,7 +35,7 @@ pub fn bounded(v: &str) -> &str {
 
 /// The series' id in the buffer: FNV-1a of the metric and the key. Two series sharing an id
 /// (about one chance in 10^12 with a million series) would share their Start attributions.
-pub fn series_id(metric: Metric, key: &str) -> u64 {
+pub(crate) fn series_id(metric: Metric, key: &str) -> u64 {
     let mut h = super::Fnv::default();
     h.write(metric.as_str().as_bytes());
     h.write(&[0]);
@@ -54,7 +54,7 @@ const KEPT: [Field; 7] = [
     Field::EventId,
 ];
 
-pub struct Recent {
+pub(crate) struct Recent {
     entries: VecDeque<(u64, i64, Obs)>,
     cap: usize,
     /// Observations dropped at the cap while still within the window.
@@ -62,7 +62,7 @@ pub struct Recent {
 }
 
 impl Recent {
-    pub fn new(cap: usize) -> Recent {
+    pub(crate) fn new(cap: usize) -> Recent {
         Recent {
             entries: VecDeque::new(),
             cap,
@@ -70,20 +70,22 @@ impl Recent {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
     }
 
     /// Keeps `obs`, counted in `series` at `minute`.
-    pub fn push(&mut self, series: u64, minute: i64, obs: &Obs) {
+    pub(crate) fn push(&mut self, series: u64, minute: i64, obs: &Obs) {
         if self.cap == 0 {
             self.dropped += 1;
             return;
@@ -103,14 +105,14 @@ impl Recent {
     /// Evicts the oldest observations while they are before `minute` (entries are in arrival
     /// order, which is event-time order but for late records; a late one goes when it
     /// reaches the front).
-    pub fn evict_before(&mut self, minute: i64) {
+    pub(crate) fn evict_before(&mut self, minute: i64) {
         while self.entries.front().is_some_and(|e| e.1 < minute) {
             self.entries.pop_front();
         }
     }
 
     /// The kept observations of `series` in the minutes `from..=to`, oldest first.
-    pub fn of(&self, series: u64, from: i64, to: i64) -> impl Iterator<Item = &Obs> {
+    pub(crate) fn of(&self, series: u64, from: i64, to: i64) -> impl Iterator<Item = &Obs> {
         self.entries
             .iter()
             .filter(move |e| e.0 == series && (from..=to).contains(&e.1))

@@ -1,6 +1,6 @@
 //! `trailwatch backtest`: replay archived CloudTrail through the rules.
 
-use super::{Outcome, RuleSource, parse_level};
+use super::{Outcome, RuleArgs, parse_level};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use trailwatch::backtest::{self, Summary};
+use trailwatch::backtest::{self, BacktestSummary};
 use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
@@ -47,8 +47,8 @@ pub struct BacktestArgs {
     skip_invalid: bool,
     /// Output format: human-readable text, one JSON finding per line, or one JSON document
     /// `{"findings": [...], "summary": {...}}`.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = FindingFormat::Text)]
+    format: FindingFormat,
     /// Write findings to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -126,7 +126,7 @@ fn read_expect(path: &std::path::Path) -> Result<BTreeMap<String, u64>> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum FindingFormat {
     Text,
     Jsonl,
     Json,
@@ -161,7 +161,7 @@ fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
     }
 }
 
-fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::Result<()> {
+fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
@@ -293,7 +293,7 @@ fn write_summary_text(out: &mut dyn Write, s: &Summary, secs: f64) -> std::io::R
 }
 
 pub fn run(args: BacktestArgs) -> Result<Outcome> {
-    let source = RuleSource {
+    let source = RuleArgs {
         paths: args.rules.clone(),
         builtin: args.builtin,
         placeholders: args.placeholders.clone(),
@@ -322,7 +322,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             .map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
             .transpose()
     };
-    let opts = backtest::Options {
+    let opts = backtest::BacktestOptions {
         since: time_arg(&args.since, "--since")?,
         until: time_arg(&args.until, "--until")?,
         threads: args
@@ -335,7 +335,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
                         .with_context(|| format!("cannot read configuration {}", p.display()))?;
-                    crate::cli::config::Config::from_yaml(&p.display().to_string(), &text)?
+                    crate::cli::config::AppConfig::from_yaml(&p.display().to_string(), &text)?
                         .settings()
                 }
                 None => trailwatch::engine::Settings::default(),
@@ -373,11 +373,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         |f| {
             worst = worst.max(Some(f.rule.level));
             let r = match args.format {
-                Format::Text => write_text(&mut out, f),
-                Format::Jsonl => serde_json::to_writer(&mut out, f)
+                FindingFormat::Text => write_text(&mut out, f),
+                FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(out)),
-                Format::Json => {
+                FindingFormat::Json => {
                     kept.push(f.clone());
                     Ok(())
                 }
@@ -407,9 +407,9 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         eprintln!("warning: … and {} more problems", summary.issues_not_shown);
     }
     match args.format {
-        Format::Text => write_summary_text(&mut out, &summary, secs)?,
-        Format::Jsonl => write_summary_text(&mut std::io::stderr(), &summary, secs)?,
-        Format::Json => {
+        FindingFormat::Text => write_summary_text(&mut out, &summary, secs)?,
+        FindingFormat::Jsonl => write_summary_text(&mut std::io::stderr(), &summary, secs)?,
+        FindingFormat::Json => {
             let doc = serde_json::json!({"findings": kept, "summary": summary});
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
@@ -446,7 +446,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
 }
 
 /// Lines describing every difference between expected and actual findings per rule.
-fn expect_diff(expected: &BTreeMap<String, u64>, s: &Summary) -> Vec<String> {
+fn expect_diff(expected: &BTreeMap<String, u64>, s: &BacktestSummary) -> Vec<String> {
     let mut out = Vec::new();
     for (id, want) in expected {
         let got = s.by_rule.get(id).map_or(0, |t| t.findings);

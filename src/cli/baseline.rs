@@ -1,7 +1,7 @@
 //! `trailwatch baseline`: learn per-principal baselines from archived CloudTrail (warm
 //! start) and show what was learned.
 
-use super::{Outcome, RuleSource};
+use super::{Outcome, RuleArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
@@ -109,7 +109,7 @@ pub fn state_for_run(dir: Option<&Path>, rules: &RuleSet) -> Result<Option<Snaps
 }
 
 fn build(a: BuildArgs) -> Result<Outcome> {
-    let source = RuleSource {
+    let source = RuleArgs {
         paths: a.rules.clone(),
         builtin: false,
         placeholders: None,
@@ -165,7 +165,7 @@ fn build(a: BuildArgs) -> Result<Outcome> {
         );
     }
     let since = time_arg(&a.since, "--since")?;
-    let opts = backtest::Options {
+    let opts = backtest::BacktestOptions {
         since: match (since, resume) {
             (Some(s), Some(r)) => Some(s.max(r)),
             (s, r) => s.or(r),
@@ -177,7 +177,7 @@ fn build(a: BuildArgs) -> Result<Outcome> {
             .max(1),
         baseline_state: previous,
         keep_baseline_state: true,
-        ..backtest::Options::default()
+        ..backtest::BacktestOptions::default()
     };
     let exceptions = trailwatch::rules::exceptions::Exceptions::default();
     let summary = backtest::run(&discovery, &rules, &exceptions, &opts, |_| {}, |_, _| {});

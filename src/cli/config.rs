@@ -80,7 +80,7 @@ struct ConfigFile {
 
 /// The parts of the configuration the engine uses.
 #[derive(Debug, Clone, Default)]
-pub struct Config {
+pub struct AppConfig {
     pub default_suppress: Option<Suppress>,
     pub allowed_lateness: Option<trailwatch::util::time::Millis>,
     pub max_group_keys: Option<usize>,
@@ -88,8 +88,8 @@ pub struct Config {
     pub run: RunConfig,
 }
 
-impl Config {
-    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+impl AppConfig {
+    pub fn from_yaml(file: &str, text: &str) -> Result<AppConfig, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             file: file.to_string(),
             message,
@@ -115,7 +115,7 @@ impl Config {
                     .map_err(|e| invalid(format!("correlation.allowed_lateness: {e}")))
             })
             .transpose()?;
-        Ok(Config {
+        Ok(AppConfig {
             default_suppress,
             allowed_lateness,
             max_group_keys: c.max_group_keys,
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn reads_and_rejects_unknown_keys() {
-        let c = Config::from_yaml(
+        let c = AppConfig::from_yaml(
             "c.yml",
             "suppress: {by: [userIdentity.arn], for: 1h}\ncorrelation: {allowed_lateness: 5m}\n",
         )
@@ -148,7 +148,7 @@ mod tests {
         let s = c.settings();
         assert_eq!(s.lateness, 300_000);
         assert_eq!(s.default_suppress.unwrap().period, 3_600_000);
-        let e = Config::from_yaml("c.yml", "supress: {}\n").unwrap_err();
+        let e = AppConfig::from_yaml("c.yml", "supress: {}\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `supress`"), "{e}");
     }
 }

@@ -77,7 +77,7 @@ enum Command {
 
 /// Which rules to load (shared by every command that loads rules).
 #[derive(Args, Debug, Clone)]
-pub struct RuleSource {
+pub struct RuleArgs {
     /// Rule files or directories (searched recursively for .yml/.yaml). Without any, the
     /// built-in rules are used.
     #[arg(value_name = "PATH")]
@@ -95,7 +95,7 @@ pub struct RuleSource {
     pub logsource_service: Vec<String>,
 }
 
-impl RuleSource {
+impl RuleArgs {
     /// Loads the rules; the report carries every diagnostic.
     pub fn load(&self) -> Result<LoadReport> {
         let placeholders = match &self.placeholders {

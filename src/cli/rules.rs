@@ -1,6 +1,6 @@
 //! `trailwatch rules validate|test|list`.
 
-use super::{Outcome, RuleSource};
+use super::{Outcome, RuleArgs};
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
@@ -13,7 +13,7 @@ pub enum RulesCommand {
     /// hint). Exit 2 when any rule is invalid.
     Validate {
         #[command(flatten)]
-        source: RuleSource,
+        source: RuleArgs,
         /// Also print notes (e.g. rules skipped because their logsource is not CloudTrail).
         #[arg(long)]
         verbose: bool,
@@ -22,7 +22,7 @@ pub enum RulesCommand {
     /// failures explain which selection and which field decided.
     Test {
         #[command(flatten)]
-        source: RuleSource,
+        source: RuleArgs,
         /// Print passing cases too.
         #[arg(long, short)]
         verbose: bool,
@@ -30,7 +30,7 @@ pub enum RulesCommand {
     /// Print the loaded rules: id, level, title and source file.
     List {
         #[command(flatten)]
-        source: RuleSource,
+        source: RuleArgs,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -58,7 +58,7 @@ fn print_diagnostics(report: &trailwatch::rules::LoadReport, verbose: bool) {
     }
 }
 
-fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
+fn validate(source: &RuleArgs, verbose: bool) -> Result<Outcome> {
     let report = source.load()?;
     print_diagnostics(&report, verbose);
     let errors = report.errors().count();
@@ -89,7 +89,7 @@ fn validate(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     })
 }
 
-fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
+fn test(source: &RuleArgs, verbose: bool) -> Result<Outcome> {
     let report = source.load()?;
     print_diagnostics(&report, false);
     if report.has_errors() {
@@ -160,7 +160,7 @@ fn test(source: &RuleSource, verbose: bool) -> Result<Outcome> {
     })
 }
 
-fn list(source: &RuleSource, format: ListFormat) -> Result<Outcome> {
+fn list(source: &RuleArgs, format: ListFormat) -> Result<Outcome> {
     let report = source.load()?;
     print_diagnostics(&report, false);
     let mut out = std::io::stdout().lock();

@@ -1,14 +1,14 @@
 //! `trailwatch run`: tail CloudWatch Logs groups live and publish findings to SNS;
 //! `trailwatch topic create` and `trailwatch subscribe`: set up the alert topic.
 
-use super::{Outcome, RuleSource, parse_level};
+use super::{Outcome, RuleArgs, parse_level};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use trailwatch::live::{self, LiveOptions, LiveRun, Metrics, Output, StartFrom};
+use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFrom};
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns};
 use trailwatch::source::cloudwatch::TailConfig;
@@ -200,7 +200,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read configuration {}", p.display()))?;
-            Some(crate::cli::config::Config::from_yaml(
+            Some(crate::cli::config::AppConfig::from_yaml(
                 &p.display().to_string(),
                 &text,
             )?)
@@ -330,7 +330,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     if opts.tail.requests_per_sec <= 0.0 || !opts.tail.requests_per_sec.is_finite() {
         bail!("--requests-per-second must be a positive number");
     }
-    let source = RuleSource {
+    let source = RuleArgs {
         paths: args.rules.clone(),
         builtin: args.builtin,
         placeholders: None,
@@ -352,12 +352,12 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         let sdk = aws_config(file.region.clone()).await;
         let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
         let output = if let Some(out) = print_out {
-            Output::Print {
+            LiveOutput::Print {
                 json: args.format == PrintFormat::Jsonl,
                 out,
             }
         } else {
-            Output::Sns(Sns {
+            LiveOutput::Sns(Sns {
                 client: aws_sdk_sns::Client::new(&sdk),
                 topic_arn: topic.clone().unwrap_or_default(),
             })

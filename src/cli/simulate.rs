@@ -69,7 +69,7 @@ pub struct GenerateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum ReportFormat {
     Text,
     Json,
 }
@@ -83,8 +83,8 @@ pub struct ScoreArgs {
     #[arg(value_name = "FINDINGS")]
     findings: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
 }
 
 pub fn run(cmd: SimulateCommand) -> Result<Outcome> {
@@ -143,8 +143,8 @@ fn score_cmd(a: ScoreArgs) -> Result<Outcome> {
     let findings = parse_findings(&name, &text)?;
     let report = score::score(&labels, &findings)?;
     match a.format {
-        Format::Text => print!("{}", report.to_text()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => print!("{}", report.to_text()),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(if report.passed {
         Outcome::Ok

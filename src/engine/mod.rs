@@ -15,7 +15,7 @@
 
 mod evaluate;
 mod pipeline;
-pub mod suppress;
+pub(crate) mod suppress;
 
 pub use evaluate::{Evaluated, Evaluator};
 pub use pipeline::{EngineError, Pipeline, PipelineStats, SnapshotRef};

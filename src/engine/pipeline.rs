@@ -22,6 +22,8 @@ pub enum EngineError {
     Version(serde_json::Value),
     #[error("unsupported baseline state version {0}")]
     BaselineVersion(u32),
+    #[error("unsupported suppression state version {0}")]
+    SuppressionVersion(u32),
     #[error("engine state: {0}")]
     Invalid(String),
 }
@@ -256,7 +258,7 @@ impl<'r> Pipeline<'r> {
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
         }
         if let Some(s) = v.get("suppressor") {
-            self.suppressor.restore(s).map_err(EngineError::Invalid)?;
+            self.suppressor.restore(s)?;
         }
         if let (Some(b), Some(snap)) = (
             self.baselines.as_mut(),

@@ -11,6 +11,7 @@
 //!   for an alert), and at the end of the period, only if more came, one *update* finding
 //!   (same `incident`, its own `id`, `details.update_of` = the first's id) says how many more.
 
+use super::EngineError;
 use crate::event::{Event, FieldPath};
 use crate::finding::{Finding, IdSample, Kind};
 use crate::rules::correlation::{Suppress, SuppressSetting};
@@ -18,7 +19,7 @@ use crate::util::time::Millis;
 use std::collections::HashMap;
 
 /// The suppression that applies to a rule: its own `suppress:`, or the default.
-pub fn effective<'a>(
+pub(crate) fn effective<'a>(
     setting: &'a SuppressSetting,
     default: Option<&'a Suppress>,
 ) -> Option<&'a Suppress> {
@@ -84,7 +85,7 @@ pub enum Release {
 
 /// Holds and merges findings per (rule, key).
 #[derive(Debug, Default)]
-pub struct Suppressor {
+pub(crate) struct Suppressor {
     held: HashMap<(String, String), Held>,
     /// (until, key) of held findings, earliest first; entries may be stale.
     due: std::collections::BinaryHeap<std::cmp::Reverse<(Millis, (String, String))>>,
@@ -96,7 +97,7 @@ pub struct Suppressor {
 impl Suppressor {
     /// Takes a finding under `rule` suppression `s`; findings that must go out now are pushed
     /// to `out` (a held one whose period ended before this finding's time).
-    pub fn offer(&mut self, s: &Suppress, f: Finding, out: &mut Vec<Finding>) {
+    pub(crate) fn offer(&mut self, s: &Suppress, f: Finding, out: &mut Vec<Finding>) {
         let t = f.time_ms.unwrap_or(Millis::MIN);
         let key = (
             f.rule.id.clone(),
@@ -140,7 +141,7 @@ impl Suppressor {
 
     /// Releases every held finding whose period ended at or before `watermark` (all of them
     /// when `None`), in (time, id) order.
-    pub fn release_until(&mut self, watermark: Option<Millis>, out: &mut Vec<Finding>) {
+    pub(crate) fn release_until(&mut self, watermark: Option<Millis>, out: &mut Vec<Finding>) {
         let Some(w) = watermark else {
             // Everything, in (time, id) order.
             let mut all: Vec<Held> = self.held.drain().map(|(_, h)| h).collect();
@@ -172,12 +173,8 @@ impl Suppressor {
         out.extend(ready.into_iter().filter_map(release));
     }
 
-    pub fn held(&self) -> usize {
-        self.held.len()
-    }
-
     /// The held findings, to persist across restarts (JSON).
-    pub fn snapshot(&self) -> serde_json::Value {
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
         let mut held: Vec<SavedHeld<'_>> = self
             .held
             .iter()
@@ -193,19 +190,17 @@ impl Suppressor {
     }
 
     /// Restores what [`Suppressor::snapshot`] saved.
-    pub fn restore(&mut self, v: &serde_json::Value) -> Result<(), String> {
+    pub(crate) fn restore(&mut self, v: &serde_json::Value) -> Result<(), EngineError> {
         #[derive(serde::Deserialize)]
         struct Saved {
             version: u32,
             held: Vec<SavedHeld<'static>>,
             merged: u64,
         }
-        let s: Saved = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let s: Saved =
+            serde_json::from_value(v.clone()).map_err(|e| EngineError::Invalid(e.to_string()))?;
         if s.version != 1 {
-            return Err(format!(
-                "unsupported suppression state version {}",
-                s.version
-            ));
+            return Err(EngineError::SuppressionVersion(s.version));
         }
         self.held.clear();
         self.due.clear();

@@ -20,11 +20,11 @@ use std::borrow::Cow;
 use std::io::Read;
 
 /// Largest decompressed size accepted for one input (guards against gzip bombs).
-pub const MAX_DECOMPRESSED: u64 = 2 << 30;
+pub(crate) const MAX_DECOMPRESSED: u64 = 2 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Shape {
+pub(crate) enum Shape {
     Records,
     Array,
     Object,
@@ -39,7 +39,7 @@ pub enum Shape {
 
 /// Where in its input a record was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loc {
+pub(crate) enum Loc {
     /// 0-based index in a list of records.
     Index(usize),
     /// 1-based line of JSON lines.
@@ -56,14 +56,14 @@ impl std::fmt::Display for Loc {
 }
 
 #[derive(Debug)]
-pub struct RecordText<'a> {
+pub(crate) struct RecordText<'a> {
     pub text: Cow<'a, str>,
     pub loc: Loc,
 }
 
 /// Why an input could not be decoded (the caller names the file).
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("corrupt gzip data after {inflated} bytes of output: {error}")]
     Gzip {
         inflated: usize,
@@ -96,14 +96,14 @@ impl From<serde_json::Error> for DecodeError {
 
 /// A problem with one record (the rest of the input is still used).
 #[derive(Debug)]
-pub struct RecordIssue {
+pub(crate) struct RecordIssue {
     pub loc: Loc,
     pub message: String,
 }
 
 /// The records of one input.
 #[derive(Debug)]
-pub struct Decoded<'a> {
+pub(crate) struct Decoded<'a> {
     pub shape: Shape,
     pub records: Vec<RecordText<'a>>,
     /// Records of a `{"Records":[…]}` file, already split into members in the same pass.
@@ -113,12 +113,12 @@ pub struct Decoded<'a> {
     pub control_messages: usize,
 }
 
-pub fn is_gzip(bytes: &[u8]) -> bool {
+pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
 /// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
-pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(64 << 20));
     let mut reader = flate2::read::MultiGzDecoder::new(bytes).take(MAX_DECOMPRESSED + 1);
     if let Err(error) = reader.read_to_end(&mut out) {
@@ -134,7 +134,7 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// Decompresses when gzip; otherwise borrows.
-pub fn maybe_gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+pub(crate) fn maybe_gunzip(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
     if is_gzip(bytes) {
         gunzip(bytes).map(Cow::Owned)
     } else {
@@ -172,7 +172,7 @@ fn first_byte(text: &str) -> Option<u8> {
 }
 
 /// Decodes one (already decompressed) input.
-pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match first_byte(text) {
@@ -190,7 +190,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
 }
 
 /// Does this text look like a CloudTrail-ish input at all (for skipping READMEs quietly)?
-pub fn looks_like_input(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_input(bytes: &[u8]) -> bool {
     if is_gzip(bytes) {
         return true;
     }

@@ -15,7 +15,7 @@ use super::{Event, Value};
 
 /// Who acted, per the finding contract: the identity ARN; else the session issuer; else
 /// `<type>:<invokedBy or principalId>`.
-pub fn principal(ev: &Event<'_>) -> String {
+pub(crate) fn principal(ev: &Event<'_>) -> String {
     if let Some(arn) = ev.identity_str("arn") {
         return arn.to_string();
     }
@@ -38,7 +38,7 @@ pub fn principal(ev: &Event<'_>) -> String {
 }
 
 /// The ARN of the role (or user) that issued an assumed-role session.
-pub fn issuer_arn<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
+pub(crate) fn issuer_arn<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     ev.get("userIdentity")?
         .get("sessionContext")?
         .get("sessionIssuer")?
@@ -48,7 +48,7 @@ pub fn issuer_arn<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
 
 /// The kind of a record: a management write, a read, or not an API call that counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     Write,
     Read,
     /// Not a management API call (Insights, data events): not counted.
@@ -61,7 +61,7 @@ const READ_PREFIXES: &[&str] = &[
 ];
 
 /// Is an event name without `readOnly` a read (by its verb)?
-pub fn is_read_name(name: &str) -> bool {
+pub(crate) fn is_read_name(name: &str) -> bool {
     READ_PREFIXES.iter().any(|p| {
         name.strip_prefix(p).is_some_and(|rest| {
             rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase())
@@ -70,7 +70,7 @@ pub fn is_read_name(name: &str) -> bool {
 }
 
 /// Classifies a record (see the module documentation for the rule).
-pub fn classify(ev: &Event<'_>) -> Class {
+pub(crate) fn classify(ev: &Event<'_>) -> Class {
     let event_type = ev.top_str("eventType");
     if event_type == Some("AwsCloudTrailInsight") {
         return Class::Ignored;

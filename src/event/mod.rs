@@ -6,8 +6,8 @@
 //! fields the engine itself needs (`eventTime`, `eventSource`, `eventName`, …) are plain
 //! accessors on [`Event`].
 
-pub mod decode;
-pub mod identity;
+pub(crate) mod decode;
+pub(crate) mod identity;
 mod value;
 
 pub use value::{Scalar, Value};
@@ -19,7 +19,7 @@ use std::fmt;
 
 /// Errors from turning bytes into an [`Event`].
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub enum RecordError {
     #[error("malformed JSON at line {line}, column {column}: {message}")]
     Json {
         line: usize,
@@ -40,10 +40,10 @@ pub fn json_error_parts(e: &serde_json::Error) -> (usize, usize, String) {
     (e.line(), e.column(), message)
 }
 
-impl From<serde_json::Error> for DecodeError {
+impl From<serde_json::Error> for RecordError {
     fn from(e: serde_json::Error) -> Self {
         let (line, column, message) = json_error_parts(&e);
-        DecodeError::Json {
+        RecordError::Json {
             line,
             column,
             message,
@@ -149,18 +149,18 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Slot<'a> {
 impl<'a> Event<'a> {
     /// Parses one record (a JSON object) from `text`. The whole text is checked to be valid
     /// JSON; members are built later, on demand.
-    pub fn parse(text: &'a str) -> Result<Self, DecodeError> {
+    pub fn parse(text: &'a str) -> Result<Self, RecordError> {
         match serde_json::from_str(text)? {
             Slot::Object(members) => Ok(Self::from_members(members)),
-            Slot::NotObject(found) => Err(DecodeError::NotAnObject { found }),
+            Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
         }
     }
 
     /// An event from an element already split by [`Slot`]'s deserializer.
-    pub fn from_slot(slot: Slot<'a>) -> Result<Self, DecodeError> {
+    pub fn from_slot(slot: Slot<'a>) -> Result<Self, RecordError> {
         match slot {
             Slot::Object(members) => Ok(Self::from_members(members)),
-            Slot::NotObject(found) => Err(DecodeError::NotAnObject { found }),
+            Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
         }
     }
 
@@ -336,10 +336,10 @@ mod tests {
     fn rejects_non_objects_and_reports_position() {
         assert!(matches!(
             Event::parse("[1,2]"),
-            Err(DecodeError::NotAnObject { found: "array" })
+            Err(RecordError::NotAnObject { found: "array" })
         ));
         match Event::parse("{\"a\":\n  tru}") {
-            Err(DecodeError::Json { line, .. }) => assert_eq!(line, 2),
+            Err(RecordError::Json { line, .. }) => assert_eq!(line, 2),
             other => panic!("unexpected {other:?}"),
         }
     }

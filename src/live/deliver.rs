@@ -2,7 +2,7 @@
 //! published to SNS as pacing allows, or are printed (`--dry-run`).
 
 use super::silence::{SILENCE_RULE_ID, silence_rule_text};
-use super::{LiveError, LiveOptions, Metrics, Output, wall_ms};
+use super::{LiveError, LiveOptions, LiveOutput, Metrics, wall_ms};
 use crate::finding::Finding;
 use crate::rules::{Level, RuleSet};
 use crate::sink::message::{self, RuleText};
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 /// Where the findings of a live run go, and what that needs.
 pub(super) struct Delivery {
-    output: Output,
-    /// With [`Output::Sns`]: the outbox and the pacing of publishing from it.
+    output: LiveOutput,
+    /// With [`LiveOutput::Sns`]: the outbox and the pacing of publishing from it.
     publisher: Option<(Outbox, Dispatcher)>,
     /// Rule descriptions for e-mails, by rule or correlation id.
     texts: HashMap<String, RuleText>,
@@ -29,14 +29,14 @@ pub(super) struct Delivery {
 impl Delivery {
     /// Opens the outbox for SNS output (reporting what an earlier run left in it).
     pub(super) fn open(
-        output: Output,
+        output: LiveOutput,
         rules: &RuleSet,
         opts: &LiveOptions,
         state: &StateDir,
         now: Millis,
     ) -> Result<Delivery, LiveError> {
         let publisher = match &output {
-            Output::Sns(_) => {
+            LiveOutput::Sns(_) => {
                 let (ob, rec) = Outbox::open(state.path(), now)?;
                 for (line, e) in &rec.bad_lines {
                     tracing::warn!(
@@ -53,7 +53,7 @@ impl Delivery {
                 }
                 Some((ob, Dispatcher::new(opts.pacing.clone())))
             }
-            Output::Print { .. } => None,
+            LiveOutput::Print { .. } => None,
         };
         Ok(Delivery {
             output,
@@ -78,7 +78,7 @@ impl Delivery {
             keep.push(f);
         }
         match &mut self.output {
-            Output::Print { json, out } => {
+            LiveOutput::Print { json, out } => {
                 for f in &keep {
                     if *json {
                         serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;
@@ -95,7 +95,7 @@ impl Delivery {
                 }
                 out.flush()?;
             }
-            Output::Sns(_) => {
+            LiveOutput::Sns(_) => {
                 if let Some((ob, _)) = &mut self.publisher {
                     let texts = &self.texts;
                     let items = keep.into_iter().map(|f| {
@@ -121,7 +121,7 @@ impl Delivery {
         metrics: &Metrics,
         finish: bool,
     ) -> Result<Option<usize>, LiveError> {
-        let (Output::Sns(sns), Some((ob, disp))) = (&self.output, &mut self.publisher) else {
+        let (LiveOutput::Sns(sns), Some((ob, disp))) = (&self.output, &mut self.publisher) else {
             return Ok(None);
         };
         publish(sns, ob, disp, metrics, finish).await?;

@@ -64,7 +64,7 @@ pub enum StartFrom {
 }
 
 /// How findings leave.
-pub enum Output {
+pub enum LiveOutput {
     /// Through the outbox to SNS.
     Sns(Sns),
     /// Printed (`--dry-run`): JSON lines or text.
@@ -126,7 +126,7 @@ pub struct LiveRun<'a> {
     pub rules: &'a RuleSet,
     pub exceptions: &'a Exceptions,
     pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub output: Output,
+    pub output: LiveOutput,
     /// Checkpoint, outbox and learned baselines.
     pub state: &'a StateDir,
     /// Set to end the run (SIGINT/SIGTERM): a last checkpoint is written.

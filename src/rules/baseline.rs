@@ -135,7 +135,7 @@ fn minutes(text: &str, field: &str, lo: i64, hi: i64) -> Result<i64, String> {
 
 impl BaselineConfig {
     /// Reads the `baseline:` mapping (as JSON from the YAML tree). Unknown keys are errors.
-    pub fn from_json(v: serde_json::Value) -> Result<BaselineConfig, String> {
+    pub(crate) fn from_json(v: serde_json::Value) -> Result<BaselineConfig, String> {
         let f: ConfigFile = if v.is_null() {
             ConfigFile::default()
         } else {

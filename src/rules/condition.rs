@@ -14,7 +14,7 @@ use super::matcher::Cond;
 
 /// A condition error with the character offset where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CondError {
+pub(crate) struct CondError {
     pub offset: usize,
     pub message: String,
     pub hint: Option<String>,
@@ -103,7 +103,7 @@ fn glob_names(pattern: &str, name: &str) -> bool {
 }
 
 /// Levenshtein distance, for "did you mean" hints.
-pub fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -119,7 +119,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
-pub fn did_you_mean<'c>(
+pub(crate) fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
@@ -278,7 +278,7 @@ impl P<'_> {
 }
 
 /// Parses `text` against the selection `names` (in definition order).
-pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
+pub(crate) fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
     let toks = lex(text);
     let end = text.chars().count();
     if let Some(k) = toks.iter().position(|(t, _)| *t == Tok::Pipe) {

@@ -489,7 +489,7 @@ pub enum Aggregation {
 }
 
 /// Parses the text after `|` (e.g. `count() by sourceIPAddress > 5`, `near selection2`).
-pub fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
+pub(crate) fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
     let t = text.trim();
     if let Some(rest) = t.strip_prefix("near") {
         let selections: Vec<String> = rest

@@ -71,7 +71,7 @@ fn cond_text(c: &Cond, names: &[(String, Selection)]) -> String {
 }
 
 /// Lines explaining the evaluation of `rule` on `ev`.
-pub fn explain(rule: &Rule, ev: &Event<'_>) -> Vec<String> {
+pub(crate) fn explain(rule: &Rule, ev: &Event<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let result = rule.condition.eval(&rule.selections, ev);
     out.push(format!(

@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Regex programs may not grow beyond this (a hostile rule must not exhaust memory).
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Lazy-DFA cache per regex.
-pub const REGEX_DFA_LIMIT: usize = 2 << 20;
+pub(crate) const REGEX_DFA_LIMIT: usize = 2 << 20;
 
 /// How a plain string needle is compared with a value.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub enum Cidr {
 
 impl Cidr {
     /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
         let (addr, len) = match text.split_once('/') {
             Some((a, l)) => (
                 a,

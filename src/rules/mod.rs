@@ -1,16 +1,16 @@
 //! Detection rules: Sigma YAML, loaded with every problem reported at once, compiled once,
 //! selected per event through a candidate index.
 
-pub mod baseline;
-pub mod condition;
+pub(crate) mod baseline;
+pub(crate) mod condition;
 pub mod correlation;
 pub mod diag;
 pub mod exceptions;
-pub mod explain;
+pub(crate) mod explain;
 pub mod index;
-pub mod matcher;
-pub mod parse;
-pub mod plan;
+pub(crate) mod matcher;
+pub(crate) mod parse;
+pub(crate) mod plan;
 pub mod testcase;
 pub mod yaml;
 

@@ -1,5 +1,5 @@
 //! Where findings go: rendered messages, the durable outbox, SNS.
 
 pub mod message;
-pub mod outbox;
+pub(crate) mod outbox;
 pub mod sns;

@@ -23,11 +23,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-pub const FILE_NAME: &str = "outbox.jsonl";
+pub(crate) const FILE_NAME: &str = "outbox.jsonl";
 /// Finding ids are remembered this long (wall clock) after they were handled.
-pub const KNOWN_RETENTION: Millis = 7 * 24 * 3_600_000;
+pub(crate) const KNOWN_RETENTION: Millis = 7 * 24 * 3_600_000;
 /// And at most this many of them.
-pub const MAX_KNOWN: usize = 1_000_000;
+pub(crate) const MAX_KNOWN: usize = 1_000_000;
 /// The log is compacted when it grows past this size and nothing is pending.
 const COMPACT_BYTES: u64 = 16 << 20;
 

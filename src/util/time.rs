@@ -18,16 +18,33 @@ pub fn parse_event_time(s: &str) -> Option<Millis> {
         .map(|n| n.and_utc().timestamp_millis())
 }
 
+/// A duration or time that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("`{0}` has no unit; write e.g. 15m, 1h, 7d")]
+    NoUnit(String),
+    #[error("`{0}` does not start with a whole number")]
+    NotANumber(String),
+    #[error("unknown unit `{unit}` in `{text}`; use s, m, h, d or w")]
+    UnknownUnit { unit: String, text: String },
+    #[error("`{0}` is too long")]
+    TooLong(String),
+    #[error(
+        "`{0}` is not a time: use RFC 3339 (2024-01-31T12:00:00Z), a date (2024-01-31) or a duration before now (7d, 12h)"
+    )]
+    NotATime(String),
+}
+
 /// Parses `15m`, `1h`, `7d`, `30s`, `2w` (a number and a unit) into milliseconds.
-pub fn parse_duration(s: &str) -> Result<Millis, String> {
+pub fn parse_duration(s: &str) -> Result<Millis, TimeError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` has no unit; write e.g. 15m, 1h, 7d"))?;
+        .ok_or_else(|| TimeError::NoUnit(s.to_string()))?;
     let (num, unit) = s.split_at(split);
     let n: i64 = num
         .parse()
-        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+        .map_err(|_| TimeError::NotANumber(s.to_string()))?;
     let unit_ms: i64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -36,18 +53,19 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
         "d" => 86_400_000,
         "w" => 7 * 86_400_000,
         _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}`; use s, m, h, d or w"
-            ));
+            return Err(TimeError::UnknownUnit {
+                unit: unit.to_string(),
+                text: s.to_string(),
+            });
         }
     };
     n.checked_mul(unit_ms)
-        .ok_or_else(|| format!("`{s}` is too long"))
+        .ok_or_else(|| TimeError::TooLong(s.to_string()))
 }
 
 /// A `--since`/`--until` value: RFC 3339, a date (`2024-01-31`, midnight UTC), or a duration
 /// before `now` (`7d` = seven days ago).
-pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<Millis, String> {
+pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<Millis, TimeError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
@@ -59,9 +77,7 @@ pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<Millis, String> {
     }
     match parse_duration(s) {
         Ok(d) => Ok(now.timestamp_millis() - d),
-        Err(_) => Err(format!(
-            "`{s}` is not a time: use RFC 3339 (2024-01-31T12:00:00Z), a date (2024-01-31) or a duration before now (7d, 12h)"
-        )),
+        Err(_) => Err(TimeError::NotATime(s.to_string())),
     }
 }
 

@@ -8,7 +8,6 @@ mod pattern;
 mod values;
 
 pub(crate) use pattern::{compile_pattern, parse_wildcards};
-pub use values::base64_offsets;
 
 use super::correlation::{self, CorrelationDef};
 use super::diag::{Diagnostic, Severity};
@@ -54,7 +53,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(
+    pub(crate) fn new(
         file: &'a str,
         diags: &'a mut Vec<Diagnostic>,
         placeholders: Option<&'a Placeholders>,
@@ -71,13 +70,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn error(&mut self, pos: Pos, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>, hint: Option<String>) {
         self.errors += 1;
         self.diags
             .push(Diagnostic::new(Severity::Error, self.file, Some(pos), message).with_hint(hint));
     }
 
-    pub fn note(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn note(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic::new(
             Severity::Note,
             self.file,
@@ -86,7 +85,7 @@ impl<'a> Ctx<'a> {
         ));
     }
 
-    pub fn errors(&self) -> usize {
+    pub(crate) fn errors(&self) -> usize {
         self.errors
     }
 }

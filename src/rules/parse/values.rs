@@ -176,7 +176,7 @@ fn b64(bytes: &[u8]) -> String {
 /// The three encodings of `value` as it may appear at any offset inside a base64 string
 /// (the Sigma `base64offset` modifier): encode with 0, 1 and 2 bytes of padding before it and
 /// cut the characters that depend on the unknown neighbours.
-pub fn base64_offsets(value: &[u8]) -> Vec<String> {
+pub(super) fn base64_offsets(value: &[u8]) -> Vec<String> {
     const START: [usize; 3] = [0, 2, 3];
     const END: [usize; 3] = [0, 3, 2];
     (0..3)
