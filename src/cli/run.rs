@@ -182,19 +182,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn aws_config(region: Option<String>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
-        aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build(),
-    );
-    if let Some(r) = region {
-        loader = loader.region(aws_config::Region::new(r));
-    }
-    loader.load().await
-}
-
 pub fn run(args: RunArgs) -> Result<Outcome> {
     let config = match &args.config {
         Some(p) => {
@@ -349,7 +336,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     let metrics_addr = args.metrics_addr.clone().or(file.metrics_addr.clone());
     let rt = runtime()?;
     rt.block_on(async move {
-        let sdk = aws_config(file.region.clone()).await;
+        let sdk = trailwatch::util::aws::sdk_config(file.region.clone()).await;
         let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
         let output = if let Some(out) = print_out {
             LiveOutput::Print {
@@ -465,7 +452,7 @@ pub fn topic(cmd: TopicCommand) -> Result<Outcome> {
         );
     }
     runtime()?.block_on(async {
-        let sdk = aws_config(None).await;
+        let sdk = trailwatch::util::aws::sdk_config(None).await;
         let client = aws_sdk_sns::Client::new(&sdk);
         let out = client
             .create_topic()
@@ -504,7 +491,7 @@ pub fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
         );
     }
     runtime()?.block_on(async {
-        let sdk = aws_config(None).await;
+        let sdk = trailwatch::util::aws::sdk_config(None).await;
         let client = aws_sdk_sns::Client::new(&sdk);
         let out = client
             .subscribe()

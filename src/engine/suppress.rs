@@ -260,3 +260,128 @@ fn release(h: Held) -> Option<Finding> {
     }
     Some(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Body, MatchDetails, RuleRef};
+    use crate::rules::Level;
+
+    const MIN: Millis = 60_000;
+
+    fn finding(n: u32, t: Millis, key: &str) -> Finding {
+        let rule = RuleRef {
+            id: "r".into(),
+            title: "Rule".into(),
+            level: Level::High,
+            tags: Vec::new(),
+        };
+        let body = Body::Match(MatchDetails {
+            rule_file: "r.yml".into(),
+            event_type: None,
+            identity_account: None,
+        });
+        Finding::new(format!("f{n}"), rule, body)
+            .with_time(Some(crate::util::time::format_millis(t)), Some(t))
+            .with_events(vec![format!("e{n}")], 1)
+            .with_summary("Rule: alice did it.".into())
+            .with_suppress_key(key.into())
+    }
+
+    fn hour() -> Suppress {
+        Suppress {
+            by: vec!["userIdentity.arn".into()],
+            period: 60 * MIN,
+        }
+    }
+
+    #[test]
+    fn repeats_within_the_period_merge_into_the_first() {
+        let mut s = Suppressor::default();
+        let mut out = Vec::new();
+        for (n, t) in [(1, 0), (2, 10 * MIN), (3, 50 * MIN)] {
+            s.offer(&hour(), finding(n, t, "alice"), &mut out);
+        }
+        s.offer(&hour(), finding(4, 5 * MIN, "bob"), &mut out);
+        assert!(out.is_empty(), "held until the period ends: {out:?}");
+        // The watermark passes alice's period (0 + 60 min), not bob's (5 + 60 min).
+        s.release_until(Some(61 * MIN), &mut out);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!(f.id, "f1");
+        assert_eq!(f.event_count, 3);
+        assert_eq!(f.event_ids, ["e1", "e2", "e3"]);
+        assert_eq!(f.details.suppressed, Some(2));
+        assert_eq!(
+            f.details.last_time,
+            Some(Some(crate::util::time::format_millis(50 * MIN)))
+        );
+        assert_eq!(s.merged, 2);
+        s.release_until(None, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].id, "f4");
+        assert_eq!(out[1].details.suppressed, None);
+    }
+
+    #[test]
+    fn a_repeat_after_the_period_starts_a_new_incident() {
+        let mut s = Suppressor::default();
+        let mut out = Vec::new();
+        s.offer(&hour(), finding(1, 0, "alice"), &mut out);
+        s.offer(&hour(), finding(2, 61 * MIN, "alice"), &mut out);
+        assert_eq!(out.len(), 1, "the first is released by the later one");
+        assert_eq!(out[0].id, "f1");
+        s.release_until(None, &mut out);
+        assert_eq!(out[1].id, "f2");
+    }
+
+    #[test]
+    fn first_at_once_then_one_update_with_the_same_incident() {
+        let mut s = Suppressor {
+            mode: Release::FirstAtOnce,
+            ..Suppressor::default()
+        };
+        let mut out = Vec::new();
+        s.offer(&hour(), finding(1, 0, "alice"), &mut out);
+        assert_eq!(out.len(), 1, "the first goes out at once");
+        s.offer(&hour(), finding(2, 20 * MIN, "alice"), &mut out);
+        s.offer(&hour(), finding(3, 30 * MIN, "alice"), &mut out);
+        assert_eq!(out.len(), 1);
+        s.release_until(Some(60 * MIN), &mut out);
+        assert_eq!(out.len(), 2);
+        let update = &out[1];
+        assert_eq!(update.incident, out[0].incident);
+        assert_ne!(update.id, out[0].id);
+        assert_eq!(update.details.update_of.as_deref(), Some("f1"));
+        assert_eq!(update.details.suppressed, Some(2));
+        assert_eq!(update.time_ms, Some(30 * MIN));
+        // Nothing more came for bob's single finding: no update.
+        s.offer(&hour(), finding(4, 70 * MIN, "bob"), &mut out);
+        s.release_until(None, &mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn snapshot_restores_held_findings() {
+        let mut s = Suppressor::default();
+        let mut out = Vec::new();
+        s.offer(&hour(), finding(1, 0, "alice"), &mut out);
+        s.offer(&hour(), finding(2, MIN, "alice"), &mut out);
+        let snap = s.snapshot();
+        let mut t = Suppressor::default();
+        t.restore(&snap).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        s.release_until(None, &mut a);
+        t.release_until(None, &mut b);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        let mut bad = snap.clone();
+        bad["version"] = 9.into();
+        assert!(matches!(
+            t.restore(&bad),
+            Err(EngineError::SuppressionVersion(9))
+        ));
+    }
+}

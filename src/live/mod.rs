@@ -30,6 +30,7 @@ use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::sns::{Pacing, Sns};
 use crate::source::cloudwatch::{GroupPosition, RawEvent, SeenSet, Tail, TailConfig, TailError};
+use crate::util::aws::Backoff;
 use crate::util::state::StateDir;
 use crate::util::time::{Millis, parse_event_time};
 use checkpoint::write_checkpoint;
@@ -171,12 +172,12 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     // before any event arrives resumes from there instead of from its own "now".
     let mut dirty = true;
     let mut ready: Vec<Finding> = Vec::new();
-    let mut failures: u32 = 0;
+    let mut backoff = Backoff::default();
     loop {
         let now = wall_ms();
         let batch = match tail.poll(now, opts.once).await {
             Ok(b) => {
-                failures = 0;
+                backoff.reset();
                 b
             }
             // At start-up an error that retrying cannot fix (no such group, no permission)
@@ -184,8 +185,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             // backoff (credentials being rotated, a policy being edited) — the service stays up.
             Err(e) if summary.cycles == 0 || opts.once => return Err(e.into()),
             Err(e) => {
-                failures = (failures + 1).min(8);
-                back_off(&e, failures, &wake).await;
+                back_off(&e, backoff.failed(5_000, 300_000), &wake).await;
                 if stop.load(Ordering::Relaxed) {
                     checkpoint(&tail, &pipeline, &silent)?;
                     break;
@@ -368,10 +368,10 @@ fn evaluate(
     fed
 }
 
-/// After the `failures`-th failed poll in a row: logs the error and waits 5 s, doubling with
-/// each failure up to five minutes (or until woken).
-async fn back_off(e: &TailError, failures: u32, wake: &tokio::sync::Notify) {
-    let delay = Duration::from_secs(5 << (failures - 1)).min(Duration::from_secs(300));
+/// After a failed poll: logs the error and waits `delay_ms` (5 s, doubling with each failure
+/// in a row up to five minutes), or until woken.
+async fn back_off(e: &TailError, delay_ms: Millis, wake: &tokio::sync::Notify) {
+    let delay = Duration::from_millis(delay_ms as u64);
     tracing::error!(
         retry_in_s = delay.as_secs(),
         "{e}; retrying in {}s (position kept, nothing skipped)",

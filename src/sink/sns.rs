@@ -8,6 +8,7 @@
 
 use crate::sink::message;
 use crate::sink::outbox::{Entry, Outbox, OutboxError};
+use crate::util::aws::{self, AwsErrorClass, Backoff};
 use crate::util::time::Millis;
 use std::collections::VecDeque;
 
@@ -25,46 +26,10 @@ pub enum Verdict {
 /// Classifies a publish error by its AWS error code and HTTP status (either may be absent:
 /// a timeout or a refused connection has neither).
 pub fn classify(code: Option<&str>, status: Option<u16>) -> Verdict {
-    match code {
-        Some(
-            "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-            | "InternalError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "KMSThrottling"
-            | "KMSThrottlingException"
-            | "RequestTimeout"
-            | "RequestTimeoutException",
-        ) => Verdict::Retry,
-        Some(
-            "NotFound"
-            | "AuthorizationError"
-            | "AccessDenied"
-            | "AccessDeniedException"
-            | "InvalidClientTokenId"
-            | "UnrecognizedClientException"
-            | "ExpiredToken"
-            | "ExpiredTokenException"
-            | "SignatureDoesNotMatch"
-            | "KMSDisabled"
-            | "KMSNotFound"
-            | "KMSAccessDenied"
-            | "KMSInvalidState"
-            | "EndpointDisabled"
-            | "InvalidSecurity",
-        ) => Verdict::Topic,
-        Some(c) if c.starts_with("InvalidParameter") => Verdict::Message,
-        _ => match status {
-            Some(s) if s == 429 || s >= 500 => Verdict::Retry,
-            Some(400) | Some(413) => Verdict::Message,
-            Some(s) if (400..500).contains(&s) => Verdict::Topic,
-            // No response at all: network trouble.
-            _ => Verdict::Retry,
-        },
+    match aws::classify(code, status) {
+        AwsErrorClass::Transient => Verdict::Retry,
+        AwsErrorClass::Denied => Verdict::Topic,
+        AwsErrorClass::Invalid => Verdict::Message,
     }
 }
 
@@ -105,7 +70,7 @@ pub struct Dispatcher {
     pacing: Pacing,
     sent: VecDeque<Millis>,
     retry_at: Option<Millis>,
-    failures: u32,
+    backoff: Backoff,
 }
 
 impl Dispatcher {
@@ -150,20 +115,18 @@ impl Dispatcher {
     /// A message went out.
     pub fn sent(&mut self, now: Millis) {
         self.sent.push_back(now);
-        self.failures = 0;
+        self.backoff.reset();
         self.retry_at = None;
     }
 
     /// A publish failed; the next attempt waits with exponential backoff (1 s … 60 s for
     /// transient errors, 60 s … 10 min for topic errors).
     pub fn failed(&mut self, now: Millis, verdict: Verdict) -> Millis {
-        self.failures = self.failures.saturating_add(1);
-        let exp = self.failures.min(10) - 1;
         let (base, cap) = match verdict {
             Verdict::Topic => (60_000, 600_000),
             _ => (1_000, 60_000),
         };
-        let delay = (base << exp).min(cap);
+        let delay = self.backoff.failed(base, cap);
         self.retry_at = Some(now + delay);
         delay
     }

@@ -26,6 +26,7 @@
 //!   flat and only late events wait longer. Ids are remembered back to the start of any
 //!   re-scan still running.
 
+use crate::util::aws::{self, AwsErrorClass, Backoff};
 use crate::util::time::Millis;
 use base64::Engine as _;
 use std::time::Duration;
@@ -342,18 +343,7 @@ impl Bucket {
 
 /// Is this FilterLogEvents error worth retrying (throttling, 5xx, network)?
 pub fn retryable(code: Option<&str>, status: Option<u16>) -> bool {
-    match code {
-        Some(
-            "ThrottlingException"
-            | "Throttling"
-            | "LimitExceededException"
-            | "ServiceUnavailableException"
-            | "InternalFailure"
-            | "RequestTimeout",
-        ) => true,
-        Some(_) => status.is_none_or(|s| s == 429 || s >= 500),
-        None => status.is_none_or(|s| s == 429 || s >= 500),
-    }
+    aws::classify(code, status) == AwsErrorClass::Transient
 }
 
 /// The tail over one or more log groups.
@@ -368,7 +358,7 @@ pub struct Tail {
     /// When the latest re-scan page was requested.
     last_rescan_page: Option<std::time::Instant>,
     bucket: Bucket,
-    backoff: u32,
+    backoff: Backoff,
     pub stats: TailStats,
     /// Wall-clock time of the newest new event per group (for the silence check).
     pub last_event_wall: Vec<Millis>,
@@ -403,7 +393,7 @@ impl Tail {
             last_rescan: None,
             last_wide: None,
             last_rescan_page: None,
-            backoff: 0,
+            backoff: Backoff::default(),
             stats: TailStats::default(),
             last_event_wall: vec![now; n],
         }
@@ -535,7 +525,7 @@ impl Tail {
             self.stats.requests += 1;
             let out = match req.send().await {
                 Ok(o) => {
-                    self.backoff = 0;
+                    self.backoff.reset();
                     o
                 }
                 Err(e) => {
@@ -550,8 +540,7 @@ impl Tail {
                         self.stats.errors += 1;
                     }
                     if retryable(code.as_deref(), status) {
-                        self.backoff = (self.backoff + 1).min(7);
-                        let delay = Duration::from_millis(250 << self.backoff);
+                        let delay = Duration::from_millis(self.backoff.failed(500, 32_000) as u64);
                         tracing_warn(&format!(
                             "log group {group}: {message}; retrying in {} ms",
                             delay.as_millis()

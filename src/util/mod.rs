@@ -1,6 +1,7 @@
 //! Leaf utilities with no knowledge of CloudTrail or rules: event-time arithmetic and text,
-//! stable ids, and atomic state files.
+//! stable ids, atomic state files, and AWS error classification with backoff.
 
+pub mod aws;
 pub mod ids;
 pub mod state;
 pub mod time;
