@@ -514,3 +514,62 @@ pub fn run(
     s.last_event_time = max_t.map(crate::util::time::format_millis);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Body, MatchDetails, RuleRef};
+    use crate::rules::Level;
+
+    const MIN: Millis = 60_000;
+
+    /// One record's output holding one finding, tagged `tag` in its summary.
+    fn output(tag: &str) -> Evaluated {
+        let rule = RuleRef {
+            id: "r".into(),
+            title: "R".into(),
+            level: Level::Low,
+            tags: Vec::new(),
+        };
+        let body = Body::Match(MatchDetails {
+            rule_file: "r.yml".into(),
+            event_type: None,
+            identity_account: None,
+        });
+        Evaluated {
+            findings: vec![Finding::new(tag.into(), rule, body).with_summary(tag.into())],
+            ..Evaluated::default()
+        }
+    }
+
+    #[test]
+    fn reorder_releases_in_event_time_order_and_counts_late_records() {
+        let mut seen: Vec<(Option<Millis>, String)> = Vec::new();
+        let mut r = Reorder {
+            heap: BinaryHeap::new(),
+            slots: HashMap::new(),
+            next_slot: 0,
+            max_seen: None,
+            window: 10 * MIN,
+            late: 0,
+            emit: |t: Option<Millis>, o: Evaluated| seen.push((t, o.findings[0].id.clone())),
+        };
+        r.push(Some(5 * MIN), 0, 0, output("b"));
+        r.push(Some(3 * MIN), 0, 1, output("a"));
+        r.push(None, 0, 2, output("no-time"));
+        // Equal times: the file, then the record position decides.
+        r.push(Some(20 * MIN), 1, 1, output("e"));
+        r.push(Some(20 * MIN), 1, 0, output("d"));
+        let wm = r.watermark();
+        assert_eq!(wm, Some(10 * MIN));
+        r.release(wm);
+        // Older than the watermark: out at once, counted.
+        r.push(Some(8 * MIN), 2, 0, output("late"));
+        assert_eq!(r.late, 1);
+        r.release(None);
+        drop(r);
+        let order: Vec<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(order, ["no-time", "a", "b", "late", "d", "e"]);
+        assert_eq!(seen[0].0, None);
+    }
+}
