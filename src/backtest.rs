@@ -9,7 +9,7 @@
 //! newest time seen minus the window is *late*: it is still processed, immediately, and
 //! counted. Nothing is dropped.
 
-use crate::engine::{Evaluated, Evaluator, Pipeline, Settings};
+use crate::engine::{Alert, AlertSettings, Evaluated, Evaluator, Pipeline, Settings};
 use crate::event::Event;
 use crate::event::decode::{self, Shape};
 use crate::finding::Finding;
@@ -39,6 +39,8 @@ pub struct BacktestOptions {
     pub baseline_state: Option<crate::baseline::Snapshot>,
     /// Keep the baselines' final state in [`BacktestSummary::baseline_state`].
     pub keep_baseline_state: bool,
+    /// Group findings into incidents and emit the alerts live mode would send.
+    pub alerts: Option<AlertSettings>,
 }
 
 impl Default for BacktestOptions {
@@ -51,6 +53,7 @@ impl Default for BacktestOptions {
             engine: Settings::default(),
             baseline_state: None,
             keep_baseline_state: false,
+            alerts: None,
         }
     }
 }
@@ -115,9 +118,39 @@ pub struct BacktestSummary {
     /// Counters of the baselines, when they ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baselines: Option<BaselineSummary>,
+    /// Incidents and alerts, with [`BacktestOptions::alerts`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertSummary>,
     /// The baselines' final state (with [`BacktestOptions::keep_baseline_state`]).
     #[serde(skip)]
     pub baseline_state: Option<crate::baseline::Snapshot>,
+}
+
+/// What the alert stage decided in a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AlertSummary {
+    pub incidents: u64,
+    /// Every alert: new + updates + closes.
+    pub alerts: u64,
+    pub new: u64,
+    pub updates: u64,
+    pub closes: u64,
+    /// Incidents below the minimum level (not alerted).
+    pub below_min_level: u64,
+}
+
+impl BacktestSummary {
+    /// Alerts per day of event time covered (at least one day).
+    pub fn alerts_per_day(&self) -> Option<f64> {
+        let a = self.alerts.as_ref()?;
+        let first = self.first_event_time.as_deref().and_then(parse_event_time);
+        let last = self.last_event_time.as_deref().and_then(parse_event_time);
+        let days = match (first, last) {
+            (Some(f), Some(l)) => ((l - f) as f64 / 86_400_000.0).max(1.0),
+            _ => 1.0,
+        };
+        Some(a.alerts as f64 / days)
+    }
 }
 
 /// What the baselines did in a run.
@@ -375,14 +408,22 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     }
 }
 
-/// Runs every input of `discovery`, calling `emit` for each finding in event-time order and
-/// `progress(files_done, records_done)` after each batch.
+/// What a run hands to its caller, in event-time order.
+#[derive(Debug, Clone, Copy)]
+pub enum Emitted<'a> {
+    Finding(&'a Finding),
+    /// With [`BacktestOptions::alerts`]: an alert live mode would send.
+    Alert(&'a Alert),
+}
+
+/// Runs every input of `discovery`, calling `emit` for each finding (and alert) in event-time
+/// order and `progress(files_done, records_done)` after each batch.
 pub fn run(
     discovery: &Discovery,
     rules: &RuleSet,
     exceptions: &Exceptions,
     opts: &BacktestOptions,
-    emit: impl FnMut(&Finding),
+    mut emit: impl FnMut(Emitted<'_>),
     mut progress: impl FnMut(usize, u64),
 ) -> BacktestSummary {
     use rayon::prelude::*;
@@ -416,12 +457,15 @@ pub fn run(
         *principals.entry(f.principal.clone()).or_default() += 1;
         true
     };
-    let mut emit = emit;
     let mut pipeline = Pipeline::new(rules, exceptions, &opts.engine);
     if let Some(snap) = &opts.baseline_state {
         pipeline.restore_baselines(snap.clone());
     }
+    if let Some(a) = &opts.alerts {
+        pipeline.enable_alerts(a.clone());
+    }
     let mut ready: Vec<Finding> = Vec::new();
+    let mut alerts: Vec<Alert> = Vec::new();
     let mut reorder = Reorder {
         heap: BinaryHeap::new(),
         slots: HashMap::new(),
@@ -434,8 +478,12 @@ pub fn run(
             pipeline.push(t, o, &mut ready);
             for f in &ready {
                 if count(f) {
-                    emit(f);
+                    emit(Emitted::Finding(f));
                 }
+            }
+            pipeline.drain_alerts(&mut alerts);
+            for a in alerts.drain(..) {
+                emit(Emitted::Alert(&a));
             }
         },
     };
@@ -489,14 +537,26 @@ pub fn run(
     pipeline.finish(&mut rest);
     for f in &rest {
         if count(f) {
-            emit(f);
+            emit(Emitted::Finding(f));
         }
+    }
+    pipeline.drain_alerts(&mut alerts);
+    for a in alerts.drain(..) {
+        emit(Emitted::Alert(&a));
     }
     let stats = pipeline.stats();
     s.late_hits = stats.correlation.late_hits;
     s.late_hit_samples = stats.correlation.late_samples;
     s.evicted_keys = stats.correlation.evicted_keys;
     s.merged_findings = stats.merged_findings;
+    s.alerts = stats.alerts.map(|a| AlertSummary {
+        incidents: a.incidents,
+        alerts: a.alerts(),
+        new: a.new,
+        updates: a.updates,
+        closes: a.closes,
+        below_min_level: a.below_min_level,
+    });
     if let Some((series, stats)) = stats.baselines {
         s.baselines = Some(BaselineSummary { series, stats });
         if opts.keep_baseline_state {

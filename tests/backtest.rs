@@ -1598,3 +1598,141 @@ fn text_format_strips_terminal_escapes_from_event_text() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// --format alerts: the alerts live mode would send
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `backtest --format alerts` on `paths`; returns the alerts and stderr.
+fn alerts_of(paths: &[&Path]) -> (Vec<Value>, String) {
+    let o = bin()
+        .args(["backtest", "--format", "alerts"])
+        .args(paths)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alerts = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (alerts, stderr(&o))
+}
+
+#[test]
+fn alerts_group_the_findings_of_one_event_into_one_alert() {
+    let stop =
+        root().join("fixtures/samples/stratus-red-team/aws.defense-evasion.cloudtrail-stop.json");
+    let (alerts, err) = alerts_of(&[&stop]);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a["alert"], "new");
+    assert_eq!(a["level"], "critical");
+    assert_eq!(
+        a["rule"]["title"],
+        "CloudTrail logging stopped or trail deleted"
+    );
+    // Finding-shaped, so subscribers of findings keep working.
+    for key in [
+        "id",
+        "incident",
+        "kind",
+        "rule",
+        "time",
+        "principal",
+        "account",
+        "region",
+        "event_ids",
+        "event_count",
+        "summary",
+        "details",
+    ] {
+        assert!(a.get(key).is_some(), "no `{key}` in {a:#}");
+    }
+    // The CIS mapping of the same event rides inside, not as an alert of its own.
+    let titles: Vec<&str> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"]["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"CIS 4.5 - CloudTrail configuration changed"),
+        "{titles:?}"
+    );
+    assert!(err.contains("alerts a day"), "{err}");
+}
+
+#[test]
+fn every_stratus_technique_with_a_medium_finding_alerts_in_at_most_three_messages() {
+    let dir = root().join("fixtures/samples/stratus-red-team");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30);
+    let mut alerted = 0;
+    for f in &files {
+        let o = bin()
+            .args(["backtest", "--format", "jsonl", "--min-level", "medium"])
+            .arg(f)
+            .output()
+            .unwrap();
+        let medium = stdout(&o).lines().count();
+        let (alerts, _) = alerts_of(&[f]);
+        let name = f.file_name().unwrap().to_string_lossy();
+        if medium > 0 {
+            alerted += 1;
+            assert!(
+                (1..=3).contains(&alerts.len()),
+                "{name}: {medium} findings at medium or above gave {} alerts",
+                alerts.len()
+            );
+            assert_eq!(alerts[0]["alert"], "new", "{name}");
+        } else {
+            assert!(alerts.is_empty(), "{name}: alerts without a medium finding");
+        }
+    }
+    assert!(alerted >= 25, "only {alerted} techniques alerted");
+}
+
+#[test]
+fn thirty_root_calls_give_one_new_one_update_and_one_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "Root", "principalId": "111122223333",
+                    "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"},
+                "eventTime": format!("2024-05-01T10:{:02}:{:02}Z", i / 3, (i % 3) * 20),
+                "eventSource": "ec2.amazonaws.com",
+                "eventName": "DescribeInstances",
+                "awsRegion": "us-east-1",
+                "sourceIPAddress": "203.0.113.9",
+                "userAgent": "aws-cli/2.13.0",
+                "eventID": format!("00000000-0000-4000-8000-{i:012}"),
+                "readOnly": true,
+                "eventType": "AwsApiCall",
+                "managementEvent": true,
+                "recipientAccountId": "111122223333",
+                "eventCategory": "Management"
+            })
+        })
+        .collect();
+    let file = write(dir.path(), "root.json", records_doc(&recs));
+    let (alerts, _) = alerts_of(&[&file]);
+    let kinds: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["new", "update", "close"], "{alerts:#?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["incident"] == alerts[0]["incident"])
+    );
+    assert!(alerts[2]["finding_count"].as_u64().unwrap() >= 30);
+}

@@ -227,8 +227,28 @@ fn http_get(path: &str) -> String {
     body.to_string()
 }
 
+/// moto's dump of its state. Under load (tests run in parallel against one emulator) moto can
+/// answer the dump with an error page when its state changes while it serialises it: ask again.
+fn moto_data() -> Value {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let body = http_get("/moto-api/data.json");
+        match serde_json::from_str(&body) {
+            Ok(v) => return v,
+            Err(_) => {
+                last = body;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+    panic!(
+        "moto's /moto-api/data.json is not JSON after 20 tries: {}",
+        last.chars().take(300).collect::<String>()
+    );
+}
+
 fn notifications(topic: &str) -> Vec<(String, Value)> {
-    let data: Value = serde_json::from_str(&http_get("/moto-api/data.json")).unwrap();
+    let data = moto_data();
     let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
     let t = topics
         .iter()
@@ -595,7 +615,7 @@ fn topic_create_and_subscribe() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Confirm subscription"));
-    let data: Value = serde_json::from_str(&http_get("/moto-api/data.json")).unwrap();
+    let data = moto_data();
     let subs = data["sns"]["Subscription"].as_array().unwrap();
     assert!(subs.iter().any(|s| s["topic_arn"] == arn
         && s["protocol"] == "email"

@@ -8,7 +8,8 @@ use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use trailwatch::backtest::{self, BacktestSummary};
+use trailwatch::backtest::{self, BacktestSummary, Emitted};
+use trailwatch::engine::AlertSettings;
 use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
@@ -45,10 +46,23 @@ pub struct BacktestArgs {
     /// refusing to start.
     #[arg(long)]
     skip_invalid: bool,
-    /// Output format: human-readable text, one JSON finding per line, or one JSON document
-    /// `{"findings": [...], "summary": {...}}`.
+    /// Output format: human-readable text, one JSON finding per line, one JSON document
+    /// `{"findings": [...], "summary": {...}}`, or `alerts`: one JSON line per alert live mode
+    /// would send (new incident, update, close), in event-time order, and alerts per day in
+    /// the summary — to see the noise of a rule set before going live.
     #[arg(long, value_enum, default_value_t = FindingFormat::Text)]
     format: FindingFormat,
+    /// With --format alerts: repeats of a rule for the same principal within this much event
+    /// time of an incident's first finding join the incident.
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
+    alert_window: Millis,
+    /// With --format alerts: updates of one incident go out at most this often.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    alert_update_every: Millis,
+    /// With --format alerts: incidents below this level are not alerted (their findings ride
+    /// inside alerts of higher incidents and stay in reports).
+    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = parse_level)]
+    alert_min_level: Level,
     /// Write findings to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -130,6 +144,7 @@ pub enum FindingFormat {
     Text,
     Jsonl,
     Json,
+    Alerts,
 }
 
 fn level_tag(l: Level) -> &'static str {
@@ -173,6 +188,13 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
         s.last_event_time.as_deref().unwrap_or("-"),
         secs
     )?;
+    if let (Some(a), Some(per_day)) = (&s.alerts, s.alerts_per_day()) {
+        writeln!(
+            out,
+            "{} alerts ({} new, {} updates, {} closing summaries) for {} incidents: {per_day:.1} alerts a day; {} incidents below the alert level",
+            a.alerts, a.new, a.updates, a.closes, a.incidents, a.below_min_level
+        )?;
+    }
     let mut notes = Vec::new();
     if s.files_skipped > 0 {
         notes.push(format!(
@@ -347,6 +369,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         },
         baseline_state: super::baseline::state_for_run(args.state_dir.as_deref(), &rules)?,
         keep_baseline_state: false,
+        alerts: (args.format == FindingFormat::Alerts).then_some(AlertSettings {
+            window: args.alert_window,
+            update_every: args.alert_update_every,
+            min_level: args.alert_min_level,
+        }),
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
@@ -370,16 +397,24 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         &rules,
         &exceptions,
         &opts,
-        |f| {
-            worst = worst.max(Some(f.rule.level));
-            let r = match args.format {
-                FindingFormat::Text => write_text(&mut out, f),
-                FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
+        |e| {
+            let r = match (e, args.format) {
+                (Emitted::Alert(a), _) => serde_json::to_writer(&mut out, a)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(out)),
-                FindingFormat::Json => {
-                    kept.push(f.clone());
-                    Ok(())
+                (Emitted::Finding(f), format) => {
+                    worst = worst.max(Some(f.rule.level));
+                    match format {
+                        FindingFormat::Text => write_text(&mut out, f),
+                        FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
+                            .map_err(std::io::Error::other)
+                            .and_then(|_| writeln!(out)),
+                        FindingFormat::Json => {
+                            kept.push(f.clone());
+                            Ok(())
+                        }
+                        FindingFormat::Alerts => Ok(()),
+                    }
                 }
             };
             if let (Err(e), None) = (r, &write_err) {
@@ -408,7 +443,9 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     }
     match args.format {
         FindingFormat::Text => write_summary_text(&mut out, &summary, secs)?,
-        FindingFormat::Jsonl => write_summary_text(&mut std::io::stderr(), &summary, secs)?,
+        FindingFormat::Jsonl | FindingFormat::Alerts => {
+            write_summary_text(&mut std::io::stderr(), &summary, secs)?
+        }
         FindingFormat::Json => {
             let doc = serde_json::json!({"findings": kept, "summary": summary});
             serde_json::to_writer_pretty(&mut out, &doc)?;

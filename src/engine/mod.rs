@@ -7,17 +7,20 @@
 //!   record is extracted — all of it an [`Evaluated`];
 //! - the stateful stage (one, fed in event-time order by [`Pipeline::push`]): correlations
 //!   ([`crate::correlate`]), baselines ([`crate::baseline`]), then suppression
-//!   ([`suppress`]) over everything they produced.
+//!   ([`suppress`]) over everything they produced, and — when alerts are asked for — the
+//!   [`incident`] stage, which groups findings into incidents and decides the alerts.
 //!
 //! A single-threaded driver calls [`Pipeline::feed`] (both stages); a parallel one runs
 //! [`Evaluator`]s on its workers and hands their results to [`Pipeline::push`] in event-time
 //! order.
 
 mod evaluate;
+pub mod incident;
 mod pipeline;
 pub(crate) mod suppress;
 
 pub use evaluate::{Evaluated, Evaluator};
+pub use incident::{Alert, AlertKind, AlertSettings, AlertStats};
 pub use pipeline::{EngineError, Pipeline, PipelineStats, SnapshotRef};
 pub use suppress::Release;
 

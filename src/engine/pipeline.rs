@@ -7,6 +7,7 @@ use super::evaluate::{Evaluated, Evaluator};
 use super::suppress::{Release, Suppressor, effective, set_correlation_key};
 use crate::baseline::{BaselineStats, Baselines, SNAPSHOT_VERSION, Snapshot};
 use crate::correlate::{CorrelationSnapshotError, CorrelationStats, Correlator};
+use crate::engine::incident::{Alert, AlertSettings, AlertStats, Incidents};
 use crate::event::Event;
 use crate::finding::Finding;
 use crate::rules::RuleSet;
@@ -40,6 +41,8 @@ pub struct PipelineStats {
     pub merged_findings: u64,
     /// Series the baselines track and their counters, when baselines run.
     pub baselines: Option<(usize, BaselineStats)>,
+    /// Incidents and alerts, when the alert stage runs.
+    pub alerts: Option<AlertStats>,
 }
 
 /// The engine's state, serialised when written (see [`Pipeline::snapshot_ref`]).
@@ -75,6 +78,10 @@ pub struct Pipeline<'r> {
     lateness: Millis,
     /// Per-principal rate models, when a `baseline` document is loaded.
     baselines: Option<Baselines>,
+    /// The alert stage, when alerts are asked for ([`Pipeline::enable_alerts`]).
+    incidents: Option<Incidents>,
+    /// Alerts decided and not yet taken ([`Pipeline::drain_alerts`]).
+    alerts: Vec<Alert>,
 }
 
 impl<'r> Pipeline<'r> {
@@ -96,6 +103,38 @@ impl<'r> Pipeline<'r> {
             suppressor: Suppressor::default(),
             lateness: settings.lateness,
             baselines: rules.baseline().map(Baselines::new),
+            incidents: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    /// Groups findings into incidents and decides alerts ([`incident`]); each finding
+    /// then carries its incident's id.
+    pub fn enable_alerts(&mut self, settings: AlertSettings) {
+        self.incidents = Some(Incidents::new(settings));
+    }
+
+    /// Moves the alerts decided so far, in event-time order, to `out`.
+    pub fn drain_alerts(&mut self, out: &mut Vec<Alert>) {
+        out.append(&mut self.alerts);
+    }
+
+    /// The alert stage after the findings from `start` on were appended to `out`.
+    fn feed_incidents(
+        &mut self,
+        out: &mut [Finding],
+        start: usize,
+        watermark: Option<Millis>,
+        end: bool,
+    ) {
+        let Some(inc) = &mut self.incidents else {
+            return;
+        };
+        inc.offer(&mut out[start..], watermark, &mut self.alerts);
+        if end {
+            inc.advance(None, &mut self.alerts);
+        } else if watermark.is_some() {
+            inc.advance(watermark, &mut self.alerts);
         }
     }
 
@@ -128,6 +167,7 @@ impl<'r> Pipeline<'r> {
     /// The stateful stage for one record's [`Evaluated`] (at event time `time`), in
     /// event-time order: findings ready to go out are appended to `out`.
     pub fn push(&mut self, time: Option<Millis>, evaluated: Evaluated, out: &mut Vec<Finding>) {
+        let start = out.len();
         if let Some(t) = time {
             self.correlator.observe(t);
         }
@@ -147,8 +187,9 @@ impl<'r> Pipeline<'r> {
         for f in produced {
             self.route(f, out);
         }
-        self.suppressor
-            .release_until(self.correlator.watermark(), out);
+        let watermark = self.correlator.watermark();
+        self.suppressor.release_until(watermark, out);
+        self.feed_incidents(out, start, watermark, false);
     }
 
     /// Wall-clock progress without events (live mode): the watermark moves to `t` minus the
@@ -156,6 +197,7 @@ impl<'r> Pipeline<'r> {
     /// anomalies open forever. Baselines advance to the watermark too (not to `t`): events
     /// still arriving within the lateness must not see their anomaly ended under them.
     pub fn tick(&mut self, t: Millis, out: &mut Vec<Finding>) {
+        let start = out.len();
         self.correlator.observe(t);
         let plans = self.rules.plans();
         let mut produced = Vec::new();
@@ -166,12 +208,14 @@ impl<'r> Pipeline<'r> {
         for f in produced {
             self.route(f, out);
         }
-        self.suppressor
-            .release_until(self.correlator.watermark(), out);
+        let watermark = self.correlator.watermark();
+        self.suppressor.release_until(watermark, out);
+        self.feed_incidents(out, start, watermark, false);
     }
 
     /// End of input: judge every open window and release every held finding.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        let start = out.len();
         let mut produced = Vec::new();
         self.correlator
             .advance(self.rules.plans(), true, &mut produced);
@@ -182,6 +226,7 @@ impl<'r> Pipeline<'r> {
             self.route(f, out);
         }
         self.suppressor.release_until(None, out);
+        self.feed_incidents(out, start, None, true);
     }
 
     /// What the stages counted so far.
@@ -191,6 +236,7 @@ impl<'r> Pipeline<'r> {
             correlation: self.correlator.stats.clone(),
             merged_findings: self.suppressor.merged,
             baselines: self.baselines.as_ref().map(|b| (b.len(), b.stats.clone())),
+            alerts: self.incidents.as_ref().map(|i| i.stats.clone()),
         }
     }
 
