@@ -1722,6 +1722,16 @@ fn thirty_root_calls_give_one_new_one_update_and_one_close() {
             })
         })
         .collect();
+    let mut recs = recs;
+    // Three hours later, someone else's routine call: event time moves past the update
+    // cadence and the dedup window.
+    let mut later = recs[0].clone();
+    later["userIdentity"] = json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+        "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+        "userName": "alice"});
+    later["eventTime"] = json!("2024-05-01T13:00:00Z");
+    later["eventID"] = json!("00000000-0000-4000-8000-999999999999");
+    recs.push(later);
     let file = write(dir.path(), "root.json", records_doc(&recs));
     let (alerts, _) = alerts_of(&[&file]);
     let kinds: Vec<&str> = alerts
@@ -1735,4 +1745,140 @@ fn thirty_root_calls_give_one_new_one_update_and_one_close() {
             .all(|a| a["incident"] == alerts[0]["incident"])
     );
     assert!(alerts[2]["finding_count"].as_u64().unwrap() >= 30);
+}
+
+/// Routine root use — 600 API calls over four days in three sessions a day, and a console
+/// sign-in each morning — gives a handful of alerts a day (new sessions, updates, closing
+/// summaries), not one per call; a StopLogging in the middle of it still alerts at once, at
+/// critical.
+#[test]
+fn routine_root_use_gives_a_handful_of_alerts_a_day_and_tampering_still_alerts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_identity = json!({"type": "Root", "principalId": "111122223333",
+        "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"});
+    let mut recs = Vec::new();
+    let mut n = 0u64;
+    let mut push = |recs: &mut Vec<Value>,
+                    day: u32,
+                    secs: u32,
+                    source: &str,
+                    name: &str,
+                    extra: Value| {
+        n += 1;
+        let mut r = json!({
+            "eventVersion": "1.08",
+            "userIdentity": root_identity.clone(),
+            "eventTime": format!("2024-05-{:02}T{:02}:{:02}:{:02}Z", day, secs / 3600, secs / 60 % 60, secs % 60),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.9",
+            "userAgent": "aws-cli/2.13.0",
+            "eventID": format!("00000000-0000-4000-8000-{n:012}"),
+            "readOnly": name.starts_with("Describe") || name.starts_with("List"),
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": "111122223333",
+            "eventCategory": "Management"
+        });
+        if let (Some(o), Some(e)) = (r.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        recs.push(r);
+    };
+    for day in 1..=4u32 {
+        // The morning sign-in (with MFA).
+        push(
+            &mut recs,
+            day,
+            8 * 3600,
+            "signin.amazonaws.com",
+            "ConsoleLogin",
+            json!({
+                "eventType": "AwsConsoleSignIn",
+                "additionalEventData": {"MFAUsed": "Yes"},
+                "responseElements": {"ConsoleLogin": "Success"}
+            }),
+        );
+        // Three sessions of 50 calls, 20 seconds apart.
+        for start in [9 * 3600, 13 * 3600, 16 * 3600] {
+            for k in 0..50u32 {
+                let name = ["DescribeInstances", "ListBuckets", "DescribeVolumes"][k as usize % 3];
+                let source = if name == "ListBuckets" {
+                    "s3.amazonaws.com"
+                } else {
+                    "ec2.amazonaws.com"
+                };
+                push(&mut recs, day, start + k * 20, source, name, json!({}));
+            }
+        }
+    }
+    // Day 2, in the middle of the afternoon session: logging is stopped.
+    push(
+        &mut recs,
+        2,
+        13 * 3600 + 500,
+        "cloudtrail.amazonaws.com",
+        "StopLogging",
+        json!({
+            "requestParameters": {"name": "management-events"}
+        }),
+    );
+    // A quiet last event the next morning, so the last incidents close on time.
+    push(
+        &mut recs,
+        5,
+        8 * 3600,
+        "ec2.amazonaws.com",
+        "DescribeRegions",
+        json!({
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+                "userName": "alice"}
+        }),
+    );
+    let api_calls = recs
+        .iter()
+        .filter(|r| r["eventName"] != "ConsoleLogin")
+        .count();
+    assert!(api_calls >= 600);
+    let file = write(dir.path(), "root.json", records_doc(&recs));
+    let (alerts, err) = alerts_of(&[&file]);
+    let per_day = alerts.len() as f64 / 4.0;
+    eprintln!(
+        "routine root use: {} alerts over 4 days ({:?})",
+        alerts.len(),
+        alerts
+            .iter()
+            .map(|a| format!("{} {}", a["alert"], a["rule"]["title"]))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        per_day <= 12.0,
+        "{} alerts: {:#?}",
+        alerts.len(),
+        alerts
+            .iter()
+            .map(|a| (
+                a["alert"].clone(),
+                a["rule"]["title"].clone(),
+                a["time"].clone()
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        alerts.len() >= 4,
+        "root use must still reach the person: {err}"
+    );
+    let stop: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule"]["title"] == "CloudTrail logging stopped or trail deleted")
+        .collect();
+    assert_eq!(stop.len(), 1, "{alerts:#?}");
+    assert_eq!(stop[0]["alert"], "new");
+    assert_eq!(stop[0]["level"], "critical");
+    assert_eq!(stop[0]["time"], "2024-05-02T13:08:20Z");
+    assert!(err.contains("alerts a day"), "{err}");
 }

@@ -57,11 +57,15 @@ impl serde::Serialize for SnapshotRef<'_, '_> {
             .ok()
             .and_then(|j| serde_json::value::RawValue::from_string(j).ok());
         let baselines = p.baselines.as_ref().map(Baselines::snapshot);
-        let mut out = s.serialize_struct("EngineSnapshot", 4)?;
+        let incidents = p.incidents.as_ref().map(Incidents::snapshot);
+        let mut out = s.serialize_struct("EngineSnapshot", 5)?;
         out.serialize_field("version", &1)?;
         out.serialize_field("correlator", &corr)?;
         out.serialize_field("suppressor", &p.suppressor.snapshot())?;
         out.serialize_field("baselines", &baselines)?;
+        // Open incidents (when the alert stage runs): a restart neither repeats an alert nor
+        // loses an update. Absent in older snapshots.
+        out.serialize_field("incidents", &incidents)?;
         out.end()
     }
 }
@@ -305,6 +309,13 @@ impl<'r> Pipeline<'r> {
         }
         if let Some(s) = v.get("suppressor") {
             self.suppressor.restore(s)?;
+        }
+        if let (Some(i), Some(snap)) = (
+            self.incidents.as_mut(),
+            v.get("incidents").filter(|i| !i.is_null()),
+        ) {
+            i.restore(snap)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
         }
         if let (Some(b), Some(snap)) = (
             self.baselines.as_mut(),

@@ -6,7 +6,7 @@
 use crate::finding::{Details, Finding, Kind, RuleRef};
 use crate::rules::Level;
 use crate::util::time::{Millis, format_millis};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which alert of an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,7 +31,7 @@ impl AlertKind {
 }
 
 /// A finding carried by an alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertMember {
     pub id: String,
     pub rule: MemberRule,
@@ -43,7 +43,7 @@ pub struct AlertMember {
 }
 
 /// The rule of a carried finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRule {
     pub id: String,
     pub title: String,

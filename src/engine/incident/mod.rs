@@ -26,7 +26,28 @@ use crate::finding::{Finding, IdSample, Kind};
 use crate::rules::Level;
 use crate::util::ids::stable_id;
 use crate::util::time::Millis;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+
+/// Version of [`Incidents::snapshot`].
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The persisted form of the alert stage.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    open: Vec<Incident>,
+    stats: AlertStats,
+}
+
+/// A saved alert-stage state that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentStateError {
+    #[error("incident state is not readable: {0}")]
+    Corrupt(String),
+    #[error("incident state has version {0}; this trailwatch reads version {SNAPSHOT_VERSION}")]
+    Version(u32),
+}
 
 /// Default dedup window (event time from an incident's first finding).
 pub const DEFAULT_WINDOW: Millis = 60 * 60_000;
@@ -55,7 +76,7 @@ impl Default for AlertSettings {
 }
 
 /// Counters of the alert stage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertStats {
     pub incidents: u64,
     pub new: u64,
@@ -73,7 +94,7 @@ impl AlertStats {
 }
 
 /// One open incident.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Incident {
     id: String,
     key: (String, String),
@@ -232,13 +253,14 @@ impl Incidents {
     pub fn advance(&mut self, watermark: Option<Millis>, out: &mut Vec<Alert>) {
         let every = self.settings.update_every;
         let min_level = self.settings.min_level;
-        // Updates due, in (due time, id) order.
+        // Updates due, in (due time, id) order. At the end of input every incident closes,
+        // and its closing summary carries what waited.
         let mut due: Vec<(Millis, String)> = self
             .open
             .values()
             .filter(|i| i.alerted && !i.pending.is_empty())
             .map(|i| (i.last_alert.saturating_add(every), i.id.clone()))
-            .filter(|(d, _)| watermark.is_none_or(|w| *d <= w))
+            .filter(|(d, _)| watermark.is_some_and(|w| *d <= w))
             .collect();
         due.sort();
         for (d, id) in due {
@@ -285,6 +307,44 @@ impl Incidents {
     /// Open incidents (for memory accounting).
     pub fn open_count(&self) -> usize {
         self.open.len()
+    }
+
+    /// Open incidents and counters, to persist across restarts (with the checkpoint).
+    pub fn snapshot(&self) -> serde_json::Value {
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            open: self.open.values().cloned().collect(),
+            stats: self.stats.clone(),
+        };
+        serde_json::to_value(&snap).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Restores what [`Incidents::snapshot`] saved (the settings stay this run's).
+    pub fn restore(&mut self, v: &serde_json::Value) -> Result<(), IncidentStateError> {
+        let snap: Snapshot = serde_json::from_value(v.clone())
+            .map_err(|e| IncidentStateError::Corrupt(e.to_string()))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(IncidentStateError::Version(snap.version));
+        }
+        self.open.clear();
+        self.by_key.clear();
+        self.by_principal.clear();
+        let mut incidents = snap.open;
+        // The newest incident of a key or principal is the one findings join.
+        incidents.sort_by(|a, b| (a.opened, &a.id).cmp(&(b.opened, &b.id)));
+        for mut inc in incidents {
+            inc.lead.time_ms = inc
+                .lead
+                .time
+                .as_deref()
+                .and_then(crate::util::time::parse_event_time);
+            self.by_key.insert(inc.key.clone(), inc.id.clone());
+            self.by_principal
+                .insert(inc.principal.clone(), inc.id.clone());
+            self.open.insert(inc.id.clone(), inc);
+        }
+        self.stats = snap.stats;
+        Ok(())
     }
 }
 
