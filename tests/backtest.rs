@@ -1723,15 +1723,20 @@ fn thirty_root_calls_give_one_new_one_update_and_one_close() {
         })
         .collect();
     let mut recs = recs;
-    // Three hours later, someone else's routine call: event time moves past the update
-    // cadence and the dedup window.
-    let mut later = recs[0].clone();
-    later["userIdentity"] = json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE",
-        "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
-        "userName": "alice"});
-    later["eventTime"] = json!("2024-05-01T13:00:00Z");
-    later["eventID"] = json!("00000000-0000-4000-8000-999999999999");
-    recs.push(later);
+    // Someone else's routine calls 30 minutes and three hours later: event time moves past
+    // the update cadence, then past the dedup window.
+    for (k, time) in ["2024-05-01T10:40:00Z", "2024-05-01T13:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let mut later = recs[0].clone();
+        later["userIdentity"] = json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+            "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+            "userName": "alice"});
+        later["eventTime"] = json!(time);
+        later["eventID"] = json!(format!("00000000-0000-4000-8000-99999999999{k}"));
+        recs.push(later);
+    }
     let file = write(dir.path(), "root.json", records_doc(&recs));
     let (alerts, _) = alerts_of(&[&file]);
     let kinds: Vec<&str> = alerts

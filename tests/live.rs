@@ -1354,3 +1354,94 @@ fn core_detections_reach_a_subscribed_queue_while_running() {
         "{refusals}"
     );
 }
+
+/// `run --alerts`: one SNS message for an event that matches several rules; after a restart
+/// the open incident comes back from the checkpoint, so repeats become an update of it (not a
+/// new alert) and nothing is published twice.
+#[test]
+fn alerts_one_message_per_event_and_the_incident_survives_a_restart() {
+    let s = Setup::new("alerts");
+    // The built-in rules: StopLogging matches the critical trail rule and CIS 4.5.
+    std::fs::remove_file(s.dir.path().join("rule.yml")).unwrap();
+    let t = now_ms() - 60_000;
+    s.put(
+        "123456789012_CloudTrail_us-east-1_a",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "alerts")))],
+    );
+    let flags = [
+        "--alerts",
+        "--allowed-lateness",
+        "1s",
+        "--alert-update-every",
+        "3s",
+    ];
+    s.run_once(&flags);
+    let ns = s.notifications();
+    assert_eq!(ns.len(), 1, "one message for the event: {ns:#?}");
+    let (subject, msg) = &ns[0];
+    assert!(
+        subject.starts_with("[CRITICAL] CloudTrail logging stopped or trail deleted by alice"),
+        "{subject}"
+    );
+    let first = default_of(msg);
+    assert_eq!(first["alert"], "new");
+    assert_eq!(first["level"], "critical");
+    let titles: Vec<&str> = first["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"]["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"CIS 4.5 - CloudTrail configuration changed"),
+        "{titles:?}"
+    );
+    assert_eq!(
+        first["event"]["requestParameters"]["password"],
+        "[REDACTED]"
+    );
+
+    // Two repeats, read by restarted runs: they join the restored incident. Updates go out
+    // at most every 3 s of event time; whatever the tail's batching, after a run that starts
+    // later than that, every repeat has been sent, once, in updates of the first incident.
+    s.put(
+        "123456789012_CloudTrail_us-east-1_b",
+        vec![
+            (
+                t + 1_000,
+                record("StopLogging", "alice", t + 1_000, &uuid(2, "alerts")),
+            ),
+            (
+                t + 2_000,
+                record("StopLogging", "alice", t + 2_000, &uuid(3, "alerts")),
+            ),
+        ],
+    );
+    s.run_once(&flags);
+    std::thread::sleep(Duration::from_secs(4));
+    s.run_once(&flags);
+    let ns = s.notifications();
+    assert!((2..=3).contains(&ns.len()), "{ns:#?}");
+    let mut carried = 0;
+    let mut ids = vec![first["id"].clone()];
+    for (subject, msg) in &ns[1..] {
+        assert!(
+            subject.starts_with("[CRITICAL] Update: CloudTrail logging stopped"),
+            "{subject}"
+        );
+        let update = default_of(msg);
+        assert_eq!(update["alert"], "update");
+        assert_eq!(update["incident"], first["incident"]);
+        carried += update["findings"].as_array().unwrap().len();
+        ids.push(update["id"].clone());
+    }
+    assert_eq!(carried, 4, "2 repeats x 2 rules, each sent once: {ns:#?}");
+    ids.dedup();
+    assert_eq!(ids.len(), ns.len(), "no alert published twice");
+    let last = default_of(&ns[ns.len() - 1].1);
+    assert_eq!(last["finding_count"], 6, "{last:#}");
+    assert_eq!(last["event_count"], 3, "{last:#}");
+    // Another run publishes nothing again.
+    s.run_once(&flags);
+    assert_eq!(s.notifications().len(), ns.len());
+}

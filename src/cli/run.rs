@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use trailwatch::engine::AlertSettings;
 use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFrom};
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns};
@@ -104,6 +105,22 @@ pub struct RunArgs {
     /// cron-style runs and tests.
     #[arg(long)]
     once: bool,
+    /// Publish one message per incident instead of one per finding: every rule that matched
+    /// an event in one alert, repeats of a rule for a principal folded into updates and a
+    /// closing summary (docs/operations.md, "Incidents and alerts"). Open incidents are kept
+    /// in the checkpoint. Preview the stream with `backtest --format alerts`.
+    #[arg(long)]
+    alerts: bool,
+    /// With --alerts: repeats within this much event time of an incident's first finding join
+    /// it.
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
+    alert_window: Millis,
+    /// With --alerts: updates of one incident go out at most this often.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    alert_update_every: Millis,
+    /// With --alerts: incidents below this level are not alerted.
+    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = parse_level)]
+    alert_min_level: Level,
     /// Configuration file (YAML): the `run:` section holds these settings; flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -301,6 +318,11 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         ),
         engine,
         min_level,
+        alerts: args.alerts.then_some(AlertSettings {
+            window: args.alert_window,
+            update_every: args.alert_update_every,
+            min_level: args.alert_min_level,
+        }),
         silence: (silence > 0).then_some(silence),
         checkpoint_every: 5_000,
         once: args.once,

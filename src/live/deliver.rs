@@ -3,6 +3,7 @@
 
 use super::silence::{SILENCE_RULE_ID, silence_rule_text};
 use super::{LiveError, LiveOptions, LiveOutput, Metrics, wall_ms};
+use crate::engine::Alert;
 use crate::finding::Finding;
 use crate::rules::{Level, RuleSet};
 use crate::sink::message::{self, RuleText};
@@ -101,6 +102,51 @@ impl Delivery {
                     let items = keep.into_iter().map(|f| {
                         let text = texts.get(&f.rule.id).cloned().unwrap_or_default();
                         let v = serde_json::to_value(&f).unwrap_or(serde_json::Value::Null);
+                        (v, text)
+                    });
+                    let n = ob.enqueue(items, wall_ms())?;
+                    metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
+                    metrics
+                        .outbox_pending
+                        .store(ob.pending().len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands alerts to the outbox (synced) or prints them; the alert stage already left out
+    /// incidents below its level.
+    pub(super) fn deliver_alerts(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        metrics: &Metrics,
+    ) -> Result<(), LiveError> {
+        match &mut self.output {
+            LiveOutput::Print { json, out } => {
+                for a in alerts.drain(..) {
+                    if *json {
+                        serde_json::to_writer(&mut *out, &a).map_err(std::io::Error::other)?;
+                        writeln!(out)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{:<8} {}  [{}] {}",
+                            a.level.as_str().to_ascii_uppercase(),
+                            crate::util::time::format_millis(a.time),
+                            a.kind.as_str(),
+                            message::clean(&a.summary(), 2000)
+                        )?;
+                    }
+                }
+                out.flush()?;
+            }
+            LiveOutput::Sns(_) => {
+                if let Some((ob, _)) = &mut self.publisher {
+                    let texts = &self.texts;
+                    let items = alerts.drain(..).map(|a| {
+                        let text = texts.get(&a.lead.rule.id).cloned().unwrap_or_default();
+                        let v = serde_json::to_value(&a).unwrap_or(serde_json::Value::Null);
                         (v, text)
                     });
                     let n = ob.enqueue(items, wall_ms())?;

@@ -23,9 +23,9 @@ pub use checkpoint::{
 pub use metrics::{Metrics, serve_metrics};
 pub use silence::{SILENCE_RULE_ID, silence_finding};
 
-use crate::engine::{Pipeline, Release, Settings};
+use crate::engine::{Alert, AlertSettings, Pipeline, Release, Settings};
 use crate::event::Event;
-use crate::finding::Finding;
+use crate::finding::{Finding, Kind};
 use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::sns::{Pacing, Sns};
@@ -93,6 +93,9 @@ pub struct LiveOptions {
     pub pacing: Pacing,
     /// Region shown in silence findings.
     pub region: Option<String>,
+    /// Publish alerts about incidents ([`crate::engine::incident`]) instead of one message
+    /// per finding.
+    pub alerts: Option<AlertSettings>,
 }
 
 impl Default for LiveOptions {
@@ -108,6 +111,7 @@ impl Default for LiveOptions {
             once: false,
             pacing: Pacing::default(),
             region: None,
+            alerts: None,
         }
     }
 }
@@ -155,6 +159,10 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     // People wait for no suppression period: the first finding of an incident goes out at
     // once, an update at the end of the period if more came.
     pipeline.set_release(Release::FirstAtOnce);
+    if let Some(a) = &opts.alerts {
+        // Before the restore: open incidents come back with the checkpoint.
+        pipeline.enable_alerts(a.clone());
+    }
     let Restored {
         positions,
         seen,
@@ -172,6 +180,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     // before any event arrives resumes from there instead of from its own "now".
     let mut dirty = true;
     let mut ready: Vec<Finding> = Vec::new();
+    let mut alerts: Vec<Alert> = Vec::new();
     let mut backoff = Backoff::default();
     loop {
         let now = wall_ms();
@@ -208,13 +217,24 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             let n = silent.iter().filter(|s| **s).count();
             metrics.silent_groups.store(n as u64, Ordering::Relaxed);
         }
-        // Hand the findings over before the checkpoint can cover their events.
+        // Hand the findings (or, with alerts, the alerts and health findings) over before
+        // the checkpoint can cover their events.
         if !ready.is_empty() {
             summary.findings += ready.len() as u64;
             metrics
                 .findings
                 .fetch_add(ready.len() as u64, Ordering::Relaxed);
+            if opts.alerts.is_some() {
+                // Findings reach people through alerts; the pipeline's own health does not
+                // go through incidents.
+                ready.retain(|f| f.kind() == Kind::Health);
+            }
             delivery.deliver(&mut ready, &metrics)?;
+            dirty = true;
+        }
+        pipeline.drain_alerts(&mut alerts);
+        if !alerts.is_empty() {
+            delivery.deliver_alerts(&mut alerts, &metrics)?;
             dirty = true;
         }
         let stopping =

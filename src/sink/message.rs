@@ -156,8 +156,10 @@ fn cut_chars(s: &str, max: usize) -> String {
     out
 }
 
+/// The level of a finding, or of an alert's incident (its top-level `level`).
 fn level_of(f: &Value) -> String {
-    str_at(f, &["rule", "level"])
+    str_at(f, &["level"])
+        .or_else(|| str_at(f, &["rule", "level"]))
         .unwrap_or("unknown")
         .to_ascii_uppercase()
 }
@@ -172,6 +174,12 @@ pub fn subject(f: &Value) -> String {
     // The update of a suppressed incident (more of the same after the first alert).
     if f.pointer("/details/update_of").is_some() {
         title = format!("Continued: {title}");
+    }
+    // An alert about an incident: its update or closing summary says so.
+    match str_at(f, &["alert"]) {
+        Some("update") => title = format!("Update: {title}"),
+        Some("close") => title = format!("Closed: {title}"),
+        _ => {}
     }
     let who = clean(
         &short_principal(str_at(f, &["principal"]).unwrap_or("")),
@@ -570,7 +578,7 @@ fn digest_entry(f: &Value) -> Value {
     json!({
         "id": f.get("id"),
         "rule": str_at(f, &["rule", "title"]),
-        "level": str_at(f, &["rule", "level"]),
+        "level": str_at(f, &["level"]).or_else(|| str_at(f, &["rule", "level"])),
         "principal": f.get("principal"),
         "summary": f.get("summary"),
     })

@@ -156,6 +156,9 @@ struct AlertOut<'a> {
     last_seen: &'a Option<String>,
     finding_count: u64,
     findings: &'a [AlertMember],
+    /// The lead finding's redacted record (in the first alert), for the e-mail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a serde_json::value::RawValue>,
 }
 
 impl Serialize for Alert {
@@ -184,6 +187,10 @@ impl Serialize for Alert {
             last_seen: &self.last_seen,
             finding_count: self.incident_findings,
             findings: &self.findings,
+            event: match self.kind {
+                AlertKind::New => lead.event.as_deref(),
+                _ => None,
+            },
         }
         .serialize(s)
     }

@@ -6,8 +6,9 @@
 //! - repeats of the lead rule for the same principal (the dedup key) within the dedup window
 //!   (default 60 min of event time from the incident's first finding) join the open incident:
 //!   the first alert (`new`) goes out at once, later findings are folded into `update`s sent at
-//!   most every `update_every` (default 15 min), and a `close` summary goes out when the window
-//!   has passed, if anything joined after the first alert;
+//!   most every `update_every` (default 15 min) as event time passes, and a `close` summary
+//!   goes out when the window has passed, if anything joined after the first alert (it carries
+//!   what still waited);
 //! - a repeat at a higher level than the incident's is sent at once (an `update` carrying the
 //!   escalation);
 //! - correlation and anomaly findings for a principal join that principal's most recent open
@@ -193,12 +194,19 @@ impl Incidents {
         let first = inc.findings == 0;
         let escalated = !first && level > inc.level;
         inc.level = inc.level.max(level);
+        // The findings of one event share it: its events and ids count once.
+        inc.events += group.iter().map(|f| f.event_count).max().unwrap_or(0);
+        let mut ids: Vec<&String> = Vec::new();
         for f in group.iter() {
             inc.findings += 1;
-            inc.events += f.event_count;
-            inc.ids.extend(f.event_ids.iter().cloned());
+            for id in &f.event_ids {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
             inc.pending.push(AlertMember::of(f));
         }
+        inc.ids.extend(ids.into_iter().cloned());
         if f_time_after(group[lead].time_ms, inc.last_seen_ms) {
             inc.last_seen = group[lead].time.clone().or_else(|| seen_at(t));
             inc.last_seen_ms = group[lead].time_ms.unwrap_or(inc.last_seen_ms);
@@ -253,22 +261,24 @@ impl Incidents {
     pub fn advance(&mut self, watermark: Option<Millis>, out: &mut Vec<Alert>) {
         let every = self.settings.update_every;
         let min_level = self.settings.min_level;
-        // Updates due, in (due time, id) order. At the end of input every incident closes,
-        // and its closing summary carries what waited.
-        let mut due: Vec<(Millis, String)> = self
-            .open
-            .values()
-            .filter(|i| i.alerted && !i.pending.is_empty())
-            .map(|i| (i.last_alert.saturating_add(every), i.id.clone()))
-            .filter(|(d, _)| watermark.is_some_and(|w| *d <= w))
-            .collect();
-        due.sort();
-        for (d, id) in due {
-            if let Some(inc) = self.open.get_mut(&id)
-                && d < inc.closes_at
-            {
-                out.push(alert(inc, AlertKind::Update, d));
-                self.stats.updates += 1;
+        // Updates due: findings waited and `update_every` has passed since the last alert.
+        // An update goes out at the watermark (the next one at least `update_every` later);
+        // when the watermark has already passed the incident's window, the closing summary
+        // carries what waited instead — as it does at the end of input.
+        if let Some(w) = watermark {
+            let mut due: Vec<(Millis, String)> = self
+                .open
+                .values()
+                .filter(|i| i.alerted && !i.pending.is_empty() && w < i.closes_at)
+                .map(|i| (i.last_alert.saturating_add(every), i.id.clone()))
+                .filter(|(d, _)| *d <= w)
+                .collect();
+            due.sort();
+            for (_, id) in due {
+                if let Some(inc) = self.open.get_mut(&id) {
+                    out.push(alert(inc, AlertKind::Update, w));
+                    self.stats.updates += 1;
+                }
             }
         }
         // Incidents whose window has passed, in (close time, id) order.
