@@ -9,7 +9,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use trailwatch::backtest::{self, BacktestSummary, Emitted};
-use trailwatch::engine::AlertSettings;
 use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
@@ -54,15 +53,18 @@ pub struct BacktestArgs {
     format: FindingFormat,
     /// With --format alerts: repeats of a rule for the same principal within this much event
     /// time of an incident's first finding join the incident.
-    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
-    alert_window: Millis,
+    /// [default: 60m, or the configuration file's `alerts.window`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    alert_window: Option<Millis>,
     /// With --format alerts: updates of one incident go out at most this often.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
-    alert_update_every: Millis,
+    /// [default: 15m, or `alerts.update_every`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    alert_update_every: Option<Millis>,
     /// With --format alerts: incidents below this level are not alerted (their findings ride
     /// inside alerts of higher incidents and stay in reports).
-    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = parse_level)]
-    alert_min_level: Level,
+    /// [default: medium, or `alerts.min_level`]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    alert_min_level: Option<Level>,
     /// Write findings to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -344,6 +346,17 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             .map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
             .transpose()
     };
+    let app_config = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read configuration {}", p.display()))?;
+            Some(crate::cli::config::AppConfig::from_yaml(
+                &p.display().to_string(),
+                &text,
+            )?)
+        }
+        None => None,
+    };
     let opts = backtest::BacktestOptions {
         since: time_arg(&args.since, "--since")?,
         until: time_arg(&args.until, "--until")?,
@@ -353,15 +366,9 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             .max(1),
         reorder_window: args.reorder_window,
         engine: {
-            let mut settings = match &args.config {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("cannot read configuration {}", p.display()))?;
-                    crate::cli::config::AppConfig::from_yaml(&p.display().to_string(), &text)?
-                        .settings()
-                }
-                None => trailwatch::engine::Settings::default(),
-            };
+            let mut settings = app_config
+                .as_ref()
+                .map_or_else(trailwatch::engine::Settings::default, |c| c.settings());
             if let Some(l) = args.allowed_lateness {
                 settings.lateness = l;
             }
@@ -369,10 +376,16 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         },
         baseline_state: super::baseline::state_for_run(args.state_dir.as_deref(), &rules)?,
         keep_baseline_state: false,
-        alerts: (args.format == FindingFormat::Alerts).then_some(AlertSettings {
-            window: args.alert_window,
-            update_every: args.alert_update_every,
-            min_level: args.alert_min_level,
+        alerts: (args.format == FindingFormat::Alerts).then(|| {
+            app_config
+                .as_ref()
+                .map(|c| c.alerts.clone())
+                .unwrap_or_default()
+                .settings(
+                    args.alert_window,
+                    args.alert_update_every,
+                    args.alert_min_level,
+                )
         }),
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;

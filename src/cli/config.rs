@@ -18,11 +18,18 @@
 //!   min_level: medium
 //!   silence: 30m
 //!   max_messages_per_minute: 10
+//! alerts:                     # incidents (`backtest --format alerts`, `run --alerts`)
+//!   enabled: true             # `run` publishes alerts instead of findings (--alerts)
+//!   window: 60m               # --alert-window
+//!   update_every: 15m         # --alert-update-every
+//!   min_level: medium         # --alert-min-level
 //! ```
 
 use serde::Deserialize;
-use trailwatch::engine::Settings;
+use trailwatch::engine::{AlertSettings, Settings};
+use trailwatch::rules::Level;
 use trailwatch::rules::correlation::Suppress;
+use trailwatch::util::time::Millis;
 use trailwatch::util::time::parse_duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +79,47 @@ pub struct RunConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AlertsFile {
+    enabled: Option<bool>,
+    window: Option<String>,
+    update_every: Option<String>,
+    min_level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     suppress: Option<SuppressFile>,
     correlation: Option<CorrelationFile>,
     run: Option<RunConfig>,
+    alerts: Option<AlertsFile>,
+}
+
+/// The `alerts:` section: how findings become alerts (flags win).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertsConfig {
+    /// `run` publishes alerts instead of findings.
+    pub enabled: bool,
+    pub window: Option<Millis>,
+    pub update_every: Option<Millis>,
+    pub min_level: Option<Level>,
+}
+
+impl AlertsConfig {
+    /// The alert settings: each flag given wins over the file, which wins over the default.
+    pub fn settings(
+        &self,
+        window: Option<Millis>,
+        update_every: Option<Millis>,
+        min_level: Option<Level>,
+    ) -> AlertSettings {
+        let d = AlertSettings::default();
+        AlertSettings {
+            window: window.or(self.window).unwrap_or(d.window),
+            update_every: update_every.or(self.update_every).unwrap_or(d.update_every),
+            min_level: min_level.or(self.min_level).unwrap_or(d.min_level),
+        }
+    }
 }
 
 /// The parts of the configuration the engine uses.
@@ -86,6 +130,8 @@ pub struct AppConfig {
     pub max_group_keys: Option<usize>,
     /// The `run:` section (live mode).
     pub run: RunConfig,
+    /// The `alerts:` section.
+    pub alerts: AlertsConfig,
 }
 
 impl AppConfig {
@@ -115,11 +161,28 @@ impl AppConfig {
                     .map_err(|e| invalid(format!("correlation.allowed_lateness: {e}")))
             })
             .transpose()?;
+        let a = parsed.alerts.unwrap_or_default();
+        let duration = |v: Option<String>, key: &str| {
+            v.map(|d| parse_duration(&d).map_err(|e| invalid(format!("alerts.{key}: {e}"))))
+                .transpose()
+        };
+        let alerts = AlertsConfig {
+            enabled: a.enabled.unwrap_or(false),
+            window: duration(a.window, "window")?,
+            update_every: duration(a.update_every, "update_every")?,
+            min_level: a
+                .min_level
+                .map(|l| {
+                    super::parse_level(&l).map_err(|e| invalid(format!("alerts.min_level: {e}")))
+                })
+                .transpose()?,
+        };
         Ok(AppConfig {
             default_suppress,
             allowed_lateness,
             max_group_keys: c.max_group_keys,
             run: parsed.run.unwrap_or_default(),
+            alerts,
         })
     }
 
@@ -150,5 +213,31 @@ mod tests {
         assert_eq!(s.default_suppress.unwrap().period, 3_600_000);
         let e = AppConfig::from_yaml("c.yml", "supress: {}\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `supress`"), "{e}");
+    }
+
+    #[test]
+    fn alerts_section_and_flags_win() {
+        let c = AppConfig::from_yaml(
+            "c.yml",
+            "alerts:\n  enabled: true\n  window: 2h\n  min_level: high\n",
+        )
+        .unwrap();
+        assert!(c.alerts.enabled);
+        let s = c.alerts.settings(None, None, None);
+        assert_eq!(s.window, 2 * 3_600_000);
+        assert_eq!(
+            s.update_every,
+            15 * 60_000,
+            "the default where the file is silent"
+        );
+        assert_eq!(s.min_level, Level::High);
+        let s = c.alerts.settings(Some(60_000), None, Some(Level::Low));
+        assert_eq!((s.window, s.min_level), (60_000, Level::Low), "flags win");
+        let e = AppConfig::from_yaml("c.yml", "alerts: {window: soon}\n").unwrap_err();
+        assert!(e.to_string().contains("alerts.window"), "{e}");
+        let e = AppConfig::from_yaml("c.yml", "alerts: {min_level: loud}\n").unwrap_err();
+        assert!(e.to_string().contains("alerts.min_level"), "{e}");
+        let e = AppConfig::from_yaml("c.yml", "alerts: {windw: 1h}\n").unwrap_err();
+        assert!(e.to_string().contains("windw"), "{e}");
     }
 }

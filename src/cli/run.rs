@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use trailwatch::engine::AlertSettings;
 use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFrom};
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns};
@@ -113,14 +112,17 @@ pub struct RunArgs {
     alerts: bool,
     /// With --alerts: repeats within this much event time of an incident's first finding join
     /// it.
-    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
-    alert_window: Millis,
+    /// [default: 60m, or the configuration file's `alerts.window`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    alert_window: Option<Millis>,
     /// With --alerts: updates of one incident go out at most this often.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
-    alert_update_every: Millis,
+    /// [default: 15m, or `alerts.update_every`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    alert_update_every: Option<Millis>,
     /// With --alerts: incidents below this level are not alerted.
-    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = parse_level)]
-    alert_min_level: Level,
+    /// [default: medium, or `alerts.min_level`]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    alert_min_level: Option<Level>,
     /// Configuration file (YAML): the `run:` section holds these settings; flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -318,11 +320,19 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         ),
         engine,
         min_level,
-        alerts: args.alerts.then_some(AlertSettings {
-            window: args.alert_window,
-            update_every: args.alert_update_every,
-            min_level: args.alert_min_level,
-        }),
+        alerts: {
+            let a = config
+                .as_ref()
+                .map(|c| c.alerts.clone())
+                .unwrap_or_default();
+            (args.alerts || a.enabled).then(|| {
+                a.settings(
+                    args.alert_window,
+                    args.alert_update_every,
+                    args.alert_min_level,
+                )
+            })
+        },
         silence: (silence > 0).then_some(silence),
         checkpoint_every: 5_000,
         once: args.once,

@@ -115,7 +115,13 @@ impl<'r> Pipeline<'r> {
     /// Groups findings into incidents and decides alerts ([`incident`]); each finding
     /// then carries its incident's id.
     pub fn enable_alerts(&mut self, settings: AlertSettings) {
-        self.incidents = Some(Incidents::new(settings));
+        // A rule's `suppress:` sets its incidents' dedup key (its `by` fields) and window.
+        let windows = self
+            .suppress
+            .iter()
+            .map(|(id, s)| (id.clone(), s.period))
+            .collect();
+        self.incidents = Some(Incidents::new(settings).with_rule_windows(windows));
     }
 
     /// Moves the alerts decided so far, in event-time order, to `out`.
@@ -165,6 +171,12 @@ impl<'r> Pipeline<'r> {
             return;
         };
         set_correlation_key(s, &mut f);
+        if self.incidents.is_some() {
+            // With the alert stage, `suppress:` is its dedup key and window (one mechanism):
+            // the finding itself goes out, and joins its incident there.
+            out.push(f);
+            return;
+        }
         self.suppressor.offer(s, f, out);
     }
 

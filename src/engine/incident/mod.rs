@@ -3,8 +3,10 @@
 //!
 //! - every finding of one CloudTrail event goes into one alert, led by the highest level among
 //!   them; the others (compliance mappings, lower-level rules) ride along as its `findings`;
-//! - repeats of the lead rule for the same principal (the dedup key) within the dedup window
-//!   (default 60 min of event time from the incident's first finding) join the open incident:
+//! - repeats of the lead rule for the same principal (the dedup key; a rule's `suppress:` sets
+//!   its own: its `by` fields instead of the principal, its `for` as the window) within the
+//!   dedup window (default 60 min of event time from the incident's first finding) join the
+//!   open incident:
 //!   the first alert (`new`) goes out at once, later findings are folded into `update`s sent at
 //!   most every `update_every` (default 15 min) as event time passes, and a `close` summary
 //!   goes out when the window has passed, if anything joined after the first alert (it carries
@@ -134,6 +136,8 @@ pub struct Incidents {
     by_key: HashMap<(String, String), String>,
     /// Principal → its most recently opened incident still open.
     by_principal: HashMap<String, String>,
+    /// Per rule or correlation id: its own dedup window (from its `suppress:`).
+    rule_windows: HashMap<String, Millis>,
     pub stats: AlertStats,
 }
 
@@ -143,6 +147,13 @@ impl Incidents {
             settings,
             ..Incidents::default()
         }
+    }
+
+    /// Rules (by id) with their own dedup window; their findings' suppression key (the
+    /// values of their `suppress.by` fields) replaces the principal in the dedup key.
+    pub fn with_rule_windows(mut self, windows: HashMap<String, Millis>) -> Incidents {
+        self.rule_windows = windows;
+        self
     }
 
     /// Takes the findings the pipeline released together (`batch`), sets each finding's
@@ -173,7 +184,16 @@ impl Incidents {
             .unwrap_or(0);
         let t = group[lead].time_ms.or(now).unwrap_or(0);
         let level = group[lead].rule.level;
-        let key = (group[lead].rule.id.clone(), group[lead].principal.clone());
+        // The dedup key: the rule and, by default, the principal; a rule's own `suppress.by`
+        // values instead when it has them.
+        let key = (
+            group[lead].rule.id.clone(),
+            group[lead]
+                .suppress_key
+                .clone()
+                .filter(|_| self.rule_windows.contains_key(&group[lead].rule.id))
+                .unwrap_or_else(|| group[lead].principal.clone()),
+        );
         let joins_principal = matches!(group[lead].kind(), Kind::Correlation | Kind::Anomaly);
         let target = self.by_key.get(&key).cloned().or_else(|| {
             joins_principal
@@ -239,7 +259,12 @@ impl Incidents {
                 level: lead.rule.level,
                 principal: lead.principal.clone(),
                 opened: t,
-                closes_at: t.saturating_add(self.settings.window),
+                closes_at: t.saturating_add(
+                    self.rule_windows
+                        .get(&lead.rule.id)
+                        .copied()
+                        .unwrap_or(self.settings.window),
+                ),
                 first_seen: lead.time.clone().or_else(|| seen_at(t)),
                 last_seen: lead.time.clone().or_else(|| seen_at(t)),
                 last_seen_ms: lead.time_ms.unwrap_or(t),

@@ -327,3 +327,37 @@ fn snapshot_and_restore_mid_incident_give_the_same_alerts() {
         Err(IncidentStateError::Version(9))
     ));
 }
+
+/// A rule's `suppress:` is its incidents' dedup key and window: its `by` values (here a bucket)
+/// instead of the principal, its `for` instead of the global window.
+#[test]
+fn a_rules_own_key_and_window_decide_its_incidents() {
+    let keyed = |who: &str, event: &str, t: Millis, bucket: &str| {
+        m("bucket-public", Level::High, event, t, who).with_suppress_key(bucket.into())
+    };
+    let windows = HashMap::from([("bucket-public".to_string(), 10 * MIN)]);
+    let mut inc = Incidents::new(AlertSettings::default()).with_rule_windows(windows);
+    let mut out = Vec::new();
+    for mut b in [
+        vec![keyed("alice", "a", 0, "logs")],
+        // Another principal, the same bucket: the same incident.
+        vec![keyed("bob", "b", 2 * MIN, "logs")],
+        // Another bucket: its own incident.
+        vec![keyed("alice", "c", 3 * MIN, "backups")],
+        // The same bucket after the rule's 10-minute window: a new incident.
+        vec![keyed("bob", "d", 11 * MIN, "logs")],
+    ] {
+        let w = b[0].time_ms;
+        inc.offer(&mut b, w, &mut out);
+        inc.advance(w, &mut out);
+    }
+    inc.advance(None, &mut out);
+    let news: Vec<&Alert> = out.iter().filter(|a| a.kind == AlertKind::New).collect();
+    assert_eq!(news.len(), 3, "{:?}", kinds(&out));
+    assert_eq!(news[0].lead.principal, "alice");
+    assert_eq!(news[2].lead.principal, "bob");
+    let closes: Vec<&Alert> = out.iter().filter(|a| a.kind == AlertKind::Close).collect();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0].incident_findings, 2);
+    assert_eq!(closes[0].time, 10 * MIN);
+}
