@@ -1,7 +1,7 @@
 //! Runs the tests written inside rule files (`tests:`): a detection case against its rule
 //! alone, a correlation case (or a case with `events`) through the whole engine.
 
-use crate::engine::{Pipeline, Settings};
+use crate::engine::{AlertSettings, Pipeline, Settings};
 use crate::event::Event;
 use crate::finding::Finding;
 use crate::rules::correlation::Correlation;
@@ -93,9 +93,11 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
         Expect::Match => matches > 0,
         Expect::NoMatch => matches == 0,
         Expect::Findings(n) => matches == n,
+        // Alerts need the whole pipeline (`run_pipeline_case`).
+        Expect::Alerts(_) => false,
     };
     if !result.passed {
-        match case.expect {
+        match &case.expect {
             Expect::Match => result
                 .explanation
                 .push("expected a match, but the rule did not match".into()),
@@ -105,6 +107,9 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
             Expect::Findings(n) => result
                 .explanation
                 .push(format!("expected {n} findings, got {matches}")),
+            Expect::Alerts(_) => result
+                .explanation
+                .push("expected alerts: run the case with `events` through the pipeline".into()),
         }
         result.explanation.extend(last_event_explained);
     }
@@ -148,23 +153,40 @@ pub fn run_pipeline_case(
     let settings = Settings::default();
     let exceptions = Exceptions::default();
     let mut pipeline = Pipeline::new(&set, &exceptions, &settings);
+    if matches!(case.expect, Expect::Alerts(_)) {
+        pipeline.enable_alerts(AlertSettings::default());
+    }
     let mut out = Vec::new();
     for ev in &events {
         pipeline.feed(ev, None, &mut out);
     }
     pipeline.finish(&mut out);
+    let mut alerts = Vec::new();
+    pipeline.drain_alerts(&mut alerts);
+    // The alerts of incidents this rule leads.
+    let alert_kinds: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a.lead.rule.id == id)
+        .map(|a| a.kind.as_str())
+        .collect();
     let mine: Vec<&Finding> = out.iter().filter(|f| f.rule.id == id).collect();
     let n = mine.len() as u64;
-    result.passed = match case.expect {
+    result.passed = match &case.expect {
         Expect::Match => n > 0,
         Expect::NoMatch => n == 0,
-        Expect::Findings(want) => n == want,
+        Expect::Findings(want) => n == *want,
+        Expect::Alerts(want) => alert_kinds == *want,
     };
     if !result.passed {
-        result.explanation.push(match case.expect {
+        result.explanation.push(match &case.expect {
             Expect::Match => "expected a finding, got none".to_string(),
             Expect::NoMatch => format!("expected no finding, got {n}"),
             Expect::Findings(want) => format!("expected {want} findings, got {n}"),
+            Expect::Alerts(want) => format!(
+                "expected alerts [{}], got [{}]",
+                want.join(", "),
+                alert_kinds.join(", ")
+            ),
         });
         result
             .explanation

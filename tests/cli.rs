@@ -339,3 +339,43 @@ fn tuning_disable_min_level_and_exceptions() {
         stderr(&o)
     );
 }
+
+#[test]
+fn rule_tests_can_assert_the_alert_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = |id: &str, t: &str| {
+        format!(
+            r#"{{"eventID": "{id}", "eventTime": "{t}", "eventName": "StopLogging", "eventSource": "cloudtrail.amazonaws.com", "userIdentity": {{"arn": "arn:aws:iam::1:user/alice"}}}}"#
+        )
+    };
+    let rule = format!(
+        "title: t\nid: t-alerts\nlevel: high\ndetection:\n  s: {{eventName: StopLogging}}\n  condition: s\ntests:\n  - name: right\n    events: [{}, {}]\n    expect: {{alerts: [new, close]}}\n  - name: wrong\n    events: [{}, {}]\n    expect: {{alerts: [new]}}\n",
+        ev("a", "2024-01-01T00:00:00Z"),
+        ev("b", "2024-01-01T00:01:00Z"),
+        ev("a", "2024-01-01T00:00:00Z"),
+        ev("b", "2024-01-01T00:01:00Z"),
+    );
+    let f = write(dir.path(), "r.yml", rule);
+    let o = run(&["rules", "test", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+    assert!(
+        out.contains("expected alerts [new], got [new, close]"),
+        "{out}"
+    );
+    // Unknown alert kinds, or alerts without `events`, are rule errors.
+    let bad = write(
+        dir.path(),
+        "bad.yml",
+        "title: t\nid: t-bad\ndetection:\n  s: {eventName: X}\n  condition: s\ntests:\n  - name: kinds\n    events: [{eventName: X}]\n    expect: {alerts: [new, boom]}\n  - name: single\n    event: {eventName: X}\n    expect: {alerts: [new]}\n",
+    );
+    let o = run(&["rules", "validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        err.contains("`alerts` must be a list of `new`, `update` and `close`"),
+        "{err}"
+    );
+    assert!(err.contains("`{alerts: [...]}` needs `events`"), "{err}");
+}

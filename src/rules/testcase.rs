@@ -11,6 +11,9 @@
 //!   - name: burst
 //!     events: [{...}, {...}]
 //!     expect: {findings: 2}
+//!   - name: repeats become one incident
+//!     events: [{...}, {...}, {...}]
+//!     expect: {alerts: [new, update, close]}   # the rule's alerts, in order
 //! ```
 
 use super::parse::Ctx;
@@ -28,11 +31,14 @@ pub enum CaseInput {
     Events(Vec<serde_json::Value>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
     Match,
     NoMatch,
     Findings(u64),
+    /// The kinds (`new`, `update`, `close`) of the alerts of incidents the rule leads, in
+    /// order, with the default alert settings.
+    Alerts(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +168,29 @@ fn parse_case(ctx: &mut Ctx<'_>, i: usize, item: &Node) -> Option<TestCase> {
         );
         return None;
     };
-    let expect = if let Some(n) = exp.get("findings") {
+    let expect = if let Some(list) = exp.get("alerts") {
+        let kinds: Option<Vec<String>> = list.as_seq().and_then(|items| {
+            items
+                .iter()
+                .map(|k| {
+                    k.as_str()
+                        .filter(|t| matches!(*t, "new" | "update" | "close"))
+                        .map(str::to_string)
+                })
+                .collect()
+        });
+        match kinds {
+            Some(k) => Expect::Alerts(k),
+            None => {
+                ctx.error(
+                    list.pos,
+                    "`alerts` must be a list of `new`, `update` and `close`",
+                    None,
+                );
+                return None;
+            }
+        }
+    } else if let Some(n) = exp.get("findings") {
         match n.scalar_text().and_then(|t| t.parse::<u64>().ok()) {
             Some(v) => Expect::Findings(v),
             None => {
@@ -181,7 +209,7 @@ fn parse_case(ctx: &mut Ctx<'_>, i: usize, item: &Node) -> Option<TestCase> {
             _ => {
                 ctx.error(
                     exp.pos,
-                    "`expect` must be `match`, `no_match` or `{findings: N}`",
+                    "`expect` must be `match`, `no_match`, `{findings: N}` or `{alerts: [...]}`",
                     None,
                 );
                 return None;
@@ -189,10 +217,17 @@ fn parse_case(ctx: &mut Ctx<'_>, i: usize, item: &Node) -> Option<TestCase> {
         }
     };
     if matches!(input, CaseInput::Events(_))
-        && expect != Expect::Findings(0)
-        && !matches!(expect, Expect::Findings(_))
+        && !matches!(expect, Expect::Findings(_) | Expect::Alerts(_))
     {
-        ctx.error(exp.pos, "with `events`, expect `{findings: N}`", None);
+        ctx.error(
+            exp.pos,
+            "with `events`, expect `{findings: N}` or `{alerts: [...]}`",
+            None,
+        );
+        return None;
+    }
+    if matches!(expect, Expect::Alerts(_)) && !matches!(input, CaseInput::Events(_)) {
+        ctx.error(exp.pos, "`{alerts: [...]}` needs `events`", None);
         return None;
     }
     Some(TestCase {
