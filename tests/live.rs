@@ -1445,3 +1445,65 @@ fn alerts_one_message_per_event_and_the_incident_survives_a_restart() {
     s.run_once(&flags);
     assert_eq!(s.notifications().len(), ns.len());
 }
+
+/// `run --alerts` killed with SIGKILL at any moment: one `new` alert for the incident, no alert
+/// published twice, and every finding carried by some alert of it (no update lost).
+#[test]
+fn alerts_killed_at_any_moment_no_alert_twice_no_update_lost() {
+    let s = Setup::new("alertkill");
+    let base = now_ms() - 600_000;
+    let total = 24u64;
+    let flags = [
+        "--alerts",
+        "--allowed-lateness",
+        "1s",
+        "--alert-update-every",
+        "1s",
+    ];
+    for round in 0..3u64 {
+        let evs: Vec<(i64, String)> = (0..total / 3)
+            .map(|i| {
+                let n = round * (total / 3) + i;
+                let ts = base + n as i64 * 1000;
+                (
+                    ts,
+                    record("StopLogging", "alice", ts, &uuid(n, "alertkill")),
+                )
+            })
+            .collect();
+        s.put(&format!("s{round}"), evs);
+        let mut args = vec!["--poll", "100ms", "--max-messages-per-minute", "1000"];
+        args.extend_from_slice(&flags);
+        let mut child = s.cmd(&args).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700 + round * 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut args = vec!["--max-messages-per-minute", "1000"];
+    args.extend_from_slice(&flags);
+    s.run_once(&args);
+    let alerts: Vec<Value> = s
+        .notifications()
+        .iter()
+        .map(|(_, m)| default_of(m))
+        .collect();
+    let news = alerts.iter().filter(|a| a["alert"] == "new").count();
+    assert_eq!(news, 1, "{alerts:#?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["incident"] == alerts[0]["incident"])
+    );
+    let ids: std::collections::HashSet<&str> =
+        alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), alerts.len(), "no alert published twice");
+    let carried: std::collections::HashSet<String> = alerts
+        .iter()
+        .flat_map(|a| a["findings"].as_array().unwrap().iter())
+        .flat_map(|f| f["event_ids"].as_array().unwrap().iter())
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    let expected: std::collections::HashSet<String> =
+        (0..total).map(|n| uuid(n, "alertkill")).collect();
+    assert_eq!(carried, expected, "every event's finding reached an alert");
+}

@@ -233,13 +233,16 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             dirty = true;
         }
         pipeline.drain_alerts(&mut alerts);
-        if !alerts.is_empty() {
+        // Alerts in the outbox are followed by a checkpoint at once: a restart from an older
+        // checkpoint would decide them again from a different batching of the same events.
+        let alerted = !alerts.is_empty();
+        if alerted {
             delivery.deliver_alerts(&mut alerts, &metrics)?;
             dirty = true;
         }
         let stopping =
             stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up && !tail.rescanning());
-        if dirty && (stopping || now - last_checkpoint >= opts.checkpoint_every) {
+        if dirty && (stopping || alerted || now - last_checkpoint >= opts.checkpoint_every) {
             checkpoint(&tail, &pipeline, &silent)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             last_checkpoint = now;

@@ -410,8 +410,13 @@ fn alert(inc: &mut Incident, kind: AlertKind, t: Millis) -> Alert {
     }
     inc.last_alert = t;
     let members = std::mem::take(&mut inc.pending);
+    // The incident, the alert's number and what it carries: decided again from the same
+    // events (a restart from an older checkpoint), the same alert has the same id and the
+    // outbox drops it; one carrying other findings is a different alert, never a lost one.
+    let first = members.first().map_or("", |m| m.id.as_str());
+    let last = members.last().map_or("", |m| m.id.as_str());
     Alert {
-        id: stable_id(&["alert", &inc.id, &inc.seq.to_string()]),
+        id: stable_id(&["alert", &inc.id, &inc.seq.to_string(), first, last]),
         kind,
         incident: inc.id.clone(),
         time: t,
