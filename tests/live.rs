@@ -1426,7 +1426,8 @@ fn alerts_one_message_per_event_and_the_incident_survives_a_restart() {
     let mut ids = vec![first["id"].clone()];
     for (subject, msg) in &ns[1..] {
         assert!(
-            subject.starts_with("[CRITICAL] Update: CloudTrail logging stopped"),
+            subject.starts_with("[CRITICAL] Update: +")
+                && subject.contains("— CloudTrail logging stopped"),
             "{subject}"
         );
         let update = default_of(msg);

@@ -164,7 +164,26 @@ fn level_of(f: &Value) -> String {
         .to_ascii_uppercase()
 }
 
-/// `[HIGH] CloudTrail logging stopped by alice (123456789012/us-east-1)`, under 100 characters.
+/// Distinct event ids behind the findings an alert carries.
+fn alert_events(f: &Value) -> usize {
+    let mut ids: Vec<&str> = f
+        .get("findings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("event_ids").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
+/// `[HIGH] CloudTrail logging stopped by alice (123456789012/us-east-1)`, under 100 characters:
+/// level, what, who, where. When too long, the region goes first, then the account, then the
+/// title is cut — never the principal (in its short form). An alert's update says how many
+/// more events came (`Update: +3 events — …`), its closing summary says it closed.
 pub fn subject(f: &Value) -> String {
     let level = level_of(f);
     let mut title = clean(
@@ -177,7 +196,11 @@ pub fn subject(f: &Value) -> String {
     }
     // An alert about an incident: its update or closing summary says so.
     match str_at(f, &["alert"]) {
-        Some("update") => title = format!("Update: {title}"),
+        Some("update") => {
+            let n = alert_events(f);
+            let plural = if n == 1 { "" } else { "s" };
+            title = format!("Update: +{n} event{plural} — {title}");
+        }
         Some("close") => title = format!("Closed: {title}"),
         _ => {}
     }
@@ -187,24 +210,30 @@ pub fn subject(f: &Value) -> String {
     );
     let account = clean(str_at(f, &["account"]).unwrap_or("-"), 20);
     let region = clean(str_at(f, &["region"]).unwrap_or("-"), 20);
-    let tail = format!(" ({account}/{region})");
     let head = format!("[{level}] ");
     let by = if who.is_empty() {
         String::new()
     } else {
         format!(" by {who}")
     };
-    let budget = MAX_SUBJECT_CHARS.saturating_sub(head.chars().count() + tail.chars().count());
-    // Keep the title whole when we can, shortening the principal first.
-    let middle = if title.chars().count() + by.chars().count() <= budget {
-        format!("{title}{by}")
-    } else if title.chars().count() + 4 < budget {
-        let room = budget - title.chars().count();
-        format!("{title}{}", cut_chars(&by, room))
-    } else {
-        cut_chars(&title, budget)
-    };
-    cut_chars(&format!("{head}{middle}{tail}"), MAX_SUBJECT_CHARS)
+    let len = |s: &str| s.chars().count();
+    // The place, shortened first: account and region, the account alone, nothing.
+    let tails = [
+        format!(" ({account}/{region})"),
+        format!(" ({account})"),
+        String::new(),
+    ];
+    for tail in &tails {
+        if len(&head) + len(&title) + len(&by) + len(tail) <= MAX_SUBJECT_CHARS {
+            return format!("{head}{title}{by}{tail}");
+        }
+    }
+    // Then the title is cut; the principal stays whole.
+    let room = MAX_SUBJECT_CHARS.saturating_sub(len(&head) + len(&by));
+    if room >= 12 {
+        return format!("{head}{}{by}", cut_chars(&title, room));
+    }
+    cut_chars(&format!("{head}{title}{by}"), MAX_SUBJECT_CHARS)
 }
 
 fn is_event_id(s: &str) -> bool {
@@ -691,6 +720,31 @@ mod tests {
             subject(&finding()),
             "[HIGH] CloudTrail logging stopped by alice (123456789012/us-east-1)"
         );
+    }
+
+    #[test]
+    fn long_subjects_shorten_the_place_and_title_never_the_principal() {
+        let mut f = finding();
+        f["rule"]["title"] =
+            json!("CloudTrail logging stopped or trail deleted on the organisation trail");
+        f["principal"] = json!("arn:aws:iam::143434273843:user/christophe.tafani-dereeper");
+        let s = subject(&f);
+        assert!(s.chars().count() <= MAX_SUBJECT_CHARS, "{s}");
+        assert!(s.contains("by christophe.tafani-dereeper"), "{s}");
+        assert!(s.starts_with("[HIGH] CloudTrail logging stopped"), "{s}");
+        // An alert's update says how many more events came; its level is the incident's.
+        let mut a = finding();
+        a["alert"] = json!("update");
+        a["level"] = json!("critical");
+        a["findings"] = json!([
+            {"event_ids": ["e1"]}, {"event_ids": ["e1"]}, {"event_ids": ["e2"]}
+        ]);
+        assert_eq!(
+            subject(&a),
+            "[CRITICAL] Update: +2 events — CloudTrail logging stopped by alice (123456789012/us-east-1)"
+        );
+        a["alert"] = json!("close");
+        assert!(subject(&a).starts_with("[CRITICAL] Closed: CloudTrail logging stopped"));
     }
 
     #[test]
