@@ -6,6 +6,9 @@
 //! it, and it is never turned into a link. The only link is built from the event id and the
 //! region, and only when both have the expected shape.
 
+mod clean;
+
+pub use clean::clean;
 use serde_json::{Value, json};
 
 /// SNS limit on a message, in bytes.
@@ -28,93 +31,6 @@ pub struct RuleText {
     pub falsepositives: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
-}
-
-/// Text from an event, safe for e-mail and terminals: ANSI/VT escape sequences removed,
-/// other control characters (C0, C1, DEL) and bidirectional overrides replaced by a space,
-/// runs of whitespace collapsed, and at most `max` characters kept (an ellipsis marks a cut).
-pub fn clean(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max + 4));
-    let mut chars = text.chars().peekable();
-    let mut count = 0usize;
-    let mut last_space = false;
-    while let Some(c) = chars.next() {
-        let mapped = match c {
-            '\u{1b}' => {
-                skip_escape(&mut chars);
-                continue;
-            }
-            // CSI introduced by the single C1 character.
-            '\u{9b}' => {
-                skip_csi(&mut chars);
-                continue;
-            }
-            c if c.is_control() => ' ',
-            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => ' ',
-            c => c,
-        };
-        if mapped == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
-        }
-        if count == max {
-            out.push('…');
-            return out.trim().to_string();
-        }
-        out.push(mapped);
-        count += 1;
-    }
-    out.trim().to_string()
-}
-
-/// Skips the rest of an escape sequence after ESC.
-fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    match chars.peek().copied() {
-        Some('[') => {
-            chars.next();
-            skip_csi(chars);
-        }
-        // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
-        Some(']' | 'P' | 'X' | '^' | '_') => {
-            chars.next();
-            while let Some(c) = chars.next() {
-                if c == '\u{7}' || c == '\u{9c}' {
-                    break;
-                }
-                if c == '\u{1b}' {
-                    if chars.peek() == Some(&'\\') {
-                        chars.next();
-                    }
-                    break;
-                }
-            }
-        }
-        // Two-character sequences (ESC c, ESC 7 …) and charset selections (ESC ( B).
-        Some('(' | ')' | '*' | '+' | '#' | '%') => {
-            chars.next();
-            chars.next();
-        }
-        Some(_) => {
-            chars.next();
-        }
-        None => {}
-    }
-}
-
-/// Skips a CSI sequence: parameter and intermediate bytes, then one final byte.
-fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    for c in chars.by_ref() {
-        if ('\u{40}'..='\u{7e}').contains(&c) {
-            break;
-        }
-        if !('\u{20}'..='\u{3f}').contains(&c) {
-            break;
-        }
-    }
 }
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
@@ -288,6 +204,52 @@ fn push_section(out: &mut String, title: &str, body: &str) {
 }
 
 /// The plain-text e-mail for one finding.
+/// For an alert: the incident so far (first and last seen, findings and events) and the
+/// findings this alert carries, each with its rule and level. Empty for a plain finding.
+fn incident_text(f: &Value) -> String {
+    let Some(kind) = str_at(f, &["alert"]) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let first = clean(str_at(f, &["first_seen"]).unwrap_or("-"), 40);
+    let last = clean(str_at(f, &["last_seen"]).unwrap_or("-"), 40);
+    let findings = f.get("finding_count").and_then(Value::as_u64).unwrap_or(0);
+    let events = f.get("event_count").and_then(Value::as_u64).unwrap_or(0);
+    let what = match kind {
+        "new" => "a new incident",
+        "update" => "an update of an open incident",
+        "close" => "the closing summary of an incident (its window has passed)",
+        _ => "an alert",
+    };
+    out.push_str(&format!(
+        "This is {what}: {findings} finding(s) from {events} event(s), first seen {first}, last seen {last}.\n"
+    ));
+    let carried = f.get("findings").and_then(Value::as_array);
+    if let Some(items) = carried.filter(|i| !i.is_empty()) {
+        out.push_str(if kind == "new" {
+            "In this alert:\n"
+        } else {
+            "New since the last alert:\n"
+        });
+        for m in items.iter().take(20) {
+            out.push_str(&format!(
+                "  - [{}] {} ({})\n",
+                clean(str_at(m, &["level"]).unwrap_or("?"), 20).to_ascii_uppercase(),
+                clean(str_at(m, &["rule", "title"]).unwrap_or("?"), 200),
+                clean(str_at(m, &["time"]).unwrap_or("-"), 40)
+            ));
+        }
+        if items.len() > 20 {
+            out.push_str(&format!("  … and {} more\n", items.len() - 20));
+        }
+    }
+    out.push_str(&format!(
+        "incident {}",
+        clean(str_at(f, &["incident"]).unwrap_or("-"), 64)
+    ));
+    out
+}
+
 fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
     let level = level_of(f);
     let title = clean(
@@ -364,6 +326,7 @@ fn email_text(f: &Value, rule: &RuleText, parts: Parts) -> String {
         when.push_str(&format!("\nwindow: {} to {}", clean(a, 40), clean(b, 40)));
     }
     push_section(&mut out, "When", &when);
+    push_section(&mut out, "Incident", &incident_text(f));
 
     push_section(&mut out, "Pattern", &pattern_text(f));
     push_section(&mut out, "Compared with usual", &anomaly_text(f));
@@ -686,239 +649,4 @@ fn digest(findings: &[&Value]) -> (String, String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finding() -> Value {
-        json!({
-            "id": "0123456789abcdef0123456789abcdef",
-            "incident": "0123456789abcdef0123456789abcdef",
-            "kind": "match",
-            "rule": {"id": "r1", "title": "CloudTrail logging stopped", "level": "high", "tags": []},
-            "time": "2026-11-21T10:00:00Z",
-            "principal": "arn:aws:iam::123456789012:user/alice",
-            "account": "123456789012",
-            "region": "us-east-1",
-            "event_ids": ["3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f"],
-            "event_count": 1,
-            "summary": "alice called StopLogging (cloudtrail.amazonaws.com) in us-east-1.",
-            "details": {},
-            "event": {
-                "eventName": "StopLogging", "eventSource": "cloudtrail.amazonaws.com",
-                "eventID": "3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f", "awsRegion": "us-east-1",
-                "sourceIPAddress": "198.51.100.7",
-                "userAgent": "evil\u{1b}[31mRED\u{1b}[0m\u{7}agent\r\nX-Injected: yes",
-                "userIdentity": {"type": "IAMUser", "accessKeyId": "AKIAEXAMPLE"},
-                "requestParameters": {"name": "trail"}
-            }
-        })
-    }
-
-    #[test]
-    fn subject_reads_like_the_issue() {
-        assert_eq!(
-            subject(&finding()),
-            "[HIGH] CloudTrail logging stopped by alice (123456789012/us-east-1)"
-        );
-    }
-
-    #[test]
-    fn long_subjects_shorten_the_place_and_title_never_the_principal() {
-        let mut f = finding();
-        f["rule"]["title"] =
-            json!("CloudTrail logging stopped or trail deleted on the organisation trail");
-        f["principal"] = json!("arn:aws:iam::143434273843:user/christophe.tafani-dereeper");
-        let s = subject(&f);
-        assert!(s.chars().count() <= MAX_SUBJECT_CHARS, "{s}");
-        assert!(s.contains("by christophe.tafani-dereeper"), "{s}");
-        assert!(s.starts_with("[HIGH] CloudTrail logging stopped"), "{s}");
-        // An alert's update says how many more events came; its level is the incident's.
-        let mut a = finding();
-        a["alert"] = json!("update");
-        a["level"] = json!("critical");
-        a["findings"] = json!([
-            {"event_ids": ["e1"]}, {"event_ids": ["e1"]}, {"event_ids": ["e2"]}
-        ]);
-        assert_eq!(
-            subject(&a),
-            "[CRITICAL] Update: +2 events — CloudTrail logging stopped by alice (123456789012/us-east-1)"
-        );
-        a["alert"] = json!("close");
-        assert!(subject(&a).starts_with("[CRITICAL] Closed: CloudTrail logging stopped"));
-    }
-
-    #[test]
-    fn subject_is_short_and_clean_whatever_the_input() {
-        let mut f = finding();
-        f["rule"]["title"] = json!("A\ttitle\nwith\u{1b}[2Jcontrols ".repeat(20));
-        f["principal"] = json!("arn:aws:sts::1:assumed-role/r/".to_string() + &"s".repeat(300));
-        let s = subject(&f);
-        assert!(s.chars().count() <= MAX_SUBJECT_CHARS, "{s}");
-        assert!(!s.chars().any(char::is_control), "{s:?}");
-        assert!(s.starts_with("[HIGH] A title with"));
-    }
-
-    #[test]
-    fn clean_strips_escapes_and_controls() {
-        assert_eq!(clean("a\u{1b}[31mred\u{1b}[0m b", 100), "ared b");
-        assert_eq!(
-            clean("x\u{1b}]8;;http://e\u{7}link\u{1b}]8;;\u{7}y", 100),
-            "xlinky"
-        );
-        assert_eq!(clean("line1\r\nline2\u{202e}evil", 100), "line1 line2 evil");
-        assert_eq!(clean("abcdef", 3), "abc…");
-        assert_eq!(clean("\u{9b}31mz", 10), "z");
-    }
-
-    #[test]
-    fn email_has_the_essentials_and_no_raw_controls() {
-        let (_, msg) = single(
-            &finding(),
-            &RuleText {
-                description: Some("Stopping logging blinds you.\nCheck first: who.".into()),
-                falsepositives: vec!["Planned maintenance".into()],
-                references: vec![],
-            },
-        );
-        let v: Value = serde_json::from_str(&msg).unwrap();
-        let obj = v.as_object().unwrap();
-        assert_eq!(obj.len(), 2, "exactly default and email: {obj:?}");
-        let email = v["email"].as_str().unwrap();
-        for needle in [
-            "HIGH: CloudTrail logging stopped",
-            "What happened",
-            "arn:aws:iam::123456789012:user/alice",
-            "source IP: 198.51.100.7",
-            "account 123456789012, region us-east-1",
-            "2026-11-21T10:00:00Z",
-            "Stopping logging blinds you.",
-            "Planned maintenance",
-            "eventName: StopLogging",
-            "https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1#/events/3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f",
-        ] {
-            assert!(email.contains(needle), "missing {needle:?} in\n{email}");
-        }
-        assert!(
-            email.contains("user agent: evilRED agent X-Injected: yes"),
-            "{email}"
-        );
-        assert!(!email.contains('\u{1b}') && !email.contains('\r') && !email.contains('\u{7}'));
-        let default: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
-        assert_eq!(default["id"], finding()["id"]);
-    }
-
-    #[test]
-    fn correlation_and_anomaly_emails_explain_the_pattern() {
-        let mut c = finding();
-        c["kind"] = json!("correlation");
-        c.as_object_mut().unwrap().remove("event");
-        c["details"] = json!({
-            "correlation": {"type": "event_count", "timespan": "5m", "count": 30,
-                "group": {"userIdentity.arn": "arn:aws:sts::1:assumed-role/r/s"}},
-            "window": {"start": "2026-11-21T09:59:00Z", "end": "2026-11-21T10:00:00Z"}});
-        let (_, msg) = single(&c, &RuleText::default());
-        let v: Value = serde_json::from_str(&msg).unwrap();
-        let email = v["email"].as_str().unwrap();
-        for needle in [
-            "correlation: event_count within 5m",
-            "count: 30",
-            "userIdentity.arn: arn:aws:sts::1:assumed-role/r/s",
-            "window: 2026-11-21T09:59:00Z to 2026-11-21T10:00:00Z",
-        ] {
-            assert!(email.contains(needle), "missing {needle:?} in\n{email}");
-        }
-        let mut a = finding();
-        a["kind"] = json!("anomaly");
-        a.as_object_mut().unwrap().remove("event");
-        a["details"] = json!({
-            "phase": "start", "metric": "write_volume",
-            "observed": {"average_per_minute": 14.0},
-            "baseline": {"average_per_minute": 0.1333, "days_of_history": 6},
-            "statistic": {"p_value": 1e-30, "threshold": 1e-5},
-            "attributions": {"event_names": [{"value": "RunInstances", "count": 38},
-                {"value": "CreateTags", "count": 4}],
-                "user_agents": [{"value": "evil\u{1b}[0m", "count": 42}]}});
-        let (_, msg) = single(&a, &RuleText::default());
-        let v: Value = serde_json::from_str(&msg).unwrap();
-        let email = v["email"].as_str().unwrap();
-        for needle in [
-            "phase: start (write_volume)",
-            "observed: 14.0 per minute",
-            "usual at this hour: 0.13 per minute (6 days of history)",
-            "calls: RunInstances 38, CreateTags 4",
-            "user agents: evil 42",
-        ] {
-            assert!(email.contains(needle), "missing {needle:?} in\n{email}");
-        }
-    }
-
-    #[test]
-    fn links_only_from_well_formed_ids() {
-        assert!(console_link("3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f", "eu-west-1").is_some());
-        assert!(console_link("http://evil.example/x", "us-east-1").is_none());
-        assert!(console_link("3b8f1c5e-2a59-4c1d-9f10-0a1b2c3d4e5f", "x.evil.com/").is_none());
-    }
-
-    #[test]
-    fn oversized_event_is_cut_not_the_essentials() {
-        let mut f = finding();
-        f["event"]["requestParameters"] = json!({"blob": "x".repeat(600_000)});
-        let (_, msg) = single(&f, &RuleText::default());
-        assert!(msg.len() <= MESSAGE_BUDGET, "{}", msg.len());
-        let v: Value = serde_json::from_str(&msg).unwrap();
-        let default: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
-        assert_eq!(default["event_truncated"], json!(true));
-        assert_eq!(default["summary"], f["summary"]);
-        assert!(v["email"].as_str().unwrap().contains("What happened"));
-    }
-
-    #[test]
-    fn digest_body_is_the_documented_json() {
-        let fs: Vec<Value> = (0..250)
-            .map(|i| {
-                let mut f = finding();
-                f["id"] = json!(format!("{i:032x}"));
-                if i == 7 {
-                    f["rule"]["level"] = json!("critical");
-                }
-                f
-            })
-            .collect();
-        let refs: Vec<&Value> = fs.iter().collect();
-        let ds = digests(&refs);
-        assert_eq!(ds.len(), 3);
-        let (s, m) = &ds[0];
-        assert!(s.starts_with("[CRITICAL] 100 trailwatch findings"), "{s}");
-        let v: Value = serde_json::from_str(m).unwrap();
-        let d: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
-        assert_eq!(d["kind"], "digest");
-        assert_eq!(d["count"], 100);
-        let first = &d["findings"][0];
-        for k in ["id", "rule", "level", "principal", "summary"] {
-            assert!(first.get(k).is_some(), "{k}");
-        }
-        let total: u64 = ds
-            .iter()
-            .map(|(_, m)| {
-                let v: Value = serde_json::from_str(m).unwrap();
-                let d: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
-                d["count"].as_u64().unwrap()
-            })
-            .sum();
-        assert_eq!(total, 250);
-    }
-
-    #[test]
-    fn short_principals() {
-        assert_eq!(short_principal("arn:aws:iam::1:user/alice"), "alice");
-        assert_eq!(short_principal("arn:aws:iam::1:root"), "root");
-        assert_eq!(
-            short_principal("arn:aws:sts::1:assumed-role/deploy/i-0ab"),
-            "deploy/i-0ab"
-        );
-        assert_eq!(
-            short_principal("AWSService:ec2.amazonaws.com"),
-            "AWSService:ec2.amazonaws.com"
-        );
-    }
-}
+mod tests;
