@@ -166,6 +166,8 @@ fn throttling_and_empty_pages_with_a_token_are_read_through() {
     std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .args(["run", "--log-group", "trail", "--dry-run", "--once"])
+        // One line per finding: this test counts the events the tail read.
+        .arg("--per-finding")
         .args(["--start-from", "1h", "--requests-per-second", "50"])
         .arg("--rules")
         .arg(dir.path().join("rule.yml"))

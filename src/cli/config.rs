@@ -19,7 +19,7 @@
 //!   silence: 30m
 //!   max_messages_per_minute: 10
 //! alerts:                     # incidents (`backtest --format alerts`, `run --alerts`)
-//!   enabled: true             # `run` publishes alerts instead of findings (--alerts)
+//!   enabled: true             # `run` publishes alerts (the default; false: --per-finding)
 //!   window: 60m               # --alert-window
 //!   update_every: 15m         # --alert-update-every
 //!   min_level: medium         # --alert-min-level
@@ -96,13 +96,24 @@ struct ConfigFile {
 }
 
 /// The `alerts:` section: how findings become alerts (flags win).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertsConfig {
-    /// `run` publishes alerts instead of findings.
+    /// `run` publishes alerts instead of findings (the default).
     pub enabled: bool,
     pub window: Option<Millis>,
     pub update_every: Option<Millis>,
     pub min_level: Option<Level>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            window: None,
+            update_every: None,
+            min_level: None,
+        }
+    }
 }
 
 impl AlertsConfig {
@@ -167,7 +178,7 @@ impl AppConfig {
                 .transpose()
         };
         let alerts = AlertsConfig {
-            enabled: a.enabled.unwrap_or(false),
+            enabled: a.enabled.unwrap_or(true),
             window: duration(a.window, "window")?,
             update_every: duration(a.update_every, "update_every")?,
             min_level: a

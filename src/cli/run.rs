@@ -104,12 +104,16 @@ pub struct RunArgs {
     /// cron-style runs and tests.
     #[arg(long)]
     once: bool,
-    /// Publish one message per incident instead of one per finding: every rule that matched
-    /// an event in one alert, repeats of a rule for a principal folded into updates and a
-    /// closing summary (docs/operations.md, "Incidents and alerts"). Open incidents are kept
-    /// in the checkpoint. Preview the stream with `backtest --format alerts`.
-    #[arg(long)]
+    /// Publish one message per incident (the default): every rule that matched an event in
+    /// one alert, repeats of a rule for a principal folded into updates and a closing summary
+    /// (docs/operations.md, "Incidents and alerts"). Open incidents are kept in the
+    /// checkpoint. Preview the stream with `backtest --format alerts`.
+    #[arg(long, conflicts_with = "per_finding")]
     alerts: bool,
+    /// Publish one message per finding instead of alerts (the behaviour before incidents;
+    /// `suppress:` then merges repeats). Also `alerts.enabled: false` in --config.
+    #[arg(long)]
+    per_finding: bool,
     /// With --alerts: repeats within this much event time of an incident's first finding join
     /// it.
     /// [default: 60m, or the configuration file's `alerts.window`]
@@ -325,7 +329,14 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 .as_ref()
                 .map(|c| c.alerts.clone())
                 .unwrap_or_default();
-            (args.alerts || a.enabled).then(|| {
+            let on = if args.alerts {
+                true
+            } else if args.per_finding {
+                false
+            } else {
+                a.enabled
+            };
+            on.then(|| {
                 a.settings(
                     args.alert_window,
                     args.alert_update_every,

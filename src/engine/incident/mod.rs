@@ -213,6 +213,11 @@ impl Incidents {
         };
         let first = inc.findings == 0;
         let escalated = !first && level > inc.level;
+        if escalated {
+            // The alert is shaped after the most severe finding: a correlation at high that
+            // joins a principal's silent low incident leads its alert.
+            inc.lead = group[lead].clone();
+        }
         inc.level = inc.level.max(level);
         // The findings of one event share it: its events and ids count once.
         inc.events += group.iter().map(|f| f.event_count).max().unwrap_or(0);
