@@ -30,7 +30,8 @@ use crate::rules::Level;
 use crate::util::ids::stable_id;
 use crate::util::time::Millis;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 /// Version of [`Incidents::snapshot`].
 const SNAPSHOT_VERSION: u32 = 1;
@@ -124,6 +125,9 @@ struct Incident {
     seq: u32,
     /// Findings the first alert carried.
     first_size: u64,
+    /// When the next update is due (findings wait since the last alert); rebuilt on restore.
+    #[serde(skip)]
+    scheduled: Option<Millis>,
 }
 
 /// The alert stage: findings in (in event-time order, as the pipeline releases them), alerts
@@ -138,6 +142,11 @@ pub struct Incidents {
     by_principal: HashMap<String, String>,
     /// Per rule or correlation id: its own dedup window (from its `suppress:`).
     rule_windows: HashMap<String, Millis>,
+    /// (close time, id) of open incidents, earliest first.
+    closes: BinaryHeap<Reverse<(Millis, String)>>,
+    /// (due time, id) of scheduled updates, earliest first; an entry whose incident no longer
+    /// has that due time is stale and skipped.
+    updates: BinaryHeap<Reverse<(Millis, String)>>,
     pub stats: AlertStats,
 }
 
@@ -246,6 +255,10 @@ impl Incidents {
         } else if urgent {
             out.push(alert(inc, AlertKind::Update, t));
             self.stats.updates += 1;
+        } else if inc.scheduled.is_none() {
+            let due = inc.last_alert.saturating_add(self.settings.update_every);
+            inc.scheduled = Some(due);
+            self.updates.push(Reverse((due, inc.id.clone())));
         }
     }
 
@@ -255,6 +268,13 @@ impl Incidents {
         // A previous incident of this key is past its window; it closes on the next advance.
         self.by_key.insert(key.clone(), id.clone());
         self.by_principal.insert(lead.principal.clone(), id.clone());
+        let closes_at = t.saturating_add(
+            self.rule_windows
+                .get(&lead.rule.id)
+                .copied()
+                .unwrap_or(self.settings.window),
+        );
+        self.closes.push(Reverse((closes_at, id.clone())));
         self.open.insert(
             id.clone(),
             Incident {
@@ -264,12 +284,7 @@ impl Incidents {
                 level: lead.rule.level,
                 principal: lead.principal.clone(),
                 opened: t,
-                closes_at: t.saturating_add(
-                    self.rule_windows
-                        .get(&lead.rule.id)
-                        .copied()
-                        .unwrap_or(self.settings.window),
-                ),
+                closes_at,
                 first_seen: lead.time.clone().or_else(|| seen_at(t)),
                 last_seen: lead.time.clone().or_else(|| seen_at(t)),
                 last_seen_ms: lead.time_ms.unwrap_or(t),
@@ -281,6 +296,7 @@ impl Incidents {
                 last_alert: t,
                 seq: 0,
                 first_size: 0,
+                scheduled: None,
             },
         );
         id
@@ -289,37 +305,37 @@ impl Incidents {
     /// Event time has reached `watermark`: updates that are due go out, incidents whose
     /// window has passed close. `None`: the end of input (everything closes).
     pub fn advance(&mut self, watermark: Option<Millis>, out: &mut Vec<Alert>) {
-        let every = self.settings.update_every;
         let min_level = self.settings.min_level;
         // Updates due: findings waited and `update_every` has passed since the last alert.
         // An update goes out at the watermark (the next one at least `update_every` later);
         // when the watermark has already passed the incident's window, the closing summary
         // carries what waited instead — as it does at the end of input.
         if let Some(w) = watermark {
-            let mut due: Vec<(Millis, String)> = self
-                .open
-                .values()
-                .filter(|i| i.alerted && !i.pending.is_empty() && w < i.closes_at)
-                .map(|i| (i.last_alert.saturating_add(every), i.id.clone()))
-                .filter(|(d, _)| *d <= w)
-                .collect();
-            due.sort();
-            for (_, id) in due {
-                if let Some(inc) = self.open.get_mut(&id) {
+            while let Some(Reverse((d, _))) = self.updates.peek() {
+                if *d > w {
+                    break;
+                }
+                let Some(Reverse((d, id))) = self.updates.pop() else {
+                    break;
+                };
+                if let Some(inc) = self.open.get_mut(&id)
+                    && inc.scheduled == Some(d)
+                    && !inc.pending.is_empty()
+                    && w < inc.closes_at
+                {
                     out.push(alert(inc, AlertKind::Update, w));
                     self.stats.updates += 1;
                 }
             }
         }
         // Incidents whose window has passed, in (close time, id) order.
-        let mut closing: Vec<(Millis, String)> = self
-            .open
-            .values()
-            .filter(|i| watermark.is_none_or(|w| i.closes_at <= w))
-            .map(|i| (i.closes_at, i.id.clone()))
-            .collect();
-        closing.sort();
-        for (at, id) in closing {
+        while let Some(Reverse((at, _))) = self.closes.peek() {
+            if watermark.is_some_and(|w| *at > w) {
+                break;
+            }
+            let Some(Reverse((at, id))) = self.closes.pop() else {
+                break;
+            };
             let Some(mut inc) = self.open.remove(&id) else {
                 continue;
             };
@@ -341,6 +357,9 @@ impl Incidents {
                 out.push(alert(&mut inc, AlertKind::Close, t));
                 self.stats.closes += 1;
             }
+        }
+        if watermark.is_none() {
+            self.updates.clear();
         }
     }
 
@@ -369,6 +388,8 @@ impl Incidents {
         self.open.clear();
         self.by_key.clear();
         self.by_principal.clear();
+        self.closes.clear();
+        self.updates.clear();
         let mut incidents = snap.open;
         // The newest incident of a key or principal is the one findings join.
         incidents.sort_by(|a, b| (a.opened, &a.id).cmp(&(b.opened, &b.id)));
@@ -381,6 +402,12 @@ impl Incidents {
             self.by_key.insert(inc.key.clone(), inc.id.clone());
             self.by_principal
                 .insert(inc.principal.clone(), inc.id.clone());
+            self.closes.push(Reverse((inc.closes_at, inc.id.clone())));
+            if inc.alerted && !inc.pending.is_empty() {
+                let due = inc.last_alert.saturating_add(self.settings.update_every);
+                inc.scheduled = Some(due);
+                self.updates.push(Reverse((due, inc.id.clone())));
+            }
             self.open.insert(inc.id.clone(), inc);
         }
         self.stats = snap.stats;
@@ -414,6 +441,7 @@ fn alert(inc: &mut Incident, kind: AlertKind, t: Millis) -> Alert {
         inc.first_size = inc.pending.len() as u64;
     }
     inc.last_alert = t;
+    inc.scheduled = None;
     let members = std::mem::take(&mut inc.pending);
     // The incident, the alert's number and what it carries: decided again from the same
     // events (a restart from an older checkpoint), the same alert has the same id and the
