@@ -114,16 +114,16 @@ pub struct RunArgs {
     /// `suppress:` then merges repeats). Also `alerts.enabled: false` in --config.
     #[arg(long)]
     per_finding: bool,
-    /// With --alerts: repeats within this much event time of an incident's first finding join
+    /// Alerts: repeats within this much event time of an incident's first finding join
     /// it.
     /// [default: 60m, or the configuration file's `alerts.window`]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     alert_window: Option<Millis>,
-    /// With --alerts: updates of one incident go out at most this often.
+    /// Alerts: updates of one incident go out at most this often.
     /// [default: 15m, or `alerts.update_every`]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     alert_update_every: Option<Millis>,
-    /// With --alerts: incidents below this level are not alerted.
+    /// Alerts: incidents below this level are not alerted (their findings ride inside alerts).
     /// [default: medium, or `alerts.min_level`]
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     alert_min_level: Option<Level>,
