@@ -51,20 +51,8 @@ pub struct BacktestArgs {
     /// the summary — to see the noise of a rule set before going live.
     #[arg(long, value_enum, default_value_t = FindingFormat::Text)]
     format: FindingFormat,
-    /// With --format alerts: repeats of a rule for the same principal within this much event
-    /// time of an incident's first finding join the incident.
-    /// [default: 60m, or the configuration file's `alerts.window`]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    alert_window: Option<Millis>,
-    /// With --format alerts: updates of one incident go out at most this often.
-    /// [default: 15m, or `alerts.update_every`]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    alert_update_every: Option<Millis>,
-    /// With --format alerts: incidents below this level are not alerted (their findings ride
-    /// inside alerts of higher incidents and stay in reports).
-    /// [default: medium, or `alerts.min_level`]
-    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
-    alert_min_level: Option<Level>,
+    #[command(flatten)]
+    alert: super::AlertArgs,
     /// Write findings to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -376,17 +364,8 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         },
         baseline_state: super::baseline::state_for_run(args.state_dir.as_deref(), &rules)?,
         keep_baseline_state: false,
-        alerts: (args.format == FindingFormat::Alerts).then(|| {
-            app_config
-                .as_ref()
-                .map(|c| c.alerts.clone())
-                .unwrap_or_default()
-                .settings(
-                    args.alert_window,
-                    args.alert_update_every,
-                    args.alert_min_level,
-                )
-        }),
+        alerts: (args.format == FindingFormat::Alerts)
+            .then(|| args.alert.settings(app_config.as_ref())),
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {

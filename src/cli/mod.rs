@@ -153,6 +153,37 @@ impl RuleArgs {
     }
 }
 
+/// How findings become alerts (shared by `backtest --format alerts` and `run`); each flag
+/// wins over the configuration file's `alerts:` section, which wins over the default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AlertArgs {
+    /// Alerts: repeats of a rule for the same principal within this much event time of an
+    /// incident's first finding join the incident.
+    /// [default: 60m, or the configuration file's `alerts.window`]
+    #[arg(long, value_name = "DURATION", value_parser = trailwatch::util::time::parse_duration)]
+    pub alert_window: Option<trailwatch::util::time::Millis>,
+    /// Alerts: updates of one incident go out at most this often.
+    /// [default: 15m, or `alerts.update_every`]
+    #[arg(long, value_name = "DURATION", value_parser = trailwatch::util::time::parse_duration)]
+    pub alert_update_every: Option<trailwatch::util::time::Millis>,
+    /// Alerts: incidents below this level are not alerted (their findings ride inside alerts
+    /// of higher incidents and stay in reports).
+    /// [default: medium, or `alerts.min_level`]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub alert_min_level: Option<trailwatch::rules::Level>,
+}
+
+impl AlertArgs {
+    /// The alert settings from these flags over `file` (the `alerts:` section, if any).
+    pub fn settings(&self, file: Option<&config::AppConfig>) -> trailwatch::engine::AlertSettings {
+        file.map(|c| c.alerts.clone()).unwrap_or_default().settings(
+            self.alert_window,
+            self.alert_update_every,
+            self.alert_min_level,
+        )
+    }
+}
+
 /// Silencing known-benign activity without editing rules (shared by `backtest` and `run`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct Tuning {

@@ -114,19 +114,8 @@ pub struct RunArgs {
     /// `suppress:` then merges repeats). Also `alerts.enabled: false` in --config.
     #[arg(long)]
     per_finding: bool,
-    /// Alerts: repeats within this much event time of an incident's first finding join
-    /// it.
-    /// [default: 60m, or the configuration file's `alerts.window`]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    alert_window: Option<Millis>,
-    /// Alerts: updates of one incident go out at most this often.
-    /// [default: 15m, or `alerts.update_every`]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    alert_update_every: Option<Millis>,
-    /// Alerts: incidents below this level are not alerted (their findings ride inside alerts).
-    /// [default: medium, or `alerts.min_level`]
-    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
-    alert_min_level: Option<Level>,
+    #[command(flatten)]
+    alert: super::AlertArgs,
     /// Configuration file (YAML): the `run:` section holds these settings; flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -325,24 +314,9 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         engine,
         min_level,
         alerts: {
-            let a = config
-                .as_ref()
-                .map(|c| c.alerts.clone())
-                .unwrap_or_default();
-            let on = if args.alerts {
-                true
-            } else if args.per_finding {
-                false
-            } else {
-                a.enabled
-            };
-            on.then(|| {
-                a.settings(
-                    args.alert_window,
-                    args.alert_update_every,
-                    args.alert_min_level,
-                )
-            })
+            let enabled = config.as_ref().is_none_or(|c| c.alerts.enabled);
+            let on = args.alerts || (!args.per_finding && enabled);
+            on.then(|| args.alert.settings(config.as_ref()))
         },
         silence: (silence > 0).then_some(silence),
         checkpoint_every: 5_000,

@@ -97,19 +97,10 @@ impl Delivery {
                 out.flush()?;
             }
             LiveOutput::Sns(_) => {
-                if let Some((ob, _)) = &mut self.publisher {
-                    let texts = &self.texts;
-                    let items = keep.into_iter().map(|f| {
-                        let text = texts.get(&f.rule.id).cloned().unwrap_or_default();
-                        let v = serde_json::to_value(&f).unwrap_or(serde_json::Value::Null);
-                        (v, text)
-                    });
-                    let n = ob.enqueue(items, wall_ms())?;
-                    metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
-                    metrics
-                        .outbox_pending
-                        .store(ob.pending().len() as u64, Ordering::Relaxed);
-                }
+                let items = keep
+                    .iter()
+                    .map(|f| (serde_json::to_value(f), f.rule.id.as_str()));
+                self.enqueue(items, metrics)?;
             }
         }
         Ok(())
@@ -142,21 +133,36 @@ impl Delivery {
                 out.flush()?;
             }
             LiveOutput::Sns(_) => {
-                if let Some((ob, _)) = &mut self.publisher {
-                    let texts = &self.texts;
-                    let items = alerts.drain(..).map(|a| {
-                        let text = texts.get(&a.lead.rule.id).cloned().unwrap_or_default();
-                        let v = serde_json::to_value(&a).unwrap_or(serde_json::Value::Null);
-                        (v, text)
-                    });
-                    let n = ob.enqueue(items, wall_ms())?;
-                    metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
-                    metrics
-                        .outbox_pending
-                        .store(ob.pending().len() as u64, Ordering::Relaxed);
-                }
+                let items = alerts
+                    .iter()
+                    .map(|a| (serde_json::to_value(a), a.lead.rule.id.as_str()));
+                self.enqueue(items, metrics)?;
+                alerts.clear();
             }
         }
+        Ok(())
+    }
+
+    /// Queues messages (a finding or an alert as JSON, with the id of the rule whose text the
+    /// e-mail shows) in the outbox, synced to disk.
+    fn enqueue<'a>(
+        &mut self,
+        items: impl Iterator<Item = (serde_json::Result<serde_json::Value>, &'a str)>,
+        metrics: &Metrics,
+    ) -> Result<(), LiveError> {
+        let Some((ob, _)) = &mut self.publisher else {
+            return Ok(());
+        };
+        let texts = &self.texts;
+        let items = items.map(|(v, rule)| {
+            let text = texts.get(rule).cloned().unwrap_or_default();
+            (v.unwrap_or(serde_json::Value::Null), text)
+        });
+        let n = ob.enqueue(items, wall_ms())?;
+        metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
+        metrics
+            .outbox_pending
+            .store(ob.pending().len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
