@@ -15,11 +15,14 @@ pub mod store;
 
 use crate::event::Event;
 use crate::event::identity::{Class, classify};
-use crate::finding::{AnomalyDetails, AnomalyPhase, Body, Finding, RuleRef};
+use crate::finding::{
+    AnomalyDetails, AnomalyPhase, Attributions, Body, Finding, Observed, RuleRef, Statistic,
+    UsualRate, ValueCount, ValueShare,
+};
 pub use crate::rules::baseline::{BaselineConfig, BaselineDoc, RoleGrouping};
 use crate::util::ids::stable_id;
 use crate::util::time::{Millis, format_millis};
-use model::{Active, Attributions, Series};
+use model::{Active, CallCounters, Series};
 use recent::Recent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -520,7 +523,7 @@ impl Baselines {
             p_value: j.p_value.unwrap_or(0.0),
             learn_cap: ((2.0 * j.lambda / f64::from(cfg.window_minutes)).ceil() as u16).max(1),
             count: 0,
-            attrs: Attributions::default(),
+            attrs: CallCounters::default(),
             first_ids: Vec::new(),
             last_ids: std::collections::VecDeque::new(),
             account: obs.get(Field::Account).map(str::to_string),
@@ -594,10 +597,11 @@ fn start_finding(
         ),
         window_minutes: w,
         baseline: baseline_json(s, a),
-        observed: serde_json::json!({
-            "in_window": a.observed_in_window,
-            "average_per_minute": f64::from(a.observed_in_window) / f64::from(w),
-        }),
+        observed: Observed {
+            in_window: Some(a.observed_in_window),
+            total: None,
+            average_per_minute: f64::from(a.observed_in_window) / f64::from(w),
+        },
         statistic: statistic_json(cfg, a),
         started_at: format_millis(a.start_time),
         attributions: attributions_json(&a.attrs),
@@ -667,7 +671,7 @@ fn what(metric: Metric, key: &str, n: u64) -> String {
 }
 
 /// ` (RunInstances 380, CreateTags 32)`.
-fn names_part(at: &Attributions, metric: Metric) -> String {
+fn names_part(at: &CallCounters, metric: Metric) -> String {
     let c = match metric {
         Metric::ErrorRate => &at.error_codes,
         _ => &at.event_names,
@@ -680,54 +684,68 @@ fn names_part(at: &Attributions, metric: Metric) -> String {
     format!(" ({})", parts.join(", "))
 }
 
-fn baseline_json(s: &Series, a: &Active) -> serde_json::Value {
+fn baseline_json(s: &Series, a: &Active) -> UsualRate {
     let total: f32 = s.names.iter().map(|(_, c)| c).sum();
     let mut names: Vec<&(String, f32)> = s.names.iter().collect();
     names.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    let usual: Vec<serde_json::Value> = names
+    let usual_names = names
         .iter()
-        .map(|(n, c)| serde_json::json!({"value": n, "share": if total > 0.0 { f64::from(c / total) } else { 0.0 }}))
+        .map(|(n, c)| ValueShare {
+            value: n.clone(),
+            share: if total > 0.0 {
+                f64::from(c / total)
+            } else {
+                0.0
+            },
+        })
         .collect();
-    serde_json::json!({
-        "average_per_minute": a.expected_per_minute,
-        "expected_in_window": a.expected_in_window,
-        "days_of_history": s.days_of_history(),
-        "hour_of_day": a.start_minute.div_euclid(60).rem_euclid(24),
-        "usual_names": usual,
-    })
+    UsualRate {
+        average_per_minute: a.expected_per_minute,
+        expected_in_window: a.expected_in_window,
+        days_of_history: s.days_of_history(),
+        hour_of_day: a.start_minute.div_euclid(60).rem_euclid(24),
+        usual_names,
+    }
 }
 
-fn statistic_json(cfg: &BaselineConfig, a: &Active) -> serde_json::Value {
-    serde_json::json!({
-        "test": "poisson_upper_tail",
-        "p_value": a.p_value,
-        "threshold": cfg.p_threshold(),
-        "min_calls": cfg.min_calls,
-        "min_ratio": cfg.min_ratio,
-        "ratio": if a.expected_in_window > 0.0 { f64::from(a.observed_in_window) / a.expected_in_window } else { 0.0 },
-    })
+fn statistic_json(cfg: &BaselineConfig, a: &Active) -> Statistic {
+    Statistic {
+        test: "poisson_upper_tail".into(),
+        p_value: a.p_value,
+        threshold: cfg.p_threshold(),
+        min_calls: cfg.min_calls,
+        min_ratio: cfg.min_ratio,
+        ratio: if a.expected_in_window > 0.0 {
+            f64::from(a.observed_in_window) / a.expected_in_window
+        } else {
+            0.0
+        },
+    }
 }
 
-fn attributions_json(at: &Attributions) -> serde_json::Value {
-    let c = |c: &model::Counter| -> serde_json::Value {
-        let mut v: Vec<serde_json::Value> = c
+fn attributions_json(at: &CallCounters) -> Attributions {
+    let c = |c: &model::Counter| -> Vec<ValueCount> {
+        let mut v: Vec<ValueCount> = c
             .top(5)
             .into_iter()
-            .map(|(value, count)| serde_json::json!({"value": value, "count": count}))
+            .map(|(value, count)| ValueCount { value, count })
             .collect();
         if c.other > 0 {
-            v.push(serde_json::json!({"value": "(other)", "count": c.other}));
+            v.push(ValueCount {
+                value: "(other)".into(),
+                count: c.other,
+            });
         }
-        serde_json::Value::Array(v)
+        v
     };
-    serde_json::json!({
-        "event_names": c(&at.event_names),
-        "user_agents": c(&at.user_agents),
-        "source_ips": c(&at.source_ips),
-        "regions": c(&at.regions),
-        "error_codes": c(&at.error_codes),
-        "sessions": c(&at.sessions),
-    })
+    Attributions {
+        event_names: c(&at.event_names),
+        user_agents: c(&at.user_agents),
+        source_ips: c(&at.source_ips),
+        regions: c(&at.regions),
+        error_codes: c(&at.error_codes),
+        sessions: c(&at.sessions),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -760,10 +778,11 @@ fn end_finding(
         session_sample: None,
         window_minutes: cfg.window_minutes,
         baseline: baseline_json(s, a),
-        observed: serde_json::json!({
-            "total": a.count,
-            "average_per_minute": a.count as f64 / minutes as f64,
-        }),
+        observed: Observed {
+            in_window: None,
+            total: Some(a.count),
+            average_per_minute: a.count as f64 / minutes as f64,
+        },
         statistic: statistic_json(cfg, a),
         started_at: format_millis(a.start_time),
         attributions: attributions_json(&a.attrs),

@@ -45,7 +45,7 @@ pub struct Active {
     pub learn_cap: u16,
     /// Events since the start (including the window that triggered it).
     pub count: u64,
-    pub attrs: Attributions,
+    pub attrs: CallCounters,
     pub first_ids: Vec<String>,
     pub last_ids: std::collections::VecDeque<String>,
     pub account: Option<String>,
@@ -84,7 +84,7 @@ impl Counter {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Attributions {
+pub struct CallCounters {
     pub event_names: Counter,
     pub user_agents: Counter,
     pub source_ips: Counter,

@@ -364,7 +364,8 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         },
         baseline_state: super::baseline::state_for_run(args.state_dir.as_deref(), &rules)?,
         keep_baseline_state: false,
-        alerts: (args.format == FindingFormat::Alerts)
+        // The text summary and `--format alerts` say what a person would have received.
+        alerts: matches!(args.format, FindingFormat::Alerts | FindingFormat::Text)
             .then(|| args.alert.settings(app_config.as_ref())),
     };
     let expected = args.expect.as_deref().map(read_expect).transpose()?;

@@ -20,7 +20,7 @@ mod pipeline;
 pub(crate) mod suppress;
 
 pub use evaluate::{Evaluated, Evaluator};
-pub use incident::{Alert, AlertKind, AlertSettings, AlertStats};
+pub use incident::{Alert, AlertKind, AlertMember, AlertSettings, AlertStats, Involved, Tally};
 pub use pipeline::{EngineError, Pipeline, PipelineStats, SnapshotRef};
 pub use suppress::Release;
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod decode;
 pub(crate) mod identity;
+pub mod target;
 mod value;
 
 pub use value::{Scalar, Value};

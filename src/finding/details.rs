@@ -62,6 +62,65 @@ pub enum AnomalyPhase {
     End,
 }
 
+/// A value and how often it was seen (`(other)` sums the values left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueCount {
+    pub count: u64,
+    pub value: String,
+}
+
+/// A usual event name and its share of the series' calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueShare {
+    pub share: f64,
+    pub value: String,
+}
+
+/// An anomalous series' usual rate at the hour it started.
+/// (Fields here and below in the alphabetical order of their keys, as the contract writes them.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsualRate {
+    pub average_per_minute: f64,
+    pub days_of_history: u8,
+    pub expected_in_window: f64,
+    pub hour_of_day: i64,
+    pub usual_names: Vec<ValueShare>,
+}
+
+/// What an anomaly observed: in its first window (start) or in all (end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub average_per_minute: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_window: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// The test that judged an anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statistic {
+    pub min_calls: u32,
+    pub min_ratio: f64,
+    pub p_value: f64,
+    /// Observed over expected in the first window.
+    pub ratio: f64,
+    /// `poisson_upper_tail`.
+    pub test: String,
+    pub threshold: f64,
+}
+
+/// The top values behind an anomaly, per field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attributions {
+    pub error_codes: Vec<ValueCount>,
+    pub event_names: Vec<ValueCount>,
+    pub regions: Vec<ValueCount>,
+    pub sessions: Vec<ValueCount>,
+    pub source_ips: Vec<ValueCount>,
+    pub user_agents: Vec<ValueCount>,
+}
+
 /// A baseline anomaly's start or end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyDetails {
@@ -72,14 +131,14 @@ pub struct AnomalyDetails {
     pub series: String,
     pub window_minutes: u32,
     /// The series' usual rate (average, expected, history, usual names).
-    pub baseline: serde_json::Value,
+    pub baseline: UsualRate,
     /// What was observed.
-    pub observed: serde_json::Value,
+    pub observed: Observed,
     /// The test that judged it (p-value, thresholds, ratio).
-    pub statistic: serde_json::Value,
+    pub statistic: Statistic,
     pub started_at: String,
     /// Top values of the calls behind it (names, agents, addresses, regions, errors, sessions).
-    pub attributions: serde_json::Value,
+    pub attributions: Attributions,
     /// Start only: a session behind the first hot call (`null` when there is none).
     #[serde(
         default,

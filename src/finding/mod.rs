@@ -5,8 +5,8 @@ mod details;
 mod redact;
 
 pub use details::{
-    AnomalyDetails, AnomalyPhase, Body, CorrelationDetails, CorrelationInfo, Details,
-    HealthDetails, MatchDetails, Window,
+    AnomalyDetails, AnomalyPhase, Attributions, Body, CorrelationDetails, CorrelationInfo, Details,
+    HealthDetails, MatchDetails, Observed, Statistic, UsualRate, ValueCount, ValueShare, Window,
 };
 pub use redact::{REDACTED, Redacted, is_secret_key, redact, redacted_json};
 

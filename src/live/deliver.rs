@@ -4,9 +4,11 @@
 use super::silence::{SILENCE_RULE_ID, silence_rule_text};
 use super::{LiveError, LiveOptions, LiveOutput, Metrics, wall_ms};
 use crate::engine::Alert;
+use crate::event::Event;
 use crate::finding::Finding;
-use crate::rules::{Level, RuleSet};
-use crate::sink::message::{self, RuleText};
+use crate::rules::explain::fired_fields;
+use crate::rules::{Level, Rule, RuleSet};
+use crate::sink::message::{self, EmailContext};
 use crate::sink::outbox::Outbox;
 use crate::sink::sns::{self, Dispatcher, Sns};
 use crate::util::state::StateDir;
@@ -17,25 +19,27 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Where the findings of a live run go, and what that needs.
-pub(super) struct Delivery {
+pub(super) struct Delivery<'r> {
     output: LiveOutput,
     /// With [`LiveOutput::Sns`]: the outbox and the pacing of publishing from it.
     publisher: Option<(Outbox, Dispatcher)>,
-    /// Rule descriptions for e-mails, by rule or correlation id.
-    texts: HashMap<String, RuleText>,
+    /// Rule descriptions for e-mails, by rule, correlation or baseline document id.
+    texts: HashMap<String, EmailContext>,
+    /// Detection rules by id (to say in an e-mail which fields made one fire).
+    by_id: HashMap<&'r str, &'r Rule>,
     /// Lowest level delivered.
     min_level: Level,
 }
 
-impl Delivery {
+impl<'r> Delivery<'r> {
     /// Opens the outbox for SNS output (reporting what an earlier run left in it).
     pub(super) fn open(
         output: LiveOutput,
-        rules: &RuleSet,
+        rules: &'r RuleSet,
         opts: &LiveOptions,
         state: &StateDir,
         now: Millis,
-    ) -> Result<Delivery, LiveError> {
+    ) -> Result<Delivery<'r>, LiveError> {
         let publisher = match &output {
             LiveOutput::Sns(_) => {
                 let (ob, rec) = Outbox::open(state.path(), now)?;
@@ -60,6 +64,11 @@ impl Delivery {
             output,
             publisher,
             texts: rule_texts(rules),
+            by_id: rules
+                .rules()
+                .iter()
+                .map(|r| (r.meta.id.as_str(), r))
+                .collect(),
             min_level: opts.min_level,
         })
     }
@@ -97,9 +106,7 @@ impl Delivery {
                 out.flush()?;
             }
             LiveOutput::Sns(_) => {
-                let items = keep
-                    .iter()
-                    .map(|f| (serde_json::to_value(f), f.rule.id.as_str()));
+                let items = keep.iter().map(|f| (serde_json::to_value(f), f));
                 self.enqueue(items, metrics)?;
             }
         }
@@ -133,9 +140,7 @@ impl Delivery {
                 out.flush()?;
             }
             LiveOutput::Sns(_) => {
-                let items = alerts
-                    .iter()
-                    .map(|a| (serde_json::to_value(a), a.lead.rule.id.as_str()));
+                let items = alerts.iter().map(|a| (serde_json::to_value(a), &a.lead));
                 self.enqueue(items, metrics)?;
                 alerts.clear();
             }
@@ -143,20 +148,24 @@ impl Delivery {
         Ok(())
     }
 
-    /// Queues messages (a finding or an alert as JSON, with the id of the rule whose text the
-    /// e-mail shows) in the outbox, synced to disk.
+    /// Queues messages (a finding or an alert as JSON, with the finding whose rule and record
+    /// the e-mail explains) in the outbox, synced to disk.
     fn enqueue<'a>(
         &mut self,
-        items: impl Iterator<Item = (serde_json::Result<serde_json::Value>, &'a str)>,
+        items: impl Iterator<Item = (serde_json::Result<serde_json::Value>, &'a Finding)>,
         metrics: &Metrics,
     ) -> Result<(), LiveError> {
         let Some((ob, _)) = &mut self.publisher else {
             return Ok(());
         };
-        let texts = &self.texts;
-        let items = items.map(|(v, rule)| {
-            let text = texts.get(rule).cloned().unwrap_or_default();
-            (v.unwrap_or(serde_json::Value::Null), text)
+        let (texts, by_id) = (&self.texts, &self.by_id);
+        let items = items.map(|(v, lead)| {
+            let mut ctx = texts
+                .get(lead.rule.id.as_str())
+                .cloned()
+                .unwrap_or_default();
+            ctx.fired = fired(by_id, lead);
+            (v.unwrap_or(serde_json::Value::Null), ctx)
         });
         let n = ob.enqueue(items, wall_ms())?;
         metrics.queued.fetch_add(n as u64, Ordering::Relaxed);
@@ -232,21 +241,35 @@ async fn publish(
     }
 }
 
-/// Rule descriptions for e-mails, by rule or correlation id.
-fn rule_texts(rules: &RuleSet) -> HashMap<String, RuleText> {
+/// The fields that made a detection rule match the finding's record (none for other kinds or
+/// without the record).
+fn fired(by_id: &HashMap<&str, &Rule>, f: &Finding) -> Vec<(String, String)> {
+    let (Some(rule), Some(raw)) = (by_id.get(f.rule.id.as_str()), &f.event) else {
+        return Vec::new();
+    };
+    match Event::parse(raw.get()) {
+        Ok(ev) => fired_fields(rule, &ev),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Rule descriptions for e-mails, by rule, correlation or baseline document id.
+fn rule_texts(rules: &RuleSet) -> HashMap<String, EmailContext> {
     let mut m = HashMap::new();
     let metas = rules
         .rules()
         .iter()
         .map(|r| &r.meta)
-        .chain(rules.plans().plans.iter().map(|p| &p.corr.def.meta));
+        .chain(rules.plans().plans.iter().map(|p| &p.corr.def.meta))
+        .chain(rules.baseline().map(|b| &b.meta));
     for meta in metas {
         m.insert(
             meta.id.clone(),
-            RuleText {
+            EmailContext {
                 description: meta.description.clone(),
                 falsepositives: meta.falsepositives.clone(),
                 references: meta.references.clone(),
+                fired: Vec::new(),
             },
         );
     }

@@ -4,7 +4,7 @@
 use super::LiveOptions;
 use crate::finding::{Body, Finding, HealthDetails, RuleRef};
 use crate::rules::Level;
-use crate::sink::message::RuleText;
+use crate::sink::message::EmailContext;
 use crate::util::time::{Millis, format_duration, format_millis};
 
 pub const SILENCE_RULE_ID: &str = "trailwatch-log-group-silent";
@@ -75,8 +75,9 @@ pub fn silence_finding(
 }
 
 /// The description of the silence rule for e-mails (it has no rule file).
-pub(super) fn silence_rule_text() -> RuleText {
-    RuleText {
+pub(super) fn silence_rule_text() -> EmailContext {
+    EmailContext {
+        fired: Vec::new(),
         description: Some(
             "No CloudTrail event has reached this log group for longer than the configured \
              silence period. A trail that is stopped, deleted, re-pointed, or whose delivery \

@@ -111,3 +111,68 @@ pub(crate) fn explain(rule: &Rule, ev: &Event<'_>) -> Vec<String> {
     }
     out
 }
+
+/// Most fields [`fired_fields`] names.
+const MAX_FIRED: usize = 8;
+
+/// The fields that made `rule` match `ev`, with what the event holds there: every field of the
+/// selections that held (for an e-mail's "Why it fired"). Empty when the rule does not match
+/// or matched on keywords only.
+pub fn fired_fields(rule: &Rule, ev: &Event<'_>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    if !rule.condition.eval(&rule.selections, ev) {
+        return out;
+    }
+    for (_, sel) in &rule.selections {
+        let Selection::Groups(groups) = sel else {
+            continue;
+        };
+        // The first alternative that holds names the fields.
+        let Some(fields) = groups.iter().find(|g| g.iter().all(|f| f.matches(ev))) else {
+            continue;
+        };
+        for f in fields {
+            // The field without its modifiers (`eventName|startswith` → `eventName`).
+            let name = f.key.split('|').next().unwrap_or_default();
+            if out.len() < MAX_FIRED && !out.iter().any(|(k, _)| k == name) {
+                out.push((name.to_string(), observed(f, ev)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{LoadOptions, load};
+
+    #[test]
+    fn fired_fields_show_what_the_event_held() {
+        let report = load(&[], true, LoadOptions::default());
+
+        let rule = report
+            .rules
+            .iter()
+            .find(|r| r.meta.title == "Console sign-in without MFA")
+            .expect("built-in rule");
+        let text = r#"{"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin",
+            "userIdentity":{"type":"IAMUser"},"additionalEventData":{"MFAUsed":"No"},
+            "responseElements":{"ConsoleLogin":"Success"}}"#;
+        let ev = Event::parse(text).unwrap();
+        let fired = fired_fields(rule, &ev);
+        assert!(
+            fired.contains(&("additionalEventData.MFAUsed".into(), "\"No\"".into())),
+            "{fired:?}"
+        );
+        assert!(fired.iter().all(|(k, _)| !k.contains('|')), "{fired:?}");
+        // The filter did not hold: its field is not among the reasons.
+        assert!(
+            fired.iter().all(|(k, _)| k != "userIdentity.type"),
+            "{fired:?}"
+        );
+        // Not a match: nothing to show.
+        let other = Event::parse(r#"{"eventName":"ListBuckets"}"#).unwrap();
+        assert!(fired_fields(rule, &other).is_empty());
+    }
+}

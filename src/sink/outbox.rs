@@ -14,7 +14,7 @@
 //! the issue allows: a crash between SNS accepting a message and its `delivered` line reaching
 //! the disk; every message carries the finding id, so consumers can de-duplicate that.
 
-use crate::sink::message::RuleText;
+use crate::sink::message::EmailContext;
 use crate::util::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,7 +49,7 @@ pub struct Entry {
     pub at: Millis,
     pub finding: Value,
     #[serde(default)]
-    pub rule: RuleText,
+    pub rule: EmailContext,
 }
 
 impl Entry {
@@ -184,7 +184,7 @@ impl Outbox {
     /// Queues findings not seen before and syncs them to disk; returns how many were queued.
     pub fn enqueue(
         &mut self,
-        items: impl IntoIterator<Item = (Value, RuleText)>,
+        items: impl IntoIterator<Item = (Value, EmailContext)>,
         now: Millis,
     ) -> Result<usize, OutboxError> {
         let mut buf = Vec::new();
@@ -318,8 +318,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn f(id: &str) -> (Value, RuleText) {
-        (json!({"id": id, "summary": "s"}), RuleText::default())
+    fn f(id: &str) -> (Value, EmailContext) {
+        (json!({"id": id, "summary": "s"}), EmailContext::default())
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::util::time::{Millis, format_millis};
 use serde::{Deserialize, Serialize};
 
 /// Which alert of an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
     /// The first alert of an incident, sent at once.
@@ -88,6 +88,8 @@ pub struct Alert {
     pub event_ids: Vec<String>,
     /// The findings that joined since the previous alert (all of them for `new`).
     pub findings: Vec<AlertMember>,
+    /// Calls, addresses, agents and targets across the incident so far.
+    pub involved: super::Involved,
 }
 
 impl Alert {
@@ -156,6 +158,7 @@ struct AlertOut<'a> {
     last_seen: &'a Option<String>,
     finding_count: u64,
     findings: &'a [AlertMember],
+    involved: &'a super::Involved,
     /// The lead finding's redacted record (in the first alert), for the e-mail.
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a serde_json::value::RawValue>,
@@ -187,6 +190,7 @@ impl Serialize for Alert {
             last_seen: &self.last_seen,
             finding_count: self.incident_findings,
             findings: &self.findings,
+            involved: &self.involved,
             event: match self.kind {
                 AlertKind::New => lead.event.as_deref(),
                 _ => None,

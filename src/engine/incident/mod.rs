@@ -22,8 +22,10 @@
 //! the live service produce the same alerts for the same events.
 
 mod alert;
+mod involved;
 
 pub use alert::{Alert, AlertKind, AlertMember};
+pub use involved::{Involved, Tally};
 
 use crate::finding::{Finding, IdSample, Kind};
 use crate::rules::Level;
@@ -117,6 +119,9 @@ struct Incident {
     ids: IdSample,
     /// Findings that joined since the last alert.
     pending: Vec<AlertMember>,
+    /// Calls, addresses, agents and targets of the incident's events so far.
+    #[serde(default)]
+    involved: Involved,
     /// An alert of this incident went out (`new`).
     alerted: bool,
     /// When the last alert went out (event time).
@@ -241,6 +246,7 @@ impl Incidents {
             inc.pending.push(AlertMember::of(f));
         }
         inc.ids.extend(ids.into_iter().cloned());
+        inc.involved.add(&group[lead]);
         if f_time_after(group[lead].time_ms, inc.last_seen_ms) {
             inc.last_seen = group[lead].time.clone().or_else(|| seen_at(t));
             inc.last_seen_ms = group[lead].time_ms.unwrap_or(inc.last_seen_ms);
@@ -292,6 +298,7 @@ impl Incidents {
                 events: 0,
                 ids: IdSample::default(),
                 pending: Vec::new(),
+                involved: Involved::default(),
                 alerted: false,
                 last_alert: t,
                 seq: 0,
@@ -461,6 +468,7 @@ fn alert(inc: &mut Incident, kind: AlertKind, t: Millis) -> Alert {
         incident_events: inc.events,
         event_ids: inc.ids.to_vec(),
         findings: members,
+        involved: inc.involved.clone(),
     }
 }
 

@@ -27,6 +27,31 @@ fn finding() -> Value {
     })
 }
 
+fn member(id: &str, level: &str, title: &str, events: &[&str]) -> Value {
+    json!({"id": id, "rule": {"id": format!("rule-{id}"), "title": title}, "level": level,
+        "kind": "match", "time": "2026-11-21T10:05:00Z", "event_ids": events, "summary": "s"})
+}
+
+fn anomaly(phase: &str) -> Value {
+    let mut a = finding();
+    a["kind"] = json!("anomaly");
+    a["rule"]["title"] = json!("Unusual API write volume");
+    a.as_object_mut().unwrap().remove("event");
+    a["details"] = json!({
+        "phase": phase, "metric": "write_volume", "series": "arn:aws:iam::1:user/alice",
+        "window_minutes": 5, "started_at": "2026-11-21T09:55:00Z",
+        "observed": {"average_per_minute": 14.0, "in_window": 70},
+        "baseline": {"average_per_minute": 0.1333, "days_of_history": 6,
+            "expected_in_window": 0.66, "hour_of_day": 9, "usual_names": []},
+        "statistic": {"p_value": 1e-30, "threshold": 1e-5, "min_calls": 20, "min_ratio": 4.0,
+            "ratio": 106.0, "test": "poisson_upper_tail"},
+        "attributions": {"event_names": [{"value": "RunInstances", "count": 38},
+            {"value": "CreateTags", "count": 4}],
+            "user_agents": [{"value": "evil\u{1b}[0m", "count": 42}],
+            "error_codes": [], "regions": [], "sessions": [], "source_ips": []}});
+    a
+}
+
 #[test]
 fn subject_reads_like_the_issue() {
     assert_eq!(
@@ -50,7 +75,9 @@ fn long_subjects_shorten_the_place_and_title_never_the_principal() {
     a["alert"] = json!("update");
     a["level"] = json!("critical");
     a["findings"] = json!([
-        {"event_ids": ["e1"]}, {"event_ids": ["e1"]}, {"event_ids": ["e2"]}
+        member("a", "high", "t", &["e1"]),
+        member("b", "low", "t", &["e1"]),
+        member("c", "high", "t", &["e2"])
     ]);
     assert_eq!(
         subject(&a),
@@ -70,24 +97,39 @@ fn an_alerts_email_says_what_the_incident_holds() {
     a["finding_count"] = json!(4);
     a["event_count"] = json!(2);
     a["findings"] = json!([
-        {"level": "high", "rule": {"title": "CloudTrail logging stopped"}, "time": "2026-11-21T10:05:00Z", "event_ids": ["e2"]},
-        {"level": "low", "rule": {"title": "CIS 4.5 - CloudTrail configuration changed"}, "time": "2026-11-21T10:05:00Z", "event_ids": ["e2"]}
+        member("a", "high", "CloudTrail logging stopped", &["e2"]),
+        member(
+            "b",
+            "low",
+            "CIS 4.5 - CloudTrail configuration changed",
+            &["e2"]
+        )
     ]);
-    let (_, msg) = single(&a, &RuleText::default());
+    a["involved"] = json!({
+        "calls": [{"value": "StopLogging", "count": 3}, {"value": "DeleteTrail", "count": 1}],
+        "source_ips": [{"value": "198.51.100.7", "count": 4}],
+        "user_agents": [{"value": "aws-cli/2.15", "count": 4}],
+        "targets": [{"value": "trail main", "count": 4}]});
+    let (_, msg) = single(&a, &EmailContext::default());
     let v: Value = serde_json::from_str(&msg).unwrap();
     let email = v["email"].as_str().unwrap();
     for needle in [
         "Incident",
-        "This is an update of an open incident: 4 finding(s) from 2 event(s), first seen 2026-11-21T10:00:00Z, last seen 2026-11-21T10:05:00Z.",
+        "This is an update of an open incident: 4 findings from 2 events, first seen 2026-11-21T10:00:00Z, last seen 2026-11-21T10:05:00Z.",
         "New since the last alert:",
         "[HIGH] CloudTrail logging stopped (2026-11-21T10:05:00Z)",
         "[LOW] CIS 4.5 - CloudTrail configuration changed",
         "incident 93ee63f4",
+        "Involved",
+        "calls: StopLogging 3, DeleteTrail 1",
+        "source IPs: 198.51.100.7 4",
+        "user agents: aws-cli/2.15 4",
+        "Acted on\n  trail main (4 events)",
     ] {
         assert!(email.contains(needle), "missing {needle:?} in\n{email}");
     }
     // A plain finding's e-mail has no incident section.
-    let (_, msg) = single(&finding(), &RuleText::default());
+    let (_, msg) = single(&finding(), &EmailContext::default());
     assert!(!msg.contains("This is a"), "{msg}");
 }
 
@@ -118,10 +160,11 @@ fn clean_strips_escapes_and_controls() {
 fn email_has_the_essentials_and_no_raw_controls() {
     let (_, msg) = single(
         &finding(),
-        &RuleText {
+        &EmailContext {
             description: Some("Stopping logging blinds you.\nCheck first: who.".into()),
             falsepositives: vec!["Planned maintenance".into()],
             references: vec![],
+            fired: vec![],
         },
     );
     let v: Value = serde_json::from_str(&msg).unwrap();
@@ -158,9 +201,11 @@ fn correlation_and_anomaly_emails_explain_the_pattern() {
     c.as_object_mut().unwrap().remove("event");
     c["details"] = json!({
         "correlation": {"type": "event_count", "timespan": "5m", "count": 30,
+            "condition": {"gte": 30}, "rules": ["r"], "translated_from": null,
             "group": {"userIdentity.arn": "arn:aws:sts::1:assumed-role/r/s"}},
-        "window": {"start": "2026-11-21T09:59:00Z", "end": "2026-11-21T10:00:00Z"}});
-    let (_, msg) = single(&c, &RuleText::default());
+        "window": {"start": "2026-11-21T09:59:00Z", "end": "2026-11-21T10:00:00Z"},
+        "rule_file": "builtin:c.yml"});
+    let (_, msg) = single(&c, &EmailContext::default());
     let v: Value = serde_json::from_str(&msg).unwrap();
     let email = v["email"].as_str().unwrap();
     for needle in [
@@ -171,18 +216,8 @@ fn correlation_and_anomaly_emails_explain_the_pattern() {
     ] {
         assert!(email.contains(needle), "missing {needle:?} in\n{email}");
     }
-    let mut a = finding();
-    a["kind"] = json!("anomaly");
-    a.as_object_mut().unwrap().remove("event");
-    a["details"] = json!({
-        "phase": "start", "metric": "write_volume",
-        "observed": {"average_per_minute": 14.0},
-        "baseline": {"average_per_minute": 0.1333, "days_of_history": 6},
-        "statistic": {"p_value": 1e-30, "threshold": 1e-5},
-        "attributions": {"event_names": [{"value": "RunInstances", "count": 38},
-            {"value": "CreateTags", "count": 4}],
-            "user_agents": [{"value": "evil\u{1b}[0m", "count": 42}]}});
-    let (_, msg) = single(&a, &RuleText::default());
+    let a = anomaly("start");
+    let (_, msg) = single(&a, &EmailContext::default());
     let v: Value = serde_json::from_str(&msg).unwrap();
     let email = v["email"].as_str().unwrap();
     for needle in [
@@ -207,7 +242,7 @@ fn links_only_from_well_formed_ids() {
 fn oversized_event_is_cut_not_the_essentials() {
     let mut f = finding();
     f["event"]["requestParameters"] = json!({"blob": "x".repeat(600_000)});
-    let (_, msg) = single(&f, &RuleText::default());
+    let (_, msg) = single(&f, &EmailContext::default());
     assert!(msg.len() <= MESSAGE_BUDGET, "{}", msg.len());
     let v: Value = serde_json::from_str(&msg).unwrap();
     let default: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
@@ -232,12 +267,18 @@ fn digest_body_is_the_documented_json() {
     let ds = digests(&refs);
     assert_eq!(ds.len(), 3);
     let (s, m) = &ds[0];
-    assert!(s.starts_with("[CRITICAL] 100 trailwatch findings"), "{s}");
+    // The worst first, named in the subject.
+    assert_eq!(
+        s,
+        "[CRITICAL] CloudTrail logging stopped by alice, +99 more (digest)"
+    );
     let v: Value = serde_json::from_str(m).unwrap();
     let d: Value = serde_json::from_str(v["default"].as_str().unwrap()).unwrap();
     assert_eq!(d["kind"], "digest");
     assert_eq!(d["count"], 100);
     let first = &d["findings"][0];
+    assert_eq!(first["level"], "critical");
+    assert_eq!(first["id"], json!(format!("{:032x}", 7)));
     for k in ["id", "rule", "level", "principal", "summary"] {
         assert!(first.get(k).is_some(), "{k}");
     }
@@ -264,4 +305,48 @@ fn short_principals() {
         short_principal("AWSService:ec2.amazonaws.com"),
         "AWSService:ec2.amazonaws.com"
     );
+}
+
+#[test]
+fn anomaly_subjects_say_start_and_end() {
+    let s = subject(&anomaly("start"));
+    assert!(
+        s.starts_with("[HIGH] Started: Unusual API write volume by alice"),
+        "{s}"
+    );
+    let s = subject(&anomaly("end"));
+    assert!(
+        s.starts_with("[HIGH] Ended: Unusual API write volume by alice"),
+        "{s}"
+    );
+}
+
+#[test]
+fn email_says_what_was_acted_on_why_it_fired_and_what_to_check() {
+    let mut f = finding();
+    f["event"]["eventSource"] = json!("iam.amazonaws.com");
+    f["event"]["eventName"] = json!("AttachUserPolicy");
+    f["event"]["requestParameters"] = json!({"userName": "bob",
+        "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"});
+    let ctx = EmailContext {
+        description: Some("Admin rights granted.".into()),
+        references: vec!["https://attack.mitre.org/techniques/T1098/".into()],
+        fired: vec![(
+            "requestParameters.policyArn".into(),
+            "\"arn:aws:iam::aws:policy/AdministratorAccess\"".into(),
+        )],
+        ..EmailContext::default()
+    };
+    let (_, msg) = single(&f, &ctx);
+    let v: Value = serde_json::from_str(&msg).unwrap();
+    let email = v["email"].as_str().unwrap();
+    for needle in [
+        "Acted on\n  user bob\n  policy arn:aws:iam::aws:policy/AdministratorAccess",
+        "Why it fired\n  requestParameters.policyArn: \"arn:aws:iam::aws:policy/AdministratorAccess\"",
+        "What to check first\n  1. Was this alice?",
+        "Check the current state of user bob",
+        "References\n  - https://attack.mitre.org/techniques/T1098/",
+    ] {
+        assert!(email.contains(needle), "missing {needle:?} in\n{email}");
+    }
 }
