@@ -98,8 +98,6 @@ pub struct BacktestSummary {
     pub duplicate_findings: u64,
     /// Matches dropped by `--exceptions`.
     pub excepted_findings: u64,
-    /// Findings merged into an earlier one by suppression.
-    pub merged_findings: u64,
     /// Correlation inputs older than the allowed lateness (not counted in windows).
     pub late_hits: u64,
     /// Event ids of the first of those.
@@ -548,7 +546,6 @@ pub fn run(
     s.late_hits = stats.correlation.late_hits;
     s.late_hit_samples = stats.correlation.late_samples;
     s.evicted_keys = stats.correlation.evicted_keys;
-    s.merged_findings = stats.merged_findings;
     s.alerts = stats.alerts.map(|a| AlertSummary {
         incidents: a.incidents,
         alerts: a.alerts(),

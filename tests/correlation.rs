@@ -7,7 +7,7 @@
 //! - with an upper bound (`lt`, `lte`, `eq`, ranges): a window opens at a group's first event
 //!   and is judged when it closes (`start + timespan` has passed the watermark, or at the end);
 //! - `temporal` / `temporal_ordered`: fires at the event completing the set (in order);
-//! - lateness, suppression, state snapshots, the key cap, chaining, `generate`, aliases, the
+//! - lateness, incidents keyed by `suppress:`, state snapshots, the key cap, chaining, `generate`, aliases, the
 //!   translation of the deprecated `| count()` syntax, and the CLI (`backtest`, `rules test`).
 //!
 //! Events are hand-built (times relative to [`T0`]) and pushed one by one through
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use trailwatch::correlate::CorrelationStats;
-use trailwatch::engine::{Pipeline, Release, Settings};
+use trailwatch::engine::{AlertKind, AlertSettings, Pipeline, Settings};
 use trailwatch::event::Event;
 use trailwatch::finding::{Finding, Kind};
 use trailwatch::rules::correlation::Suppress;
@@ -1100,7 +1100,7 @@ fn late_events_within_the_allowed_lateness_count_older_ones_are_reported() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 7. Suppression
+// 7. `suppress:` sets the dedup key and window of incidents
 // ---------------------------------------------------------------------------------------------
 
 const SUPPRESSED: &str = "\
@@ -1119,32 +1119,92 @@ fn del(secs: i64, user: &str) -> Value {
     ev(secs, "DeleteBucket", user)
 }
 
+/// Findings and alerts of a run with the alert stage on (default alert settings).
+struct Alerted {
+    run: Run,
+    /// (step, kind, incident, incident events so far) of every alert.
+    alerts: Vec<(usize, AlertKind, String, u64)>,
+}
+
+impl Alerted {
+    /// The distinct incidents of rule `id`'s findings, in order of appearance.
+    fn incidents(&self, id: &str) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for f in self.run.of(id) {
+            if !v.contains(&f.incident) {
+                v.push(f.incident.clone());
+            }
+        }
+        v
+    }
+    fn kinds(&self) -> Vec<AlertKind> {
+        self.alerts.iter().map(|a| a.1).collect()
+    }
+}
+
+fn run_alerted(yaml: &str, settings: &Settings, events: &[Value]) -> Alerted {
+    let set = rule_set(yaml);
+    let exceptions = Exceptions::default();
+    let mut pipeline = Pipeline::new(&set, &exceptions, settings);
+    pipeline.enable_alerts(AlertSettings::default());
+    let mut out = Alerted {
+        run: Run {
+            out: Vec::new(),
+            stats: CorrelationStats::default(),
+            max_live_keys: 0,
+        },
+        alerts: Vec::new(),
+    };
+    let mut take = |p: &mut Pipeline<'_>, step: usize, out: &mut Alerted| {
+        let mut a = Vec::new();
+        p.drain_alerts(&mut a);
+        out.alerts.extend(
+            a.into_iter()
+                .map(|a| (step, a.kind, a.incident.clone(), a.incident_events)),
+        );
+    };
+    for (i, text) in texts(events).iter().enumerate() {
+        let ev = Event::parse(text).unwrap();
+        let mut ready = Vec::new();
+        pipeline.feed(&ev, None, &mut ready);
+        out.run.out.extend(ready.into_iter().map(|f| (i + 1, f)));
+        take(&mut pipeline, i + 1, &mut out);
+    }
+    let mut rest = Vec::new();
+    pipeline.finish(&mut rest);
+    out.run.out.extend(rest.into_iter().map(|f| (AT_END, f)));
+    take(&mut pipeline, AT_END, &mut out);
+    out
+}
+
 #[test]
-fn suppression_merges_repeated_findings_into_one() {
+fn repeats_are_findings_of_their_own_folded_into_one_incident() {
     let events: Vec<Value> = [0, 5, 10, 20, 30]
         .iter()
         .map(|m| del(m * MIN, "alice"))
         .collect();
+    // Findings stay per event, at once: nothing is held or merged.
     let r = run(SUPPRESSED, &events);
-    assert_eq!(r.steps("r-del"), [AT_END]);
-    let f = r.only("r-del");
-    assert_eq!(f.event_count, 5);
-    assert_eq!(f.details.to_json()["suppressed"], 4);
-    assert_eq!(f.event_ids, ids(0..5));
-    assert_eq!(f.time.as_deref(), Some(at(0).as_str()));
-    assert_eq!(f.details.to_json()["last_time"], at(30 * MIN));
-    assert!(
-        f.summary.contains("4 similar findings merged"),
-        "{}",
-        f.summary
-    );
+    assert_eq!(r.steps("r-del"), [1, 2, 3, 4, 5]);
+    assert!(r.of("r-del").iter().all(|f| f.event_count == 1));
+    // With alerts: one incident, the first alert at the first event, the rest folded into an
+    // update and a closing summary that counts all five.
+    let a = run_alerted(SUPPRESSED, &Settings::default(), &events);
+    assert_eq!(a.incidents("r-del").len(), 1, "{:#?}", a.run.out);
+    assert_eq!(a.alerts[0].0, 1, "the first alert goes out at once");
+    assert_eq!(a.alerts[0].1, AlertKind::New);
+    let last = a.alerts.last().unwrap();
+    assert_eq!((last.1, last.3), (AlertKind::Close, 5));
+    assert!(a.alerts.len() <= 3, "{:?}", a.alerts);
+    assert!(a.alerts.iter().all(|x| x.2 == a.incidents("r-del")[0]));
 }
 
 #[test]
-fn suppression_is_per_key_and_per_period() {
-    // Two principals: two findings.
-    let r = run(
+fn incidents_are_per_key_and_per_window() {
+    // Two principals: two incidents.
+    let a = run_alerted(
         SUPPRESSED,
+        &Settings::default(),
         &[
             del(0, "alice"),
             del(60, "bob"),
@@ -1153,159 +1213,93 @@ fn suppression_is_per_key_and_per_period() {
             del(240, "bob"),
         ],
     );
-    assert_eq!(r.count("r-del"), 2);
-    let f = r.of("r-del");
-    assert_eq!(f[0].principal, arn("alice"));
-    assert_eq!(f[0].event_count, 3);
-    assert_eq!(f[0].event_ids, ["e0", "e2", "e3"]);
-    assert_eq!(f[1].principal, arn("bob"));
-    assert_eq!(f[1].event_count, 2);
-    assert_eq!(f[1].details.to_json()["suppressed"], 1);
-    // A match 2h later: a second finding (the first goes out when the period has ended).
-    let r = run(
+    let f = a.run.of("r-del");
+    assert_eq!(f.len(), 5);
+    assert_eq!(f[0].incident, f[2].incident);
+    assert_eq!(f[0].incident, f[3].incident);
+    assert_eq!(f[1].incident, f[4].incident);
+    assert_ne!(f[0].incident, f[1].incident);
+    assert_eq!(
+        a.kinds().iter().filter(|k| **k == AlertKind::New).count(),
+        2
+    );
+    // A match 2h later (past the 1h window): a new incident, alerted at once.
+    let a = run_alerted(
         SUPPRESSED,
+        &Settings::default(),
         &[
             del(0, "alice"),
             del(10 * MIN, "alice"),
             del(2 * HOUR, "alice"),
         ],
     );
-    assert_eq!(r.steps("r-del"), [3, AT_END]);
-    let f = r.of("r-del");
-    assert_eq!(f[0].event_count, 2);
-    assert_eq!(f[0].details.to_json()["suppressed"], 1);
-    assert_eq!(f[1].event_count, 1);
-    assert_eq!(f[1].event_ids, ["e2"]);
-    assert!(f[1].details.to_json().get("suppressed").is_none());
-    // Released once the watermark (newest − 15m lateness) passes the end of the period.
-    let r = run(
-        SUPPRESSED,
-        &[del(0, "alice"), del(60, "alice"), noise(HOUR + 15 * MIN)],
-    );
-    assert_eq!(r.steps("r-del"), [3]);
-}
-
-/// Live mode: the first finding of an incident goes out at once; an update with the same
-/// incident id at the end of the period, only if more came.
-#[test]
-fn live_suppression_sends_the_first_at_once_and_one_update() {
-    let set = rule_set(SUPPRESSED);
-    let exceptions = Exceptions::default();
-    let settings = Settings::default();
-    let mut stateful = Pipeline::new(&set, &exceptions, &settings);
-    stateful.set_release(Release::FirstAtOnce);
-    let mut run = Run {
-        out: Vec::new(),
-        stats: CorrelationStats::default(),
-        max_live_keys: 0,
-    };
-    let events = [
-        del(0, "alice"),
-        del(5 * MIN, "alice"),
-        del(10 * MIN, "alice"),
-        del(20 * MIN, "bob"),
-        noise(2 * HOUR),
-    ];
-    feed(&mut stateful, &texts(&events), 0, &mut run);
-    // alice's first at her first event, bob's at his: neither waits for the period.
-    assert_eq!(run.steps("r-del"), [1, 4, 5]);
-    let f = run.of("r-del");
-    assert_eq!(
-        (f[0].principal.as_str(), f[0].event_count),
-        (arn("alice").as_str(), 1)
-    );
-    assert_eq!(f[1].principal, arn("bob"));
-    // At the end of alice's period: one update (bob had no more: none for him).
-    let update = &f[2];
-    assert_eq!(update.principal, arn("alice"));
-    assert_eq!(update.incident, f[0].incident);
-    assert_ne!(update.id, f[0].id);
-    assert_eq!(update.details.to_json()["update_of"], f[0].id.as_str());
-    assert_eq!(update.details.to_json()["suppressed"], 2);
-    assert_eq!(update.event_count, 3);
-    assert_eq!(update.event_ids, ["e0", "e1", "e2"]);
-    assert_eq!(update.time.as_deref(), Some(at(10 * MIN).as_str()));
-    assert!(
-        update.summary.starts_with("Continued: 2 more"),
-        "{}",
-        update.summary
-    );
-    finish(&mut stateful, &mut run);
-    assert_eq!(run.count("r-del"), 3, "nothing more at the end of input");
+    assert_eq!(a.incidents("r-del").len(), 2);
+    let news: Vec<usize> = a
+        .alerts
+        .iter()
+        .filter(|x| x.1 == AlertKind::New)
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(news, [1, 3]);
 }
 
 #[test]
-fn suppress_false_opts_out_of_the_default_suppression() {
+fn suppress_false_keeps_the_alert_defaults_instead_of_the_configured_ones() {
     let yaml = "\
 title: Bucket deleted
 id: r-default
+level: high
 detection:
   s: {eventName: DeleteBucket}
   condition: s
 ---
 title: Bucket policy deleted
 id: r-off
+level: high
 detection:
   s: {eventName: DeleteBucketPolicy}
   condition: s
 suppress: false
 ";
+    // The configured default keys incidents by source address instead of the principal.
     let settings = Settings {
         default_suppress: Some(Suppress {
-            by: vec!["userIdentity.arn".into()],
+            by: vec!["sourceIPAddress".into()],
             period: 3_600_000,
         }),
         ..Settings::default()
     };
-    let events: Vec<Value> = (0..3)
+    let from = |v: Value, ip: &str| with(v, "sourceIPAddress", json!(ip));
+    let events: Vec<Value> = (0..4)
         .flat_map(|i| {
+            let ip = if i % 2 == 0 {
+                "198.51.100.1"
+            } else {
+                "198.51.100.2"
+            };
             [
-                del(i * MIN, "alice"),
-                ev(i * MIN + 1, "DeleteBucketPolicy", "alice"),
+                from(del(i * MIN, "alice"), ip),
+                from(ev(i * MIN + 1, "DeleteBucketPolicy", "alice"), ip),
             ]
         })
         .collect();
-    let r = run_with(yaml, &settings, &events);
-    assert_eq!(r.count("r-default"), 1);
-    assert_eq!(r.only("r-default").event_count, 3);
-    assert_eq!(r.count("r-off"), 3);
-    // Without a default, neither is suppressed.
-    let r = run(yaml, &events);
-    assert_eq!(r.count("r-default"), 3);
-    assert_eq!(r.count("r-off"), 3);
+    let a = run_alerted(yaml, &settings, &events);
+    assert_eq!(a.incidents("r-default").len(), 2, "one per address");
+    assert_eq!(a.incidents("r-off").len(), 1, "rule and principal");
 }
 
 #[test]
-fn suppression_of_correlation_findings() {
+fn correlation_findings_join_one_incident_by_their_suppress_fields() {
     let yaml = format!(
         "{}suppress:\n  by: [userIdentity.arn]\n  for: 1h\n",
         count_rule("{gte: 3}", "5m")
     );
-    // 9 quick events: three correlation findings, merged into one.
+    // 9 quick events: three correlation findings, one incident.
     let nine: Vec<Value> = (0..9).map(|i| gpd(i * 5, "alice")).collect();
-    let r = run(&yaml, &nine);
-    assert_eq!(r.rule_ids(), ["c"]);
-    let f = r.only("c");
-    assert_eq!(f.event_count, 9);
-    assert_eq!(f.details.to_json()["suppressed"], 2);
-    assert_eq!(f.event_ids, ids(0..9));
-    // Without suppression: three.
-    assert_eq!(run(&count_rule("{gte: 3}", "5m"), &nine).count("c"), 3);
-    // The default suppression applies to correlations too.
-    let settings = Settings {
-        default_suppress: Some(Suppress {
-            by: vec!["userIdentity.arn".into()],
-            period: 3_600_000,
-        }),
-        ..Settings::default()
-    };
-    let r = run_with(&count_rule("{gte: 3}", "5m"), &settings, &nine);
-    assert_eq!(r.count("c"), 1);
-}
-
-#[test]
-fn correlation_suppression_uses_its_suppress_by_fields() {
-    // group-by principal and source IP, suppressed by principal: two groups, one incident.
+    let a = run_alerted(&yaml, &Settings::default(), &nine);
+    assert_eq!(a.run.count("c"), 3);
+    assert_eq!(a.incidents("c").len(), 1, "{:#?}", a.run.out);
+    // group-by principal and source IP, keyed by principal: two groups, one incident.
     let yaml = format!(
         "{}suppress:\n  by: [userIdentity.arn]\n  for: 1h\n",
         corr(
@@ -1317,8 +1311,9 @@ fn correlation_suppression_uses_its_suppress_by_fields() {
         )
     );
     let from = |s: i64, ip: &str| with(gpd(s, "alice"), "sourceIPAddress", json!(ip));
-    let r = run(
+    let a = run_alerted(
         &yaml,
+        &Settings::default(),
         &[
             from(0, "198.51.100.1"),
             from(1, "198.51.100.1"),
@@ -1326,8 +1321,8 @@ fn correlation_suppression_uses_its_suppress_by_fields() {
             from(3, "198.51.100.2"),
         ],
     );
-    assert_eq!(r.count("c"), 1, "{:#?}", r.out);
-    assert_eq!(r.only("c").details.to_json()["suppressed"], 1);
+    assert_eq!(a.run.count("c"), 2, "{:#?}", a.run.out);
+    assert_eq!(a.incidents("c").len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

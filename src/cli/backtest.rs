@@ -88,7 +88,7 @@ pub struct BacktestArgs {
     /// [default: 15m, or the configuration file's].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     allowed_lateness: Option<Millis>,
-    /// Configuration file (YAML): default suppression, correlation settings. See
+    /// Configuration file (YAML): default incident key (suppress), correlation and alert settings. See
     /// docs/rules.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -217,12 +217,6 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
         notes.push(format!(
             "{} events arrived after newer events beyond the re-order window and were processed out of order",
             s.late_records
-        ));
-    }
-    if s.merged_findings > 0 {
-        notes.push(format!(
-            "{} findings merged by suppression",
-            s.merged_findings
         ));
     }
     if s.late_hits > 0 {

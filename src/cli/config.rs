@@ -2,8 +2,8 @@
 //! command line win over the file.
 //!
 //! ```yaml
-//! # Default suppression for every rule that does not set its own `suppress:`
-//! # (rules opt out with `suppress: false`).
+//! # Default incident key and window for every rule that does not set its own `suppress:`
+//! # (rules opt out with `suppress: false`, keeping rule + principal and the alert window).
 //! suppress:
 //!   by: [userIdentity.arn]
 //!   for: 1h

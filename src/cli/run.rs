@@ -110,8 +110,8 @@ pub struct RunArgs {
     /// checkpoint. Preview the stream with `backtest --format alerts`.
     #[arg(long, conflicts_with = "per_finding")]
     alerts: bool,
-    /// Publish one message per finding instead of alerts (the behaviour before incidents;
-    /// `suppress:` then merges repeats). Also `alerts.enabled: false` in --config.
+    /// Publish one message per finding instead of alerts (no grouping into incidents; bursts
+    /// still go out as digests). Also `alerts.enabled: false` in --config.
     #[arg(long)]
     per_finding: bool,
     #[command(flatten)]

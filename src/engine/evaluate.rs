@@ -1,7 +1,7 @@
 //! The stateless stage: which rules match a record, and what the stateful stage needs of it.
 
 use super::Settings;
-use super::suppress::{effective, event_key};
+use super::dedup::{effective, event_key};
 use crate::correlate::{EventIds, Hit, KEY_SEP, Who, hash_value};
 use crate::event::Event;
 use crate::finding::Finding;

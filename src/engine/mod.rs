@@ -6,23 +6,22 @@
 //!   of rules that feed correlations become hits, and the baselines' observation of the
 //!   record is extracted — all of it an [`Evaluated`];
 //! - the stateful stage (one, fed in event-time order by [`Pipeline::push`]): correlations
-//!   ([`crate::correlate`]), baselines ([`crate::baseline`]), then suppression
-//!   ([`suppress`]) over everything they produced, and — when alerts are asked for — the
-//!   [`incident`] stage, which groups findings into incidents and decides the alerts.
+//!   ([`crate::correlate`]) and baselines ([`crate::baseline`]), then — when alerts are asked
+//!   for — the [`incident`] stage, which groups findings into incidents (keyed by rule and
+//!   principal, or a rule's `suppress:` fields: [`dedup`]) and decides the alerts.
 //!
 //! A single-threaded driver calls [`Pipeline::feed`] (both stages); a parallel one runs
 //! [`Evaluator`]s on its workers and hands their results to [`Pipeline::push`] in event-time
 //! order.
 
+pub(crate) mod dedup;
 mod evaluate;
 pub mod incident;
 mod pipeline;
-pub(crate) mod suppress;
 
 pub use evaluate::{Evaluated, Evaluator};
 pub use incident::{Alert, AlertKind, AlertMember, AlertSettings, AlertStats, Involved, Tally};
 pub use pipeline::{EngineError, Pipeline, PipelineStats, SnapshotRef};
-pub use suppress::Release;
 
 use crate::correlate::{DEFAULT_LATENESS, DEFAULT_MAX_KEYS};
 use crate::rules::correlation::Suppress;
@@ -35,7 +34,8 @@ pub struct Settings {
     pub lateness: Millis,
     /// Cap on live group keys per correlation.
     pub max_keys: usize,
-    /// Suppression for rules that do not set their own (`suppress:`); none by default.
+    /// Dedup key and window for the incidents of rules that do not set their own
+    /// (`suppress:`); by default, rule and principal for the alert window.
     pub default_suppress: Option<Suppress>,
 }
 

@@ -1,10 +1,10 @@
 //! The pipeline every driver runs: the stateless stage ([`Evaluator`]) and the stateful stage
-//! (correlations, baselines, then suppression) in event-time order, with its state saved and
+//! (correlations, baselines, then incidents) in event-time order, with its state saved and
 //! restored across restarts.
 
 use super::Settings;
+use super::dedup::{effective, set_correlation_key};
 use super::evaluate::{Evaluated, Evaluator};
-use super::suppress::{Release, Suppressor, effective, set_correlation_key};
 use crate::baseline::{BaselineStats, Baselines, SNAPSHOT_VERSION, Snapshot};
 use crate::correlate::{CorrelationSnapshotError, CorrelationStats, Correlator};
 use crate::engine::incident::{Alert, AlertSettings, AlertStats, Incidents};
@@ -23,8 +23,6 @@ pub enum EngineError {
     Version(serde_json::Value),
     #[error("unsupported baseline state version {0}")]
     BaselineVersion(u32),
-    #[error("unsupported suppression state version {0}")]
-    SuppressionVersion(u32),
     #[error("engine state: {0}")]
     Invalid(String),
 }
@@ -37,8 +35,6 @@ pub struct PipelineStats {
     pub excepted: u64,
     /// Late hits, evicted and expired group keys of the correlations.
     pub correlation: CorrelationStats,
-    /// Findings merged into an earlier one by suppression.
-    pub merged_findings: u64,
     /// Series the baselines track and their counters, when baselines run.
     pub baselines: Option<(usize, BaselineStats)>,
     /// Incidents and alerts, when the alert stage runs.
@@ -61,7 +57,6 @@ impl serde::Serialize for SnapshotRef<'_, '_> {
         let mut out = s.serialize_struct("EngineSnapshot", 5)?;
         out.serialize_field("version", &1)?;
         out.serialize_field("correlator", &corr)?;
-        out.serialize_field("suppressor", &p.suppressor.snapshot())?;
         out.serialize_field("baselines", &baselines)?;
         // Open incidents (when the alert stage runs): a restart neither repeats an alert nor
         // loses an update. Absent in older snapshots.
@@ -74,10 +69,9 @@ impl serde::Serialize for SnapshotRef<'_, '_> {
 pub struct Pipeline<'r> {
     rules: &'r RuleSet,
     evaluator: Evaluator<'r>,
-    /// Suppression per rule or correlation id (absent: none).
+    /// Dedup settings (`suppress:`) per rule or correlation id (absent: rule and principal).
     suppress: HashMap<String, Suppress>,
     correlator: Correlator,
-    suppressor: Suppressor,
     /// Allowed lateness (event time).
     lateness: Millis,
     /// Per-principal rate models, when a `baseline` document is loaded.
@@ -104,7 +98,6 @@ impl<'r> Pipeline<'r> {
             evaluator: Evaluator::new(rules, exceptions, settings),
             suppress,
             correlator: Correlator::new(rules.plans(), settings.lateness, settings.max_keys),
-            suppressor: Suppressor::default(),
             lateness: settings.lateness,
             baselines: rules.baseline().map(Baselines::new),
             incidents: None,
@@ -148,12 +141,6 @@ impl<'r> Pipeline<'r> {
         }
     }
 
-    /// How held findings go out: merged at the end of their period (the default, for
-    /// reports), or the first at once and an update later (live alerting).
-    pub fn set_release(&mut self, mode: Release) {
-        self.suppressor.mode = mode;
-    }
-
     /// Both stages for one record, fed in event-time order; `origin` says where it was read.
     /// Findings ready to go out are appended to `out`.
     pub fn feed(&mut self, ev: &Event<'_>, origin: Option<&str>, out: &mut Vec<Finding>) {
@@ -165,19 +152,12 @@ impl<'r> Pipeline<'r> {
         self.push(time, evaluated, out);
     }
 
+    /// A finding out of the stateful stage: a correlation's dedup key is read from its group.
     fn route(&mut self, mut f: Finding, out: &mut Vec<Finding>) {
-        let Some(s) = self.suppress.get(&f.rule.id) else {
-            out.push(f);
-            return;
-        };
-        set_correlation_key(s, &mut f);
-        if self.incidents.is_some() {
-            // With the alert stage, `suppress:` is its dedup key and window (one mechanism):
-            // the finding itself goes out, and joins its incident there.
-            out.push(f);
-            return;
+        if let Some(s) = self.suppress.get(&f.rule.id) {
+            set_correlation_key(s, &mut f);
         }
-        self.suppressor.offer(s, f, out);
+        out.push(f);
     }
 
     /// The stateful stage for one record's [`Evaluated`] (at event time `time`), in
@@ -204,13 +184,12 @@ impl<'r> Pipeline<'r> {
             self.route(f, out);
         }
         let watermark = self.correlator.watermark();
-        self.suppressor.release_until(watermark, out);
         self.feed_incidents(out, start, watermark, false);
     }
 
     /// Wall-clock progress without events (live mode): the watermark moves to `t` minus the
-    /// allowed lateness, so an idle log group does not hold windows, suppressed findings and
-    /// anomalies open forever. Baselines advance to the watermark too (not to `t`): events
+    /// allowed lateness, so an idle log group does not hold windows, incidents and anomalies
+    /// open forever. Baselines advance to the watermark too (not to `t`): events
     /// still arriving within the lateness must not see their anomaly ended under them.
     pub fn tick(&mut self, t: Millis, out: &mut Vec<Finding>) {
         let start = out.len();
@@ -225,11 +204,10 @@ impl<'r> Pipeline<'r> {
             self.route(f, out);
         }
         let watermark = self.correlator.watermark();
-        self.suppressor.release_until(watermark, out);
         self.feed_incidents(out, start, watermark, false);
     }
 
-    /// End of input: judge every open window and release every held finding.
+    /// End of input: judge every open window, end every anomaly, close every incident.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         let start = out.len();
         let mut produced = Vec::new();
@@ -241,7 +219,6 @@ impl<'r> Pipeline<'r> {
         for f in produced {
             self.route(f, out);
         }
-        self.suppressor.release_until(None, out);
         self.feed_incidents(out, start, None, true);
     }
 
@@ -250,7 +227,6 @@ impl<'r> Pipeline<'r> {
         PipelineStats {
             excepted: self.evaluator.excepted(),
             correlation: self.correlator.stats.clone(),
-            merged_findings: self.suppressor.merged,
             baselines: self.baselines.as_ref().map(|b| (b.len(), b.stats.clone())),
             alerts: self.incidents.as_ref().map(|i| i.stats.clone()),
         }
@@ -289,7 +265,7 @@ impl<'r> Pipeline<'r> {
         self.baselines.as_ref().map(Baselines::snapshot)
     }
 
-    /// The state of correlations, suppression and baselines, to persist across restarts.
+    /// The state of correlations, baselines and incidents, to persist across restarts.
     pub fn snapshot(&self) -> serde_json::Value {
         serde_json::to_value(self.snapshot_ref()).unwrap_or(serde_json::Value::Null)
     }
@@ -319,9 +295,8 @@ impl<'r> Pipeline<'r> {
                 .restore(self.rules.plans(), &bytes)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
         }
-        if let Some(s) = v.get("suppressor") {
-            self.suppressor.restore(s)?;
-        }
+        // (`suppressor`, written by versions that merged repeated findings, is ignored:
+        // incidents replaced it.)
         if let (Some(i), Some(snap)) = (
             self.incidents.as_mut(),
             v.get("incidents").filter(|i| !i.is_null()),

@@ -1,5 +1,5 @@
 //! The kind-specific `details` of a finding, typed: one struct per kind, plus what later
-//! stages add to any finding (where the record was read, suppression counts). Serialised as
+//! stages add to any finding (where the record was read). Serialised as
 //! one JSON object with its keys in sorted order — the contract's form, unchanged.
 
 use super::Kind;
@@ -180,12 +180,6 @@ pub struct Details {
     pub body: Body,
     /// Where the record was read: `file: record N`, or the log group, stream and event.
     pub origin: Option<String>,
-    /// How many later findings suppression merged into this one.
-    pub suppressed: Option<u64>,
-    /// For an update sent after the first alert of an incident: the first one's id.
-    pub update_of: Option<String>,
-    /// Event time of the latest merged finding (`null` when it had none).
-    pub last_time: Option<Option<String>>,
 }
 
 /// `Some(value)` for a key that is present, even when its value is `null`.
@@ -197,13 +191,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 impl From<Body> for Details {
     fn from(body: Body) -> Details {
-        Details {
-            body,
-            origin: None,
-            suppressed: None,
-            update_of: None,
-            last_time: None,
-        }
+        Details { body, origin: None }
     }
 }
 
@@ -234,15 +222,6 @@ impl Details {
         if let Some(o) = &self.origin {
             map.insert("origin".into(), o.clone().into());
         }
-        if let Some(n) = self.suppressed {
-            map.insert("suppressed".into(), n.into());
-        }
-        if let Some(u) = &self.update_of {
-            map.insert("update_of".into(), u.clone().into());
-        }
-        if let Some(t) = &self.last_time {
-            map.insert("last_time".into(), t.clone().into());
-        }
         serde_json::Value::Object(map)
     }
 
@@ -254,11 +233,10 @@ impl Details {
         };
         let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_string));
         let origin = text(map.remove("origin"));
-        let suppressed = map.remove("suppressed").and_then(|v| v.as_u64());
-        let update_of = text(map.remove("update_of"));
-        let last_time = map
-            .remove("last_time")
-            .map(|v| v.as_str().map(str::to_string));
+        // Annotations of the suppression that incidents replaced (older outboxes).
+        for old in ["suppressed", "update_of", "last_time"] {
+            map.remove(old);
+        }
         let rest = serde_json::Value::Object(map);
         let body = match kind {
             Kind::Match => Body::Match(serde_json::from_value(rest)?),
@@ -266,13 +244,7 @@ impl Details {
             Kind::Anomaly => Body::Anomaly(Box::new(serde_json::from_value(rest)?)),
             Kind::Health => Body::Health(serde_json::from_value(rest)?),
         };
-        Ok(Details {
-            body,
-            origin,
-            suppressed,
-            update_of,
-            last_time,
-        })
+        Ok(Details { body, origin })
     }
 
     /// The correlation's group (field → value), for a correlation finding.

@@ -23,7 +23,7 @@ pub use checkpoint::{
 pub use metrics::{Metrics, serve_metrics};
 pub use silence::{SILENCE_RULE_ID, silence_finding};
 
-use crate::engine::{Alert, AlertSettings, Pipeline, Release, Settings};
+use crate::engine::{Alert, AlertSettings, Pipeline, Settings};
 use crate::event::Event;
 use crate::finding::{Finding, Kind};
 use crate::rules::exceptions::Exceptions;
@@ -156,9 +156,6 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     } = live;
     let now = wall_ms();
     let mut pipeline = Pipeline::new(rules, exceptions, &opts.engine);
-    // People wait for no suppression period: the first finding of an incident goes out at
-    // once, an update at the end of the period if more came.
-    pipeline.set_release(Release::FirstAtOnce);
     if let Some(a) = &opts.alerts {
         // Before the restore: open incidents come back with the checkpoint.
         pipeline.enable_alerts(a.clone());

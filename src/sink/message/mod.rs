@@ -92,10 +92,6 @@ fn subject_of(n: &Notice) -> String {
         200,
     );
     let details = n.details.as_ref();
-    // The update of a suppressed incident (more of the same after the first alert).
-    if details.is_some_and(|d| d.update_of.is_some()) {
-        title = format!("Continued: {title}");
-    }
     match n.alert.as_ref().map(|a| a.kind) {
         // An alert about an incident: its update or closing summary says so.
         Some(AlertKind::Update) => {
