@@ -1155,7 +1155,7 @@ fn run_alerted(yaml: &str, settings: &Settings, events: &[Value]) -> Alerted {
         },
         alerts: Vec::new(),
     };
-    let mut take = |p: &mut Pipeline<'_>, step: usize, out: &mut Alerted| {
+    let take = |p: &mut Pipeline<'_>, step: usize, out: &mut Alerted| {
         let mut a = Vec::new();
         p.drain_alerts(&mut a);
         out.alerts.extend(

@@ -312,6 +312,12 @@ fn publishes_a_finding_an_operator_can_act_on() {
     let email = msg["email"].as_str().unwrap();
     assert!(email.contains("Someone stopped a trail."), "{email}");
     assert!(email.contains("source IP: 198.51.100.7"), "{email}");
+    // Why the rule fired, and what the call acted on.
+    assert!(
+        email.contains("Why it fired\n  eventName: \"StopLogging\""),
+        "{email}"
+    );
+    assert!(email.contains("Acted on\n  trail main-trail"), "{email}");
     assert!(!email.contains('\u{1b}'), "escape sequences are stripped");
     assert!(!email.contains("hunter2") && !msg["default"].as_str().unwrap().contains("hunter2"));
     let d = default_of(msg);
@@ -435,8 +441,10 @@ fn a_burst_becomes_digests_within_the_rate_limit() {
         let d = default_of(msg);
         assert_eq!(d["kind"], "digest");
         assert_eq!(d["count"], 100);
+        // The worst first, named in the subject.
         assert!(
-            subject.starts_with("[HIGH] 100 trailwatch findings"),
+            subject.starts_with("[HIGH] Test - CloudTrail logging stopped by u")
+                && subject.ends_with(", +99 more (digest)"),
             "{subject}"
         );
     }
@@ -947,7 +955,9 @@ fn baselines_learned_from_archives_arm_live_anomaly_detection() {
     assert_eq!(d["details"]["phase"], "start");
     assert_eq!(d["principal"], "arn:aws:iam::123456789012:user/deployer");
     assert!(
-        ns[0].0.starts_with("[MEDIUM] Unusual activity volume"),
+        ns[0]
+            .0
+            .starts_with("[MEDIUM] Started: Unusual activity volume"),
         "{}",
         ns[0].0
     );

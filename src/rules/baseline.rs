@@ -118,36 +118,72 @@ struct ConfigFile {
     metrics: Option<MetricsFile>,
 }
 
+/// A setting of the `baseline:` mapping out of its range or shape.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BaselineSpecError {
+    #[error("{0}")]
+    Unreadable(#[from] serde_json::Error),
+    #[error("`{field}`: {source}")]
+    Duration {
+        field: &'static str,
+        source: crate::util::time::TimeError,
+    },
+    #[error("`{field}` must be whole minutes, got `{text}`")]
+    NotWholeMinutes { field: &'static str, text: String },
+    #[error("`{field}` must be between {lo} and {hi} minutes, got `{text}`")]
+    OutOfRange {
+        field: &'static str,
+        lo: i64,
+        hi: i64,
+        text: String,
+    },
+    #[error("`history` must be whole days (1d to 28d), got `{0}`")]
+    HistoryNotDays(String),
+    #[error("`false_alarms_per_week` must be above 0 and at most 100, got {0}")]
+    FalseAlarms(f64),
+    #[error("`{0}` must be at least 1")]
+    AtLeastOne(&'static str),
+    #[error("`min_ratio` must be at least 1, got {0}")]
+    MinRatio(f64),
+    #[error("`metrics.{0}` has no `count_errors`")]
+    NoCountErrors(&'static str),
+}
+
 /// Whole minutes of a duration text, within `lo..=hi`.
-fn minutes(text: &str, field: &str, lo: i64, hi: i64) -> Result<i64, String> {
-    let ms = parse_duration(text).map_err(|e| format!("`{field}`: {e}"))?;
+fn minutes(text: &str, field: &'static str, lo: i64, hi: i64) -> Result<i64, BaselineSpecError> {
+    let ms =
+        parse_duration(text).map_err(|source| BaselineSpecError::Duration { field, source })?;
     if ms % 60_000 != 0 {
-        return Err(format!("`{field}` must be whole minutes, got `{text}`"));
+        return Err(BaselineSpecError::NotWholeMinutes {
+            field,
+            text: text.to_string(),
+        });
     }
     let m = ms / 60_000;
     if m < lo || m > hi {
-        return Err(format!(
-            "`{field}` must be between {lo} and {hi} minutes, got `{text}`"
-        ));
+        return Err(BaselineSpecError::OutOfRange {
+            field,
+            lo,
+            hi,
+            text: text.to_string(),
+        });
     }
     Ok(m)
 }
 
 impl BaselineConfig {
     /// Reads the `baseline:` mapping (as JSON from the YAML tree). Unknown keys are errors.
-    pub(crate) fn from_json(v: serde_json::Value) -> Result<BaselineConfig, String> {
+    pub(crate) fn from_json(v: serde_json::Value) -> Result<BaselineConfig, BaselineSpecError> {
         let f: ConfigFile = if v.is_null() {
             ConfigFile::default()
         } else {
-            serde_json::from_value(v).map_err(|e| e.to_string())?
+            serde_json::from_value(v)?
         };
         let mut c = BaselineConfig::default();
         if let Some(h) = &f.history {
             let m = minutes(h, "history", 1440, 28 * 1440)?;
             if m % 1440 != 0 {
-                return Err(format!(
-                    "`history` must be whole days (1d to 28d), got `{h}`"
-                ));
+                return Err(BaselineSpecError::HistoryNotDays(h.clone()));
             }
             c.history_days = (m / 1440) as u32;
         }
@@ -156,21 +192,19 @@ impl BaselineConfig {
         }
         if let Some(x) = f.false_alarms_per_week {
             if !(x > 0.0 && x <= 100.0) {
-                return Err(format!(
-                    "`false_alarms_per_week` must be above 0 and at most 100, got {x}"
-                ));
+                return Err(BaselineSpecError::FalseAlarms(x));
             }
             c.false_alarms_per_week = x;
         }
         if let Some(n) = f.min_calls {
             if n == 0 {
-                return Err("`min_calls` must be at least 1".into());
+                return Err(BaselineSpecError::AtLeastOne("min_calls"));
             }
             c.min_calls = n;
         }
         if let Some(r) = f.min_ratio {
             if !(r >= 1.0 && r.is_finite()) {
-                return Err(format!("`min_ratio` must be at least 1, got {r}"));
+                return Err(BaselineSpecError::MinRatio(r));
             }
             c.min_ratio = r;
         }
@@ -182,7 +216,7 @@ impl BaselineConfig {
         }
         if let Some(n) = f.max_series {
             if n == 0 {
-                return Err("`max_series` must be at least 1".into());
+                return Err(BaselineSpecError::AtLeastOne("max_series"));
             }
             c.max_series = n;
         }
@@ -199,13 +233,13 @@ impl BaselineConfig {
             }
             if let Some(e) = m.error_rate {
                 if e.count_errors.is_some() {
-                    return Err("`metrics.error_rate` has no `count_errors`".into());
+                    return Err(BaselineSpecError::NoCountErrors("error_rate"));
                 }
                 c.error_rate = e.enabled.unwrap_or(true);
             }
             if let Some(a) = m.api_volume {
                 if a.count_errors.is_some() {
-                    return Err("`metrics.api_volume` has no `count_errors`".into());
+                    return Err(BaselineSpecError::NoCountErrors("api_volume"));
                 }
                 c.api_volume = a.enabled.unwrap_or(true);
             }

@@ -488,8 +488,33 @@ pub enum Aggregation {
     Near { selections: Vec<String> },
 }
 
+/// Why a deprecated aggregation cannot be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AggregationError {
+    #[error("`near {0}` can only list selections joined by `and`")]
+    NearNeedsSelections(String),
+    #[error(
+        "the aggregation function `{0}` has no correlation equivalent; only count() and near can be translated"
+    )]
+    NoEquivalent(String),
+    #[error("expected `(` after count")]
+    ExpectedParen,
+    #[error("missing `)` after count(")]
+    MissingParen,
+    #[error("`by` needs a field")]
+    ByNeedsField,
+    #[error("expected a comparison like `> 5` after count()")]
+    ExpectedComparison,
+    #[error("unknown comparison `{0}`")]
+    UnknownComparison(String),
+    #[error("expected a whole number after the comparison")]
+    ExpectedNumber,
+    #[error("unexpected `{0}` after the aggregation")]
+    Unexpected(String),
+}
+
 /// Parses the text after `|` (e.g. `count() by sourceIPAddress > 5`, `near selection2`).
-pub(crate) fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
+pub(crate) fn parse_aggregation(text: &str) -> Result<Aggregation, AggregationError> {
     let t = text.trim();
     if let Some(rest) = t.strip_prefix("near") {
         let selections: Vec<String> = rest
@@ -502,25 +527,22 @@ pub(crate) fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
                 .split_whitespace()
                 .any(|w| w.eq_ignore_ascii_case("or") || w.eq_ignore_ascii_case("not"))
         {
-            return Err(format!(
-                "`near {}` can only list selections joined by `and`",
-                rest.trim()
+            return Err(AggregationError::NearNeedsSelections(
+                rest.trim().to_string(),
             ));
         }
         return Ok(Aggregation::Near { selections });
     }
     let Some(rest) = t.strip_prefix("count") else {
         let func = t.split(['(', ' ']).next().unwrap_or(t);
-        return Err(format!(
-            "the aggregation function `{func}` has no correlation equivalent; only count() and near can be translated"
-        ));
+        return Err(AggregationError::NoEquivalent(func.to_string()));
     };
     let rest = rest.trim_start();
     let Some(rest) = rest.strip_prefix('(') else {
-        return Err("expected `(` after count".into());
+        return Err(AggregationError::ExpectedParen);
     };
     let Some(close) = rest.find(')') else {
-        return Err("missing `)` after count(".into());
+        return Err(AggregationError::MissingParen);
     };
     let field = Some(rest[..close].trim())
         .filter(|f| !f.is_empty())
@@ -529,21 +551,26 @@ pub(crate) fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
     let mut by = None;
     if words.peek().is_some_and(|w| w.eq_ignore_ascii_case("by")) {
         words.next();
-        by = Some(words.next().ok_or("`by` needs a field")?.to_string());
+        by = Some(
+            words
+                .next()
+                .ok_or(AggregationError::ByNeedsField)?
+                .to_string(),
+        );
     }
     let op = words
         .next()
-        .ok_or("expected a comparison like `> 5` after count()")?
+        .ok_or(AggregationError::ExpectedComparison)?
         .to_string();
     if !matches!(op.as_str(), ">" | ">=" | "<" | "<=" | "=" | "==") {
-        return Err(format!("unknown comparison `{op}`"));
+        return Err(AggregationError::UnknownComparison(op));
     }
     let n: u64 = words
         .next()
         .and_then(|w| w.parse().ok())
-        .ok_or("expected a whole number after the comparison")?;
+        .ok_or(AggregationError::ExpectedNumber)?;
     if let Some(extra) = words.next() {
-        return Err(format!("unexpected `{extra}` after the aggregation"));
+        return Err(AggregationError::Unexpected(extra.to_string()));
     }
     Ok(Aggregation::Count { field, by, op, n })
 }
@@ -712,7 +739,12 @@ mod tests {
                 selections: vec!["selection2".into(), "selection3".into()]
             }
         );
-        assert!(parse_aggregation("sum(x) > 5").unwrap_err().contains("sum"));
+        assert!(
+            parse_aggregation("sum(x) > 5")
+                .unwrap_err()
+                .to_string()
+                .contains("sum")
+        );
         assert!(parse_aggregation("count() >").is_err());
     }
 

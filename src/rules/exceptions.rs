@@ -66,7 +66,9 @@ impl Entry {
         };
         let mut patterns = Vec::new();
         for p in &e.principal_patterns {
-            patterns.push(compile_pattern(parse_wildcards(p), false).map_err(invalid)?);
+            patterns.push(
+                compile_pattern(parse_wildcards(p), false).map_err(|e| invalid(e.to_string()))?,
+            );
         }
         let mut networks = Vec::new();
         for ip in &e.source_ips {

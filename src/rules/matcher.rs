@@ -53,15 +53,26 @@ pub enum Cidr {
     V6 { net: u128, mask: u128 },
 }
 
+/// Why a CIDR text does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CidrError {
+    #[error("bad prefix length `{0}`")]
+    BadPrefix(String),
+    #[error("`{0}` is not an IP address")]
+    NotAnAddress(String),
+    #[error("prefix length {len} is more than {max}")]
+    PrefixTooLong { len: u8, max: u8 },
+}
+
 impl Cidr {
     /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
-    pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
+    pub(crate) fn parse(text: &str) -> Result<Cidr, CidrError> {
         let (addr, len) = match text.split_once('/') {
             Some((a, l)) => (
                 a,
                 Some(
                     l.parse::<u8>()
-                        .map_err(|_| format!("bad prefix length `{l}`"))?,
+                        .map_err(|_| CidrError::BadPrefix(l.to_string()))?,
                 ),
             ),
             None => (text, None),
@@ -69,12 +80,12 @@ impl Cidr {
         let ip: IpAddr = addr
             .trim()
             .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
+            .map_err(|_| CidrError::NotAnAddress(addr.to_string()))?;
         match ip {
             IpAddr::V4(v4) => {
                 let len = len.unwrap_or(32);
                 if len > 32 {
-                    return Err(format!("prefix length {len} is more than 32"));
+                    return Err(CidrError::PrefixTooLong { len, max: 32 });
                 }
                 let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
                 Ok(Cidr::V4 {
@@ -85,7 +96,7 @@ impl Cidr {
             IpAddr::V6(v6) => {
                 let len = len.unwrap_or(128);
                 if len > 128 {
-                    return Err(format!("prefix length {len} is more than 128"));
+                    return Err(CidrError::PrefixTooLong { len, max: 128 });
                 }
                 let mask = if len == 0 {
                     0

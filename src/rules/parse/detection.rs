@@ -274,7 +274,7 @@ fn keyword_needle(ctx: &mut Ctx<'_>, node: &Node) -> Option<Needle> {
     match compile_pattern(toks, false) {
         Ok(pat) => Some(Needle::Str { pat, cased: false }),
         Err(e) => {
-            ctx.error(node.pos, e, None);
+            ctx.error(node.pos, e.to_string(), None);
             None
         }
     }

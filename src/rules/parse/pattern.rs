@@ -41,7 +41,12 @@ pub(crate) fn parse_wildcards(text: &str) -> Vec<Tok> {
 }
 
 /// Compiles wildcard pieces into the cheapest matcher that has the same meaning.
-pub(crate) fn compile_pattern(toks: Vec<Tok>, cased: bool) -> Result<StrPattern, String> {
+/// A wildcard pattern the regex engine refuses (too large once compiled).
+#[derive(Debug, thiserror::Error)]
+#[error("wildcard pattern is too complex: {0}")]
+pub(crate) struct PatternError(#[from] regex::Error);
+
+pub(crate) fn compile_pattern(toks: Vec<Tok>, cased: bool) -> Result<StrPattern, PatternError> {
     let norm = |s: &str| -> Box<str> {
         if cased {
             s.into()
@@ -85,7 +90,7 @@ pub(crate) fn compile_pattern(toks: Vec<Tok>, cased: bool) -> Result<StrPattern,
                 .dfa_size_limit(REGEX_DFA_LIMIT)
                 .build()
                 .map(StrPattern::Glob)
-                .map_err(|e| format!("wildcard pattern is too complex: {e}"))
+                .map_err(PatternError)
         }
     }
 }

@@ -157,7 +157,7 @@ fn compile_text(ctx: &mut Ctx<'_>, mods: &Mods, v: &Node, t: &str) -> Option<Nee
         match compile_pattern(toks, cased) {
             Ok(pat) => alts.push(Needle::Str { pat, cased }),
             Err(e) => {
-                ctx.error(v.pos, e, None);
+                ctx.error(v.pos, e.to_string(), None);
                 return None;
             }
         }
