@@ -808,11 +808,15 @@ fn main() {
 
     let rules = load_rules(tumbling);
     let plans = rules.plans();
-    let (by_name, by_source, always) = rules.index().stats();
+    let st = rules.index().stats();
     println!(
-        "rules: {} base rules ({by_name} filed by eventName, {by_source} by eventSource, {always} always evaluated), \
+        "rules: {} base rules ({} filed by eventName, {} by eventSource, {} by another field, {} always evaluated), \
          {} correlations grouped by userIdentity.arn",
         rules.rules().len(),
+        st.by_name,
+        st.by_source,
+        st.by_field,
+        st.always,
         plans.plans.len()
     );
 

@@ -1,6 +1,7 @@
 //! Rule evaluation cost per CloudTrail event.
 //!
-//! The 57 SigmaHQ CloudTrail rules (`fixtures/sigmahq/`) over 3,313 real records
+//! The 57 SigmaHQ CloudTrail rules (`fixtures/sigmahq/`; group `rules`) and the built-in
+//! detections (`rules/`, without the baseline document; group `builtin`) over 3,313 real records
 //! (`fixtures/bench/`, see its README for sources and licences). Records are decompressed and
 //! split once, then parsed into [`Event`]s outside the timed loops, so `rules/indexed` and
 //! `rules/full_scan` measure matching alone; `decode/event_parse` measures `Event::parse` of
@@ -64,6 +65,59 @@ fn load_records() -> Vec<String> {
     out
 }
 
+/// The built-in detection rules (compiled into the binary).
+fn load_builtin() -> RuleSet {
+    let report = trailwatch::rules::load(&[], true, LoadOptions::default());
+    assert!(!report.has_errors(), "the built-in rules must load");
+    RuleSet::new(report.rules)
+}
+
+/// Times indexed evaluation and a full scan of `rules` over `events` in group `name`, after
+/// checking that both select the same rules on every event.
+fn bench_set(c: &mut Criterion, name: &str, rules: &RuleSet, events: &[Event<'_>]) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for ev in events {
+        rules.matching(ev, &mut a);
+        rules.matching_full_scan(ev, &mut b);
+        assert_eq!(a, b, "{name}: the index must select what a full scan finds");
+    }
+    let st = rules.index().stats();
+    eprintln!(
+        "{name}: {} rules; index: {} by eventName, {} by eventSource, {} by another field, {} always evaluated",
+        rules.len(),
+        st.by_name,
+        st.by_source,
+        st.by_field,
+        st.always
+    );
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.measurement_time(MEASUREMENT_TIME);
+    group.bench_function("indexed", |bench| {
+        let mut out = Vec::with_capacity(16);
+        bench.iter(|| {
+            let mut total = 0usize;
+            for ev in events {
+                rules.matching(black_box(ev), &mut out);
+                total += out.len();
+            }
+            black_box(total)
+        })
+    });
+    group.bench_function("full_scan", |bench| {
+        let mut out = Vec::with_capacity(16);
+        bench.iter(|| {
+            let mut total = 0usize;
+            for ev in events {
+                rules.matching_full_scan(black_box(ev), &mut out);
+                total += out.len();
+            }
+            black_box(total)
+        })
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let rules = load_rules();
     let records = load_records();
@@ -94,9 +148,10 @@ fn bench(c: &mut Criterion) {
          time per event = reported time / {n}",
         rules.len()
     );
-    let (by_name, by_source, always) = rules.index().stats();
+    let st = rules.index().stats();
     eprintln!(
-        "index: {by_name} rules filed by eventName, {by_source} by eventSource, {always} always evaluated"
+        "index: {} rules filed by eventName, {} by eventSource, {} by another field, {} always evaluated",
+        st.by_name, st.by_source, st.by_field, st.always
     );
     for (rule, count) in rules.rules().iter().zip(&per_rule) {
         if *count > 0 {
@@ -130,6 +185,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    bench_set(c, "builtin", &load_builtin(), &events);
 
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(n));

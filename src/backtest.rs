@@ -350,20 +350,94 @@ fn process_file(
     r
 }
 
+/// Ids of the findings reported, to report a record delivered twice only once. Bounded by
+/// event time, not by the number of findings: an id is forgotten once the newest finding is
+/// `horizon` past it (a copy delivered that much later is counted again).
+struct SeenIds {
+    ids: std::collections::HashSet<String>,
+    /// (event time, id) in the order reported; findings leave in event-time order.
+    by_time: std::collections::VecDeque<(Millis, String)>,
+    newest: Millis,
+    horizon: Millis,
+}
+
+impl SeenIds {
+    fn new(horizon: Millis) -> SeenIds {
+        SeenIds {
+            ids: Default::default(),
+            by_time: Default::default(),
+            newest: Millis::MIN,
+            horizon,
+        }
+    }
+
+    /// `false` when `id` was seen (within the horizon).
+    fn insert(&mut self, id: &str, time: Option<Millis>) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        self.ids.insert(id.to_string());
+        // Findings without a time are remembered for the whole run.
+        if let Some(t) = time {
+            self.newest = self.newest.max(t);
+            self.by_time.push_back((t, id.to_string()));
+            let oldest = self.newest.saturating_sub(self.horizon);
+            while let Some((t, _)) = self.by_time.front() {
+                if *t >= oldest {
+                    break;
+                }
+                if let Some((_, old)) = self.by_time.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Ordering key of a buffered result.
 type Key = (Millis, u32, u32);
 
 struct Reorder<F: FnMut(Option<Millis>, Evaluated)> {
-    heap: BinaryHeap<Reverse<(Key, usize)>>,
-    slots: HashMap<usize, Evaluated>,
-    next_slot: usize,
+    /// Waiting outputs, earliest key first (boxed: the heap moves only pointers).
+    heap: BinaryHeap<Reverse<Waiting>>,
     max_seen: Option<Millis>,
     window: Millis,
     late: u64,
     emit: F,
 }
 
+/// An output waiting in the re-order buffer, ordered by its key alone.
+struct Waiting(Key, Box<Evaluated>);
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Waiting {}
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
 impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
+    fn new(window: Millis, emit: F) -> Self {
+        Reorder {
+            heap: BinaryHeap::new(),
+            max_seen: None,
+            window,
+            late: 0,
+            emit,
+        }
+    }
+
     /// Takes one record's output. A record older than the watermark (newest time seen minus
     /// the window) is late: its output leaves at once and it is counted.
     fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Evaluated) {
@@ -378,26 +452,22 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
             self.late += 1;
             (self.emit)(Some(t), output);
         } else if !output.is_empty() {
-            let slot = self.next_slot;
-            self.next_slot += 1;
-            self.slots.insert(slot, output);
-            self.heap.push(Reverse(((t, file, rec), slot)));
+            self.heap
+                .push(Reverse(Waiting((t, file, rec), Box::new(output))));
         }
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
     }
 
     /// Releases, in order, everything at or before `up_to` (everything when `None`).
     fn release(&mut self, up_to: Option<Millis>) {
-        while let Some(Reverse(((t, _, _), _))) = self.heap.peek() {
+        while let Some(Reverse(Waiting((t, _, _), _))) = self.heap.peek() {
             if up_to.is_some_and(|u| *t > u) {
                 break;
             }
-            let Some(Reverse(((t, _, _), slot))) = self.heap.pop() else {
+            let Some(Reverse(Waiting((t, _, _), o))) = self.heap.pop() else {
                 break;
             };
-            if let Some(o) = self.slots.remove(&slot) {
-                (self.emit)(Some(t), o);
-            }
+            (self.emit)(Some(t), *o);
         }
     }
 
@@ -437,11 +507,11 @@ pub fn run(
         .build();
     let mut principals: HashMap<String, u64> = HashMap::new();
     let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
-    let mut seen_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut seen_ids = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
     let mut duplicates = 0u64;
     let mut count = |f: &Finding| -> bool {
         // CloudTrail occasionally delivers a record twice; its finding is reported once.
-        if !seen_ids.insert(f.id.clone()) {
+        if !seen_ids.insert(&f.id, f.time_ms) {
             duplicates += 1;
             return false;
         }
@@ -464,14 +534,9 @@ pub fn run(
     }
     let mut ready: Vec<Finding> = Vec::new();
     let mut alerts: Vec<Alert> = Vec::new();
-    let mut reorder = Reorder {
-        heap: BinaryHeap::new(),
-        slots: HashMap::new(),
-        next_slot: 0,
-        max_seen: None,
-        window: opts.reorder_window.max(0),
-        late: 0,
-        emit: |t: Option<Millis>, o: Evaluated| {
+    let mut reorder = Reorder::new(
+        opts.reorder_window.max(0),
+        |t: Option<Millis>, o: Evaluated| {
             ready.clear();
             pipeline.push(t, o, &mut ready);
             for f in &ready {
@@ -484,50 +549,67 @@ pub fn run(
                 emit(Emitted::Alert(&a));
             }
         },
-    };
+    );
     let (mut min_t, mut max_t): (Option<Millis>, Option<Millis>) = (None, None);
     let batch = opts.threads.max(1) * 4;
     let mut done = 0usize;
-    for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
-        let work = |input: &Input| process_file(input, rules, exceptions, opts);
-        let results: Vec<FileResult> = match &pool {
-            Ok(p) => p.install(|| chunk.par_iter().map(work).collect()),
-            Err(_) => chunk.iter().map(work).collect(),
-        };
-        for (k, r) in results.into_iter().enumerate() {
-            let file_idx = (b * batch + k) as u32;
-            match r.skipped {
-                Some(Shape::Digest) => s.digest_files_skipped += 1,
-                Some(Shape::CwlControl) => {}
-                Some(_) => s.files_skipped += 1,
-                None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
-                None => {}
+    // Decoding and matching run ahead on the worker pool while this thread puts the previous
+    // batch through the stateful stage: the two overlap, and at most `AHEAD` decoded batches
+    // wait (memory stays bounded). Batches arrive in file order, so the output is the same.
+    const AHEAD: usize = 2;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<FileResult>)>(AHEAD);
+        let pool = &pool;
+        scope.spawn(move || {
+            for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
+                let work = |input: &Input| process_file(input, rules, exceptions, opts);
+                let results: Vec<FileResult> = match pool {
+                    Ok(p) => p.install(|| chunk.par_iter().map(work).collect()),
+                    Err(_) => chunk.iter().map(work).collect(),
+                };
+                if tx.send((b, results)).is_err() {
+                    return;
+                }
             }
-            s.records += r.records;
-            s.malformed_records += r.malformed;
-            s.records_out_of_range += r.out_of_range;
-            s.records_without_time += r.without_time;
-            for i in r.issues {
-                s.issue(i.place, i.message);
+        });
+        for (b, results) in rx {
+            let files = results.len();
+            for (k, r) in results.into_iter().enumerate() {
+                let file_idx = (b * batch + k) as u32;
+                match r.skipped {
+                    Some(Shape::Digest) => s.digest_files_skipped += 1,
+                    Some(Shape::CwlControl) => {}
+                    Some(_) => s.files_skipped += 1,
+                    None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
+                    None => {}
+                }
+                s.records += r.records;
+                s.malformed_records += r.malformed;
+                s.records_out_of_range += r.out_of_range;
+                s.records_without_time += r.without_time;
+                for i in r.issues {
+                    s.issue(i.place, i.message);
+                }
+                if let Some(t) = r.min_time {
+                    min_t = Some(min_t.map_or(t, |m| m.min(t)));
+                }
+                if let Some(t) = r.max_time {
+                    max_t = Some(max_t.map_or(t, |m| m.max(t)));
+                }
+                s.control_messages_skipped += r.control_messages;
+                s.excepted_findings += r.excepted;
+                for (rec, (time, findings)) in r.items.into_iter().enumerate() {
+                    // `rec` is the position after sorting by time: it breaks ties in a fixed
+                    // way.
+                    reorder.push(time, file_idx, rec as u32, findings);
+                }
+                let wm = reorder.watermark();
+                reorder.release(wm);
             }
-            if let Some(t) = r.min_time {
-                min_t = Some(min_t.map_or(t, |m| m.min(t)));
-            }
-            if let Some(t) = r.max_time {
-                max_t = Some(max_t.map_or(t, |m| m.max(t)));
-            }
-            s.control_messages_skipped += r.control_messages;
-            s.excepted_findings += r.excepted;
-            for (rec, (time, findings)) in r.items.into_iter().enumerate() {
-                // `rec` is the position after sorting by time: it breaks ties in a fixed way.
-                reorder.push(time, file_idx, rec as u32, findings);
-            }
-            let wm = reorder.watermark();
-            reorder.release(wm);
+            done += files;
+            progress(done, s.records);
         }
-        done += chunk.len();
-        progress(done, s.records);
-    }
+    });
     reorder.release(None);
     s.late_records = reorder.late;
     drop(reorder);
@@ -600,17 +682,26 @@ mod tests {
     }
 
     #[test]
+    fn seen_ids_forget_what_is_past_the_horizon() {
+        let mut s = SeenIds::new(10 * MIN);
+        assert!(s.insert("a", Some(0)));
+        assert!(
+            !s.insert("a", Some(0)),
+            "a copy within the horizon is a duplicate"
+        );
+        assert!(s.insert("n", None));
+        assert!(s.insert("b", Some(11 * MIN)));
+        assert_eq!(s.ids.len(), 2, "`a` is forgotten, the timeless `n` kept");
+        assert!(!s.insert("n", None));
+        assert!(s.insert("a", Some(0)), "too late to be recognised");
+    }
+
+    #[test]
     fn reorder_releases_in_event_time_order_and_counts_late_records() {
         let mut seen: Vec<(Option<Millis>, String)> = Vec::new();
-        let mut r = Reorder {
-            heap: BinaryHeap::new(),
-            slots: HashMap::new(),
-            next_slot: 0,
-            max_seen: None,
-            window: 10 * MIN,
-            late: 0,
-            emit: |t: Option<Millis>, o: Evaluated| seen.push((t, o.findings[0].id.clone())),
-        };
+        let mut r = Reorder::new(10 * MIN, |t: Option<Millis>, o: Evaluated| {
+            seen.push((t, o.findings[0].id.clone()))
+        });
         r.push(Some(5 * MIN), 0, 0, output("b"));
         r.push(Some(3 * MIN), 0, 1, output("a"));
         r.push(None, 0, 2, output("no-time"));

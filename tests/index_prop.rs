@@ -199,7 +199,13 @@ fn index_files_rules_by_name_and_source() {
         None,
     );
     let set = RuleSet::new(loader.finish().rules);
-    assert_eq!(set.index().stats(), (1, 1, 1));
+    let st = set.index().stats();
+    // `userIdentity.type: Root` is filed by that field's value: no rule is evaluated for
+    // every event.
+    assert_eq!(
+        (st.by_name, st.by_source, st.by_field, st.always),
+        (1, 1, 1, 0)
+    );
 }
 
 /// Most SigmaHQ AWS rules are filed by eventName or eventSource.
@@ -209,15 +215,56 @@ fn sigmahq_rules_are_mostly_indexed() {
     loader.load_path(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sigmahq"));
     let report = loader.finish();
     let set = RuleSet::new(report.rules);
-    let (by_name, by_source, always) = set.index().stats();
+    let st = set.index().stats();
+    let (by_name, by_source, by_field, always) = (st.by_name, st.by_source, st.by_field, st.always);
     eprintln!(
-        "SigmaHQ: {by_name} by eventName, {by_source} by eventSource, {always} always evaluated"
+        "SigmaHQ: {by_name} by eventName, {by_source} by eventSource, {by_field} by another field, {always} always evaluated"
     );
     for r in set.rules() {
         if trailwatch::rules::index::key_for(r) == trailwatch::rules::index::IndexKey::Always {
             eprintln!("  always: {}", r.source.file);
         }
     }
-    assert_eq!(by_name + by_source + always, 57);
+    assert_eq!(by_name + by_source + by_field + always, 57);
     assert!(always <= 5, "{always} rules are evaluated for every event");
+}
+
+/// The built-in detections: no rule is evaluated for every event (the catch-all ones — root
+/// use, refused calls, instance credentials — are filed by another field), and on 3,313 real
+/// records the index selects exactly what a full scan finds.
+#[test]
+fn builtin_rules_are_all_indexed_and_the_index_is_exact_on_real_records() {
+    use std::io::Read;
+    let report = trailwatch::rules::load(&[], true, LoadOptions::default());
+    assert!(!report.has_errors());
+    let set = RuleSet::new(report.rules);
+    let st = set.index().stats();
+    assert_eq!(st.always, 0, "{st:?}");
+    assert!(st.by_field >= 5, "{st:?}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bench");
+    let mut events = 0;
+    let mut matched = 0;
+    for name in [
+        "stratus-red-team-detonation-logs.json.gz",
+        "invictus-aws-dataset.json.gz",
+        "otrf-ec2-proxy-s3-exfiltration.json.gz",
+    ] {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(dir.join(name)).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for r in doc["Records"].as_array().unwrap() {
+            let text = r.to_string();
+            let ev = Event::parse(&text).unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            set.matching(&ev, &mut a);
+            set.matching_full_scan(&ev, &mut b);
+            assert_eq!(a, b, "{text}");
+            events += 1;
+            matched += usize::from(!a.is_empty());
+        }
+    }
+    assert_eq!(events, 3313);
+    assert!(matched > 100, "{matched}");
 }

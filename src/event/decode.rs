@@ -117,8 +117,61 @@ pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
+/// One libdeflate decompressor per thread (allocated on first use, freed with the thread).
+struct Libdeflate(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+
+impl Drop for Libdeflate {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once, here.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
+}
+
+thread_local! {
+    static LIBDEFLATE: Option<Libdeflate> = {
+        // SAFETY: no preconditions; a null result (out of memory) is handled.
+        let d = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+        std::ptr::NonNull::new(d).map(Libdeflate)
+    };
+}
+
+/// A whole gzip file of exactly one member, inflated at once by libdeflate into a buffer of
+/// the size its trailer states. `None` for anything else — several members, a trailer that
+/// does not match, damage, a size over [`MAX_DECOMPRESSED`] — which the streaming decoder
+/// then reads (and reports).
+fn inflate_single_member(bytes: &[u8]) -> Option<Vec<u8>> {
+    let trailer: [u8; 4] = bytes.get(bytes.len().checked_sub(4)?..)?.try_into().ok()?;
+    let size = u32::from_le_bytes(trailer) as usize;
+    if size as u64 > MAX_DECOMPRESSED || bytes.len() < 18 {
+        return None;
+    }
+    let mut out = vec![0u8; size];
+    let (mut used_in, mut used_out) = (0usize, 0usize);
+    let ok = LIBDEFLATE.with(|d| {
+        let d = d.as_ref()?;
+        // SAFETY: `bytes` and `out` are valid for the lengths given; libdeflate writes at
+        // most `out.len()` bytes and its two counts.
+        let r = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                d.0.as_ptr(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut used_in,
+                &mut used_out,
+            )
+        };
+        Some(r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS)
+    })?;
+    (ok && used_in == bytes.len() && used_out == size).then_some(out)
+}
+
 /// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
 pub(crate) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    if let Some(out) = inflate_single_member(bytes) {
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(64 << 20));
     let mut reader = flate2::read::MultiGzDecoder::new(bytes).take(MAX_DECOMPRESSED + 1);
     if let Err(error) = reader.read_to_end(&mut out) {
@@ -459,6 +512,36 @@ mod tests {
             .map(|r| r.text.to_string())
             .chain(d.split.iter().map(|(_, s)| s.to_json_text()))
             .collect()
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn whole_file_inflate_takes_one_member_and_leaves_the_rest_to_the_stream() {
+        let a = br#"{"Records":[{"eventName":"A"}]}"#.repeat(100);
+        let one = gz(&a);
+        assert_eq!(inflate_single_member(&one).as_deref(), Some(&a[..]));
+        assert_eq!(gunzip(&one).unwrap(), a);
+        // Two members: not a single one; the stream reads both.
+        let mut two = one.clone();
+        two.extend(gz(b"second"));
+        assert!(inflate_single_member(&two).is_none());
+        let mut both = a.clone();
+        both.extend(b"second");
+        assert_eq!(gunzip(&two).unwrap(), both);
+        // A trailer that lies about the size, and a truncated file: the stream reports.
+        let mut lying = one.clone();
+        let n = lying.len();
+        lying[n - 4] ^= 1;
+        assert!(inflate_single_member(&lying).is_none());
+        assert!(inflate_single_member(&one[..one.len() / 2]).is_none());
+        assert!(gunzip(&one[..one.len() / 2]).is_err());
+        assert!(inflate_single_member(&gz(b"")).is_some_and(|v| v.is_empty()));
     }
 
     #[test]

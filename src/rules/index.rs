@@ -2,12 +2,16 @@
 //!
 //! A rule whose condition requires `eventName` to be one of a known set of exact values is
 //! filed under each of those names; otherwise, if it requires `eventSource` that way, under
-//! each source; otherwise it is always a candidate. The analysis is conservative: `not`,
-//! wildcards, modifiers and `null` all make a rule unconstrained, never wrongly constrained.
+//! each source. Rules that constrain neither (root use, refused calls, user agents) are
+//! filed by another field they test — its exact values (`userIdentity.type: Root`), or
+//! merely its presence (`errorCode|startswith: AccessDenied` needs an `errorCode`) — so most
+//! events skip them after one field lookup; only a rule with no such field is evaluated for
+//! every event. The analysis is conservative: `not`, wildcards, modifiers and `null` all make
+//! a rule unconstrained, never wrongly constrained.
 
 use super::Rule;
-use super::matcher::{Cond, Selection};
-use crate::event::{Event, Value};
+use super::matcher::{Cond, FieldTest, Needle, Selection};
+use crate::event::{Event, FieldPath, Value};
 use std::collections::{BTreeSet, HashMap};
 
 const EVENT_NAME: &str = "eventName";
@@ -54,11 +58,52 @@ fn required(cond: &Cond, sels: &[(String, Selection)], field: &str) -> Option<BT
     }
 }
 
+/// Can a needle match only a present value (never a missing field)?
+fn needs_value(n: &Needle) -> bool {
+    match n {
+        Needle::Null => false,
+        Needle::Any(alts) => alts.iter().all(needs_value),
+        _ => true,
+    }
+}
+
+/// Does `cond` hold only for events in which `field` is present (reaches some value)?
+fn requires_present(cond: &Cond, sels: &[(String, Selection)], field: &str) -> bool {
+    match cond {
+        Cond::Sel(i) => {
+            let Some((_, Selection::Groups(groups))) = sels.get(*i) else {
+                return false;
+            };
+            !groups.is_empty()
+                && groups.iter().all(|g| {
+                    g.iter().any(|f| {
+                        f.path.as_str() == field
+                            && match &f.test {
+                                FieldTest::Exists(want) => *want,
+                                FieldTest::Values { needles, .. } => {
+                                    !needles.is_empty() && needles.iter().all(needs_value)
+                                }
+                            }
+                    })
+                })
+        }
+        Cond::Not(_) => false,
+        Cond::And(items) => items.iter().any(|c| requires_present(c, sels, field)),
+        Cond::Or(items) => {
+            !items.is_empty() && items.iter().all(|c| requires_present(c, sels, field))
+        }
+    }
+}
+
 /// Where a rule is filed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexKey {
     Names(BTreeSet<String>),
     Sources(BTreeSet<String>),
+    /// Another field must hold one of these exact (lower-case) values.
+    FieldValues(String, BTreeSet<String>),
+    /// Another field must be present.
+    FieldPresent(String),
     Always,
 }
 
@@ -69,7 +114,52 @@ pub fn key_for(rule: &Rule) -> IndexKey {
     if let Some(s) = required(&rule.condition, &rule.selections, EVENT_SOURCE) {
         return IndexKey::Sources(s);
     }
+    // The fields the rule tests, in a fixed order.
+    let fields: BTreeSet<&str> = rule
+        .selections
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Selection::Groups(g) => Some(g),
+            Selection::Keywords(_) => None,
+        })
+        .flatten()
+        .flatten()
+        .map(|f| f.path.as_str())
+        .collect();
+    for f in &fields {
+        if let Some(v) = required(&rule.condition, &rule.selections, f) {
+            return IndexKey::FieldValues(f.to_string(), v);
+        }
+    }
+    for f in &fields {
+        if requires_present(&rule.condition, &rule.selections, f) {
+            return IndexKey::FieldPresent(f.to_string());
+        }
+    }
     IndexKey::Always
+}
+
+/// Rules filed by one other field.
+#[derive(Debug, Clone)]
+struct FieldGuard {
+    path: FieldPath,
+    /// Lower-case value → rules requiring it.
+    by_value: HashMap<Box<str>, Vec<u32>>,
+    /// Rules filed by a value (all of them, for values that are not strings).
+    valued: Vec<u32>,
+    /// Rules that need the field present.
+    present: Vec<u32>,
+}
+
+/// How many rules the index files where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexStats {
+    pub by_name: usize,
+    pub by_source: usize,
+    /// Filed by another field's values or presence.
+    pub by_field: usize,
+    /// Evaluated for every event.
+    pub always: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -79,6 +169,8 @@ pub struct CandidateIndex {
     always: Vec<u32>,
     /// Rules filed by name or source, for events whose field is not a string.
     keyed: Vec<u32>,
+    /// Rules filed by other fields.
+    guards: Vec<FieldGuard>,
 }
 
 /// Lower-cases ASCII `s` on the stack and calls `f`; other text goes through the heap.
@@ -114,10 +206,62 @@ impl CandidateIndex {
                     }
                     idx.keyed.push(i);
                 }
+                IndexKey::FieldValues(field, values) => {
+                    let g = idx.guard(&field);
+                    for v in values {
+                        g.by_value.entry(v.into()).or_default().push(i);
+                    }
+                    g.valued.push(i);
+                }
+                IndexKey::FieldPresent(field) => idx.guard(&field).present.push(i),
                 IndexKey::Always => idx.always.push(i),
             }
         }
         idx
+    }
+
+    fn guard(&mut self, field: &str) -> &mut FieldGuard {
+        let at = match self.guards.iter().position(|g| g.path.as_str() == field) {
+            Some(at) => at,
+            None => {
+                self.guards.push(FieldGuard {
+                    path: FieldPath::new(field),
+                    by_value: HashMap::new(),
+                    valued: Vec::new(),
+                    present: Vec::new(),
+                });
+                self.guards.len() - 1
+            }
+        };
+        &mut self.guards[at]
+    }
+
+    /// The rules filed by other fields that `ev` can match.
+    fn guarded(&self, ev: &Event<'_>, f: &mut impl FnMut(u32)) {
+        for g in &self.guards {
+            // Missing: none of its rules can match. One string: look it up. Anything else
+            // (several values, numbers, objects): every rule filed by its values.
+            let mut reached = 0usize;
+            let mut one_string = false;
+            let mut hit: Option<&Vec<u32>> = None;
+            ev.any_at(&g.path, &mut |v| {
+                reached += 1;
+                if let (1, Value::String(s)) = (reached, v) {
+                    one_string = true;
+                    hit = with_lower(s, |l| g.by_value.get(l));
+                }
+                false
+            });
+            if reached == 0 {
+                continue;
+            }
+            g.present.iter().for_each(|&i| f(i));
+            if reached == 1 && one_string {
+                hit.into_iter().flatten().for_each(|&i| f(i));
+            } else {
+                g.valued.iter().for_each(|&i| f(i));
+            }
+        }
     }
 
     /// Calls `f` with every candidate rule index for `ev` (each once, in no set order).
@@ -129,6 +273,7 @@ impl CandidateIndex {
             // A non-string eventName/eventSource (arrays, objects, numbers) can match a rule
             // in ways the index does not model: consider every rule.
             self.keyed.iter().chain(&self.always).for_each(|&i| f(i));
+            self.guarded(ev, &mut f);
             return;
         }
         if let Some(Value::String(n)) = name {
@@ -145,17 +290,28 @@ impl CandidateIndex {
                 }
             });
         }
+        self.guarded(ev, &mut f);
         self.always.iter().for_each(|&i| f(i));
     }
 
-    /// How many rules are filed by name, by source, and always evaluated.
-    pub fn stats(&self) -> (usize, usize, usize) {
-        let mut by_name: Vec<u32> = self.by_name.values().flatten().copied().collect();
-        by_name.sort_unstable();
-        by_name.dedup();
-        let mut by_source: Vec<u32> = self.by_source.values().flatten().copied().collect();
-        by_source.sort_unstable();
-        by_source.dedup();
-        (by_name.len(), by_source.len(), self.always.len())
+    /// How many rules are filed where.
+    pub fn stats(&self) -> IndexStats {
+        let distinct = |lists: &mut dyn Iterator<Item = &u32>| {
+            let mut v: Vec<u32> = lists.copied().collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        IndexStats {
+            by_name: distinct(&mut self.by_name.values().flatten()),
+            by_source: distinct(&mut self.by_source.values().flatten()),
+            by_field: distinct(
+                &mut self
+                    .guards
+                    .iter()
+                    .flat_map(|g| g.valued.iter().chain(&g.present)),
+            ),
+            always: self.always.len(),
+        }
     }
 }

@@ -41,6 +41,54 @@ pub struct Discovery {
     pub digests: usize,
     /// Paths that could not be listed or do not exist.
     pub errors: Vec<(String, std::io::Error)>,
+    /// Files left unread because the delivery date in their name is outside the time range.
+    pub pruned_files: usize,
+    /// `YYYY/MM/DD` directories of the S3 layout left unlisted for the same reason.
+    pub pruned_days: usize,
+}
+
+/// Clock skew allowed between an event's time and its file's delivery stamp.
+const DELIVERY_SKEW: Millis = 15 * 60_000;
+/// By default, events may be delivered this long after they happened (CloudTrail delivers
+/// within minutes, but gives no guarantee; a day covers its documented late deliveries).
+pub const DEFAULT_DELIVERY_MARGIN: Millis = 24 * 3_600_000;
+
+/// Which files can hold events of a time range, judged by the delivery time CloudTrail
+/// writes in the S3 key: a file delivered at `d` holds events from before `d` (give or take
+/// the clock skew) and, with late delivery, from at most `margin` before `d`.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRange {
+    /// Events at or after this time are wanted.
+    pub since: Option<Millis>,
+    /// Events before this time are wanted.
+    pub until: Option<Millis>,
+    /// How long after an event its file may be delivered.
+    pub margin: Millis,
+}
+
+impl DeliveryRange {
+    /// Can files delivered between `first` and `last` hold events of the range?
+    fn keeps(&self, first: Millis, last: Millis) -> bool {
+        let after_since = self
+            .since
+            .is_none_or(|s| last.saturating_add(DELIVERY_SKEW) >= s);
+        let before_until = self
+            .until
+            .is_none_or(|u| first.saturating_sub(self.margin) < u);
+        after_since && before_until
+    }
+}
+
+/// `…/YYYY/MM/DD` of the S3 layout: the day's start and end (exclusive) in milliseconds.
+fn day_of_dir(dir: &Path) -> Option<(Millis, Millis)> {
+    let mut parts = dir.iter().rev().take(3).map(|c| c.to_str());
+    let (d, m, y) = (parts.next()??, parts.next()??, parts.next()??);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)?;
+    let start = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some((start, start + 86_400_000))
 }
 
 fn is_digest_path(p: &Path) -> bool {
@@ -98,7 +146,20 @@ pub fn peek_time(p: &Path) -> Option<Millis> {
     })
 }
 
-fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>, ancestors: &mut Vec<PathBuf>) {
+fn walk(
+    dir: &Path,
+    d: &mut Discovery,
+    files: &mut Vec<PathBuf>,
+    ancestors: &mut Vec<PathBuf>,
+    range: Option<&DeliveryRange>,
+) {
+    // A day directory of the S3 layout outside the range is not even listed.
+    if let (Some(r), Some((start, end))) = (range, day_of_dir(dir))
+        && !r.keeps(start, end)
+    {
+        d.pruned_days += 1;
+        return;
+    }
     // Symbolic links to directories are followed, except into a directory being walked
     // already (a loop).
     let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -130,7 +191,7 @@ fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>, ancestors: &mut
             }
         };
         if ft.is_dir() {
-            walk(&p, d, files, ancestors);
+            walk(&p, d, files, ancestors, range);
         } else if is_digest_path(&p) {
             d.digests += 1;
         } else if ft.is_file() {
@@ -143,6 +204,12 @@ fn walk(dir: &Path, d: &mut Discovery, files: &mut Vec<PathBuf>, ancestors: &mut
 /// Expands `paths` (files, directories, `-`) into inputs, ordered by the delivery time in
 /// CloudTrail file names, then by path.
 pub fn discover(paths: &[PathBuf]) -> Discovery {
+    discover_in(paths, None)
+}
+
+/// [`discover`], leaving out files (and S3-layout day directories) whose delivery date cannot
+/// hold events of `range`. Files without a delivery stamp in their name are always kept.
+pub fn discover_in(paths: &[PathBuf], range: Option<&DeliveryRange>) -> Discovery {
     let mut d = Discovery::default();
     let mut files = Vec::new();
     let mut stdin = false;
@@ -152,7 +219,7 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files, &mut Vec::new()),
+            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files, &mut Vec::new(), range),
             Ok(_) if is_digest_path(p) => d.digests += 1,
             Ok(_) => files.push(p.clone()),
             Err(e) => d.errors.push((p.display().to_string(), e)),
@@ -160,6 +227,14 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
     }
     files.sort();
     files.dedup();
+    if let Some(r) = range {
+        let before = files.len();
+        files.retain(|p| match time_key(p).and_then(stamp_millis) {
+            Some(t) => r.keeps(t, t + 60_000),
+            None => true,
+        });
+        d.pruned_files = before - files.len();
+    }
     // Order by time: the delivery stamp in CloudTrail file names, else the first event time
     // found at the start of the file; files with neither come last, by path.
     let mut keyed: Vec<(Option<Millis>, PathBuf)> = files
@@ -210,6 +285,60 @@ mod tests {
             .map(|i| i.label().rsplit('/').next().unwrap().to_string())
             .collect();
         assert_eq!(names, vec!["b.json", "a.json", "c.txt"]);
+    }
+
+    #[test]
+    fn delivery_dates_prune_files_and_day_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let ms = |t: &str| crate::util::time::parse_event_time(t).unwrap();
+        for (day, stamp) in [
+            ("09", "20230709T2355Z"),
+            ("10", "20230710T0005Z"),
+            ("10", "20230710T1145Z"),
+            ("12", "20230712T0005Z"),
+        ] {
+            let ct = dir
+                .path()
+                .join(format!("AWSLogs/1/CloudTrail/us-east-1/2023/07/{day}"));
+            std::fs::create_dir_all(&ct).unwrap();
+            std::fs::write(
+                ct.join(format!("1_CloudTrail_us-east-1_{stamp}_x.json")),
+                b"{}",
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("export.json"), b"{}").unwrap();
+        let range = DeliveryRange {
+            since: Some(ms("2023-07-10T00:00:00Z")),
+            until: Some(ms("2023-07-10T12:00:00Z")),
+            margin: 3_600_000,
+        };
+        let d = discover_in(&[dir.path().to_path_buf()], Some(&range));
+        let names: Vec<String> = d
+            .inputs
+            .iter()
+            .map(|i| i.label().rsplit('/').next().unwrap().to_string())
+            .collect();
+        // The 9th's last file (delivered 5 minutes before the range, within the clock skew)
+        // and the 10th's are read; the 12th's day is not even listed; a file without a stamp
+        // is always read.
+        assert_eq!(
+            names,
+            [
+                "1_CloudTrail_us-east-1_20230709T2355Z_x.json",
+                "1_CloudTrail_us-east-1_20230710T0005Z_x.json",
+                "1_CloudTrail_us-east-1_20230710T1145Z_x.json",
+                "export.json"
+            ]
+        );
+        assert_eq!((d.pruned_days, d.pruned_files), (1, 0));
+        // From 06:00: the 9th's directory is skipped, and the 10th's early file by its stamp.
+        let range = DeliveryRange {
+            since: Some(ms("2023-07-10T06:00:00Z")),
+            ..range
+        };
+        let d = discover_in(&[dir.path().to_path_buf()], Some(&range));
+        assert_eq!((d.inputs.len(), d.pruned_days, d.pruned_files), (2, 2, 1));
     }
 
     #[test]
