@@ -379,3 +379,128 @@ fn rule_tests_can_assert_the_alert_stream() {
     );
     assert!(err.contains("`{alerts: [...]}` needs `events`"), "{err}");
 }
+
+/// Runs `trailwatch args` with standard output a pipe whose reader has already gone, as
+/// `… | head` leaves it once `head` has what it wants.
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    bin()
+        .args(args)
+        .current_dir(root())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run trailwatch")
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly_with_the_status_earned() {
+    for args in [
+        &["rules", "test", "-v"][..],
+        &["rules", "list"],
+        &["rules", "list", "--format", "json"],
+        &["rules", "validate"],
+        &["backtest", "fixtures/samples/"],
+        &["backtest", "--format", "json", "fixtures/samples/"],
+    ] {
+        let o = run_into_closed_pipe(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("error") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // A check that failed still fails: the closed pipe does not hide it.
+    let o = run_into_closed_pipe(&["backtest", "--fail-on", "low", "fixtures/samples/"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("reached --fail-on low") && !err.contains("error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_builtin_set_is_counted_and_described_one_way() {
+    let list = run(&["rules", "list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let list = stdout(&list);
+    let lines: Vec<&str> = list.lines().collect();
+    let (counts, items) = lines.split_last().unwrap();
+    // `N rules, 1 correlation, 1 baseline document`: singular where it is one.
+    let kinds: Vec<(usize, &str)> = counts
+        .split(", ")
+        .map(|part| {
+            let (n, what) = part.split_once(' ').unwrap();
+            (n.parse().unwrap(), what)
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().map(|k| k.1).collect::<Vec<_>>(),
+        ["rules", "correlation", "baseline document"],
+        "{counts}"
+    );
+    assert_eq!(kinds[1].0, 1);
+    assert_eq!(kinds[2].0, 1);
+    // The count is what is listed.
+    assert_eq!(kinds.iter().map(|k| k.0).sum::<usize>(), items.len());
+    let correlations = items.iter().filter(|l| l.contains(" correlation]")).count();
+    assert_eq!(correlations, kinds[1].0);
+    // `rules validate` describes the same set with the same words.
+    let validate = run(&["rules", "validate"]);
+    let out = stdout(&validate);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{counts} valid in "))),
+        "{out}\nvs\n{counts}"
+    );
+}
+
+#[test]
+fn levels_are_spelled_one_way_in_text_and_counts_agree_in_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "info.yml",
+        "title: Buckets listed\nid: t-info\nlevel: informational\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: ListBuckets\n  condition: sel\n",
+    );
+    let input = write(
+        dir.path(),
+        "in.json",
+        r#"{"Records":[{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","eventID":"e1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"}}]}"#,
+    );
+    let o = run(&[
+        "backtest",
+        "--rules",
+        rule.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("INFO     2024-05-01T10:00:00Z  Buckets listed"),
+        "{out}"
+    );
+    assert!(out.contains("  INFO      Buckets listed (t-info)"), "{out}");
+    assert!(
+        !out.contains("INFORMATIONAL") && !out.contains("informational"),
+        "{out}"
+    );
+    assert!(out.contains("1 finding from 1 event in 1 file,"), "{out}");
+    let list = run(&["rules", "list", rule.to_str().unwrap()]);
+    let list = stdout(&list);
+    assert!(
+        list.contains("t-info  ") && list.contains("  INFO      Buckets listed"),
+        "{list}"
+    );
+    assert!(list.ends_with("\n1 rule\n"), "{list}");
+    let validate = run(&["rules", "validate", rule.to_str().unwrap()]);
+    assert!(
+        stdout(&validate)
+            .starts_with("1 rule valid in 1 file; 0 errors, 0 warnings, 0 documents skipped"),
+        "{}",
+        stdout(&validate)
+    );
+}

@@ -13,6 +13,7 @@ use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
 use trailwatch::source::files::discover;
+use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
@@ -137,43 +138,14 @@ pub enum FindingFormat {
     Alerts,
 }
 
-fn level_tag(l: Level) -> &'static str {
-    match l {
-        Level::Informational => "INFO",
-        Level::Low => "LOW",
-        Level::Medium => "MEDIUM",
-        Level::High => "HIGH",
-        Level::Critical => "CRITICAL",
-    }
-}
-
-/// One line per finding: level, event time, the summary sentence (which starts with the
-/// rule title) and the CloudTrail event id to look the record up. Finding ids and the
-/// redacted event are in the JSON formats. Text from events is attacker-controlled: control
-/// characters and terminal escape sequences are stripped.
-fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
-    use trailwatch::sink::message::clean;
-    write!(
-        out,
-        "{:<8} {}  {}",
-        level_tag(f.rule.level),
-        f.time.as_deref().unwrap_or("-"),
-        clean(&f.summary, 4000)
-    )?;
-    match f.event_ids.first() {
-        Some(id) => writeln!(out, " [event {}]", clean(id, 100)),
-        None => writeln!(out),
-    }
-}
-
 fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{} findings from {} events in {} files, {} to {}, in {:.2}s",
-        s.findings,
-        s.records,
-        s.files_read,
+        "{} from {} in {}, {} to {}, in {:.2}s",
+        count(s.findings, "finding"),
+        count(s.records, "event"),
+        count(s.files_read as u64, "file"),
         s.first_event_time.as_deref().unwrap_or("-"),
         s.last_event_time.as_deref().unwrap_or("-"),
         secs
@@ -181,101 +153,115 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     if let (Some(a), Some(per_day)) = (&s.alerts, s.alerts_per_day()) {
         writeln!(
             out,
-            "{} alerts ({} new, {} updates, {} closing summaries) for {} incidents: {per_day:.1} alerts a day; {} incidents below the alert level",
-            a.alerts, a.new, a.updates, a.closes, a.incidents, a.below_min_level
+            "{} ({} new, {}, {}) for {}: {per_day:.1} alerts a day; {} below the alert level",
+            count(a.alerts, "alert"),
+            a.new,
+            count(a.updates, "update"),
+            count(a.closes, "closing summary"),
+            count(a.incidents, "incident"),
+            count(a.below_min_level, "incident")
         )?;
     }
     let mut notes = Vec::new();
-    if s.files_skipped > 0 {
-        notes.push(format!(
-            "{} files skipped (not CloudTrail)",
-            s.files_skipped
-        ));
+    // `n noun(s) rest`, when n is not 0.
+    fn note(notes: &mut Vec<String>, n: u64, noun: &str, rest: &str) {
+        if n > 0 {
+            notes.push(format!("{} {rest}", count(n, noun)));
+        }
     }
-    if s.digest_files_skipped > 0 {
-        notes.push(format!("{} digest files skipped", s.digest_files_skipped));
-    }
-    if s.control_messages_skipped > 0 {
-        notes.push(format!(
-            "{} CloudWatch Logs control messages skipped",
-            s.control_messages_skipped
-        ));
-    }
-    if s.records_out_of_range > 0 {
-        notes.push(format!(
-            "{} events outside --since/--until",
-            s.records_out_of_range
-        ));
-    }
-    if s.records_without_time > 0 {
-        notes.push(format!(
-            "{} events without eventTime",
-            s.records_without_time
-        ));
-    }
-    if s.late_records > 0 {
-        notes.push(format!(
-            "{} events arrived after newer events beyond the re-order window and were processed out of order",
-            s.late_records
-        ));
-    }
-    if s.merged_findings > 0 {
-        notes.push(format!(
-            "{} findings merged by suppression",
-            s.merged_findings
-        ));
-    }
+    note(
+        &mut notes,
+        s.files_skipped as u64,
+        "file",
+        "skipped (not CloudTrail)",
+    );
+    note(
+        &mut notes,
+        s.digest_files_skipped as u64,
+        "digest file",
+        "skipped",
+    );
+    note(
+        &mut notes,
+        s.control_messages_skipped as u64,
+        "CloudWatch Logs control message",
+        "skipped",
+    );
+    note(
+        &mut notes,
+        s.records_out_of_range,
+        "event",
+        "outside --since/--until",
+    );
+    note(
+        &mut notes,
+        s.records_without_time,
+        "event",
+        "without eventTime (processed in arrival order)",
+    );
+    note(
+        &mut notes,
+        s.late_records,
+        "event",
+        "arrived after newer events beyond the re-order window and processed out of order",
+    );
+    note(
+        &mut notes,
+        s.merged_findings,
+        "finding",
+        "merged by suppression",
+    );
     if s.late_hits > 0 {
         notes.push(format!(
-            "{} events arrived later than the allowed lateness and were not counted in correlation windows (e.g. {})",
-            s.late_hits,
+            "{} arrived later than the allowed lateness, not counted in correlation windows (e.g. {})",
+            count(s.late_hits, "event"),
             s.late_hit_samples.join(", ")
         ));
     }
-    if s.evicted_keys > 0 {
-        notes.push(format!(
-            "{} correlation group keys evicted at the key cap",
-            s.evicted_keys
-        ));
-    }
+    note(
+        &mut notes,
+        s.evicted_keys,
+        "correlation group key",
+        "evicted at the key cap",
+    );
     if let Some(b) = &s.baselines {
         notes.push(format!(
-            "baselines: {} series tracked, {} new principals, {} anomalies started, {} ended{}",
+            "baselines: {} series tracked, {}, {} started, {} ended{}",
             b.series,
-            b.stats.new_principals,
-            b.stats.starts,
+            count(b.stats.new_principals, "new principal"),
+            count(b.stats.starts, "anomaly"),
             b.stats.ends,
             if b.stats.evicted_series > 0 {
-                format!(", {} series evicted at the cap", b.stats.evicted_series)
+                format!(", {} evicted at the cap", b.stats.evicted_series)
             } else {
                 String::new()
             }
         ));
         if b.stats.attribution_drops > 0 {
             notes.push(format!(
-                "baselines: {} recent records dropped at the attribution buffer's cap (some \
-                 Starts attribute only part of their window)",
-                b.stats.attribution_drops
+                "baselines: {} dropped at the attribution buffer's cap (some Starts attribute \
+                 only part of their window)",
+                count(b.stats.attribution_drops, "recent record")
             ));
         }
     }
-    if s.excepted_findings > 0 {
-        notes.push(format!(
-            "{} matches dropped by --exceptions",
-            s.excepted_findings
-        ));
-    }
-    if s.duplicate_findings > 0 {
-        notes.push(format!(
-            "{} duplicate findings (records delivered twice) reported once",
-            s.duplicate_findings
-        ));
-    }
+    note(
+        &mut notes,
+        s.excepted_findings,
+        "match",
+        "dropped by --exceptions",
+    );
+    note(
+        &mut notes,
+        s.duplicate_findings,
+        "duplicate finding",
+        "(records delivered twice) reported once",
+    );
     if s.malformed_records > 0 || !s.issues.is_empty() {
         notes.push(format!(
-            "{} input problems, {} malformed records (listed on stderr)",
-            s.issues.len() as u64 + s.issues_not_shown,
-            s.malformed_records
+            "{}, {} (listed on stderr)",
+            count(s.issues.len() as u64 + s.issues_not_shown, "input problem"),
+            count(s.malformed_records, "malformed record")
         ));
     }
     if !notes.is_empty() {
@@ -286,14 +272,15 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
         rows.sort_by(|a, b| b.1.findings.cmp(&a.1.findings).then(a.0.cmp(b.0)));
         writeln!(
             out,
-            "\n{:>8}  {:>10}  {:<13} rule",
+            "\n{:>8}  {:>10}  {:<8}  rule",
             "findings", "principals", "level"
         )?;
         for (id, t) in rows {
+            let level = Level::parse(&t.level).map_or(t.level.as_str(), |l| l.tag());
             writeln!(
                 out,
-                "{:>8}  {:>10}  {:<13} {} ({id})",
-                t.findings, t.principals, t.level, t.title
+                "{:>8}  {:>10}  {:<8}  {} ({id})",
+                t.findings, t.principals, level, t.title
             )?;
         }
         writeln!(out, "\ntop principals:")?;
@@ -326,7 +313,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(super::out::stdout())),
     };
     let now = chrono::Utc::now();
     let time_arg = |v: &Option<String>, flag: &str| -> Result<Option<Millis>> {
@@ -397,7 +384,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                 (Emitted::Finding(f), format) => {
                     worst = worst.max(Some(f.rule.level));
                     match format {
-                        FindingFormat::Text => write_text(&mut out, f),
+                        FindingFormat::Text => trailwatch::sink::text::finding_line(&mut out, f),
                         FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
                             .map_err(std::io::Error::other)
                             .and_then(|_| writeln!(out)),
@@ -454,11 +441,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         let diff = expect_diff(&expected, &summary);
         if diff.is_empty() {
             eprintln!(
-                "--expect: all {} rules produced the expected number of findings",
-                rules.len()
+                "--expect: all {} produced the expected number of findings",
+                count(rules.len() as u64, "rule")
             );
         } else {
-            eprintln!("--expect: {} mismatches", diff.len());
+            eprintln!("--expect: {}", count(diff.len() as u64, "mismatch"));
             for line in diff {
                 eprintln!("  {line}");
             }

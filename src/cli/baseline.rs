@@ -288,7 +288,7 @@ fn show(a: ShowArgs) -> Result<Outcome> {
             a.principal.as_deref().unwrap_or_default()
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match a.format {
         ShowFormat::Json => {
             let items: Vec<serde_json::Value> = shown

@@ -384,15 +384,15 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 wake.notify_one();
             });
         }
+        let counts = rules.counts();
         tracing::info!(
             log_groups = %groups.join(","),
-            rules = rules.len(),
-            correlations = rules.plans().plans.len(),
+            rules = counts.rules,
+            correlations = counts.correlations,
+            baseline_documents = counts.baselines,
             state_dir = %state_dir.display(),
-            "tailing {} ({} rules, {} correlations); state in {}; {}",
+            "tailing {} ({counts}); state in {}; {}",
             groups.join(", "),
-            rules.len(),
-            rules.plans().plans.len(),
             state_dir.display(),
             match (&topic, &print_to) {
                 (_, Some(w)) => format!("printing findings to {w} instead of publishing"),
