@@ -81,8 +81,11 @@ pub struct RuleTally {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BacktestSummary {
     pub files_read: usize,
-    /// Inputs that are neither JSON nor gzip (a README, …).
+    /// Inputs that are not CloudTrail: neither JSON nor gzip (a README, …), or JSON that is
+    /// neither a record nor an envelope of records (an IAM policy, …).
     pub files_skipped: usize,
+    /// Those inputs and why each was skipped (the first [`MAX_ISSUES`]).
+    pub skipped: Vec<Issue>,
     pub digest_files_skipped: usize,
     pub control_messages_skipped: usize,
     /// Records read (in the time range or not).
@@ -173,9 +176,14 @@ impl BacktestSummary {
         }
     }
 
-    /// Any input problem (for `--strict`).
+    /// Any input problem (for `--strict`): an unreadable input, a malformed record, or an
+    /// input skipped as not CloudTrail. (Digest files and CloudWatch Logs control messages
+    /// are CloudTrail's own and not problems.)
     pub fn has_input_problems(&self) -> bool {
-        !self.issues.is_empty() || self.issues_not_shown > 0 || self.malformed_records > 0
+        !self.issues.is_empty()
+            || self.issues_not_shown > 0
+            || self.malformed_records > 0
+            || self.files_skipped > 0
     }
 }
 
@@ -184,6 +192,8 @@ impl BacktestSummary {
 struct FileResult {
     label: String,
     skipped: Option<Shape>,
+    /// Why a [`Shape::NotCloudTrail`] input was skipped.
+    skip_reason: Option<&'static str>,
     records: u64,
     malformed: u64,
     out_of_range: u64,
@@ -226,6 +236,7 @@ fn process_file(
     }
     if !decode::looks_like_input(&bytes) {
         r.skipped = Some(Shape::NotCloudTrail);
+        r.skip_reason = Some("not CloudTrail: neither JSON nor gzip");
         return r;
     }
     // Inflate, then let the compressed copy go (one copy of the file in memory).
@@ -282,6 +293,16 @@ fn process_file(
         Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
     ) {
         r.skipped = Some(decoded.shape);
+        let json = matches!(
+            plain.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        );
+        r.skip_reason = Some(if json {
+            "not CloudTrail: JSON, but neither a record (no eventName, eventSource or \
+             eventTime) nor an envelope of records"
+        } else {
+            "not CloudTrail: not JSON"
+        });
         return r;
     }
     for issue in decoded.issues {
@@ -501,7 +522,15 @@ pub fn run(
             match r.skipped {
                 Some(Shape::Digest) => s.digest_files_skipped += 1,
                 Some(Shape::CwlControl) => {}
-                Some(_) => s.files_skipped += 1,
+                Some(_) => {
+                    s.files_skipped += 1;
+                    if s.skipped.len() < MAX_ISSUES {
+                        s.skipped.push(Issue {
+                            place: r.label.clone(),
+                            message: r.skip_reason.unwrap_or("not CloudTrail").to_string(),
+                        });
+                    }
+                }
                 None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
                 None => {}
             }

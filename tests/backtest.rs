@@ -732,15 +732,88 @@ fn big_record_is_processed_normally() {
 }
 
 #[test]
-fn broken_readme_is_skipped_not_a_problem() {
+fn broken_readme_is_skipped_and_fails_a_strict_run() {
     let s = Scratch::new();
     let path = broken("README.md");
     let (v, err) = s.json(&[&path]);
     assert!(err.trim().is_empty(), "{err}");
     assert_eq!(summary_u64(&v, "files_skipped"), 1);
     assert!(issues(&v).is_empty());
+    assert_eq!(
+        v["summary"]["skipped"][0]["message"],
+        "not CloudTrail: neither JSON nor gzip"
+    );
+    // --strict reads every input: a skipped one fails the run, named.
     let o = s.backtest(&[OsStr::new("--strict"), path.as_os_str()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "error: {}: not CloudTrail: neither JSON nor gzip (skipped)",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: --strict: 1 input skipped (listed above)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn garbage_on_standard_input_fails_a_strict_run() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let s = Scratch::new();
+    let mut child = bin()
+        .args(["backtest", "--strict", "--rules"])
+        .arg(&s.rules)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not json\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: <stdin>: not CloudTrail: neither JSON nor gzip (skipped)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_json_file_that_is_not_cloudtrail_is_not_an_event() {
+    let s = Scratch::new();
+    let dir = s.subdir("docs");
+    std::fs::copy(
+        root().join("docs/iam-policy.json"),
+        dir.join("iam-policy.json"),
+    )
+    .unwrap();
+    write(&dir, "good.json", records_doc(&standard()));
+    let (v, err) = s.json(&[&dir]);
+    assert_eq!(finding_events(&v), STANDARD_FINDINGS, "{err}");
+    assert_eq!(summary_u64(&v, "records"), 4, "the policy is not an event");
+    assert_eq!(summary_u64(&v, "files_read"), 1);
+    assert_eq!(summary_u64(&v, "files_skipped"), 1);
+    let o = s.backtest(&[OsStr::new("--strict"), dir.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("iam-policy.json: not CloudTrail: JSON, but neither a record"),
+        "{}",
+        stderr(&o)
+    );
+    // The repository's docs/ holds no events at all.
+    let (v, _) = s.json(&[root().join("docs")]);
+    assert_eq!(summary_u64(&v, "records"), 0, "{}", v["summary"]);
 }
 
 #[test]
@@ -922,6 +995,26 @@ fn since_until_filter_by_event_time() {
 }
 
 #[test]
+fn an_empty_or_inverted_time_range_is_a_usage_error() {
+    let s = Scratch::new();
+    let f = time_range_input(&s);
+    let f = f.to_str().unwrap();
+    for (since, until) in [("2023-07-11", "2023-07-10"), ("2023-07-10", "2023-07-10")] {
+        let o = s.backtest(&["--since", since, "--until", until, f]);
+        assert_eq!(o.status.code(), Some(2), "{since} {until}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "error: --since {since} ({since}T00:00:00Z) is not before --until {until} \
+                 ({until}T00:00:00Z): the range holds no event"
+            )),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    }
+}
+
+#[test]
 fn invalid_time_arguments_exit_2_with_a_message() {
     let s = Scratch::new();
     let f = time_range_input(&s);
@@ -1011,6 +1104,34 @@ fn expect_unlisted_rule_that_fires_is_a_mismatch() {
         "{err}"
     );
     assert!(!err.contains("tw-stop"), "{err}");
+}
+
+#[test]
+fn expect_with_an_unknown_rule_id_is_rejected_like_disable() {
+    let s = Scratch::new();
+    let input = expect_input(&s);
+    let exp = write(s.path(), "expect.yml", "tw-stop: 2\ntw-stpo: 3\n");
+    let o = s.backtest(&[OsStr::new("--expect"), exp.as_os_str(), input.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "error: --expect {}: no loaded rule has the id tw-stpo (see `trailwatch rules list`)",
+            exp.display()
+        )),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    // A disabled rule is still known: expecting it to be silent is fine.
+    let exp = write(s.path(), "expect2.yml", "tw-stop: 0\ntw-delete: 1\n");
+    let o = s.backtest(&[
+        OsStr::new("--disable"),
+        OsStr::new("tw-stop"),
+        OsStr::new("--expect"),
+        exp.as_os_str(),
+        input.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]

@@ -21,8 +21,9 @@ use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
     after_help = "Inputs: S3 archive files ({\"Records\":[…]}, gzipped or not) and the AWSLogs/ \
 directory layout, JSON arrays, single records, JSON lines, CloudWatch Logs subscription \
 payloads (raw or base64+gzip), LookupEvents / CloudTrail Lake output, and `-` for standard \
-input. The shape is detected from content. Files that are neither JSON nor gzip are skipped \
-and counted; CloudTrail-Digest files are skipped.\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
+input. The shape is detected from content. Files that are neither JSON nor gzip, and JSON that \
+is neither a record nor an envelope of records (an IAM policy), are skipped and counted \
+(--strict fails on them); CloudTrail-Digest files are skipped.\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
 trailwatch backtest --rules my-rules/ --format jsonl s3-export/ > findings.jsonl\n  \
 zcat file.json.gz | trailwatch backtest -"
 )]
@@ -66,15 +67,17 @@ pub struct BacktestArgs {
     /// before now (7d, 12h).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
-    /// Only events before this time (same forms as --since).
+    /// Only events before this time (same forms as --since); it must be later than --since.
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
     /// YAML map of rule id → expected number of findings; rules not listed are expected to
     /// produce none. Exit 1 with a diff on any mismatch (for rule regression tests in CI).
+    /// An id that no loaded rule has is an error (exit 2), as with --disable.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
-    /// Treat any input problem (unreadable file, corrupt gzip, malformed record) as an error:
-    /// exit 2 after the run.
+    /// Treat any input problem as an error: an unreadable file, corrupt gzip, a malformed
+    /// record, or an input skipped as not CloudTrail (a README, a JSON file with no records).
+    /// Each is named on stderr, then the run exits 2.
     #[arg(long)]
     strict: bool,
     /// Worker threads for decoding and matching [default: available cores]. The output does
@@ -97,6 +100,34 @@ pub struct BacktestArgs {
     /// `baseline` document must be loaded; the built-in rules include one).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+}
+
+/// `--since` and `--until` in milliseconds; a range that holds no time is a usage error
+/// (rather than a run that silently reports nothing).
+fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<Millis>, Option<Millis>)> {
+    let now = chrono::Utc::now();
+    let parse = |v: Option<&str>, flag: &str| -> Result<Option<Millis>> {
+        v.map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    let (s, u) = (parse(since, "--since")?, parse(until, "--until")?);
+    if let (Some(from), Some(to)) = (s, u)
+        && from >= to
+    {
+        use trailwatch::util::time::format_millis;
+        anyhow::bail!(
+            "--since {} ({}) is not before --until {} ({}): the range holds no event; --since \
+             is the start (inclusive), --until the end (exclusive)",
+            since.unwrap_or_default(),
+            format_millis(from),
+            until.unwrap_or_default(),
+            format_millis(to)
+        );
+    }
+    Ok((s, u))
 }
 
 /// Reads an `--expect` file: rule id → count.
@@ -292,16 +323,39 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
 }
 
 pub fn run(args: BacktestArgs) -> Result<Outcome> {
+    let (since, until) = time_range(args.since.as_deref(), args.until.as_deref())?;
     let source = RuleArgs {
         paths: args.rules.clone(),
         builtin: args.builtin,
         placeholders: args.placeholders.clone(),
         logsource_service: args.logsource_service.clone(),
     };
-    let (rules, exceptions) = args.tuning.apply(source.load_for_run(args.skip_invalid)?)?;
+    let loaded = source.load_for_run(args.skip_invalid)?;
+    // Ids of every loaded rule (disabled ones included): what --expect may name.
+    let known = loaded.ids();
+    let (rules, exceptions) = args.tuning.apply(loaded)?;
     if rules.is_empty() {
         anyhow::bail!("no rules loaded; nothing to evaluate");
     }
+    let expected = match &args.expect {
+        None => None,
+        Some(p) => {
+            let expected = read_expect(p)?;
+            let unknown: Vec<String> = expected
+                .keys()
+                .filter(|id| !known.contains(*id))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "--expect {}: {} (see `trailwatch rules list`)",
+                    p.display(),
+                    trailwatch::rules::UnknownRuleIds(unknown)
+                );
+            }
+            Some(expected)
+        }
+    };
     let discovery = discover(&args.inputs);
     if discovery.inputs.is_empty() && discovery.errors.len() == args.inputs.len() {
         for (p, e) in &discovery.errors {
@@ -315,12 +369,6 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         )),
         None => Box::new(std::io::BufWriter::new(super::out::stdout())),
     };
-    let now = chrono::Utc::now();
-    let time_arg = |v: &Option<String>, flag: &str| -> Result<Option<Millis>> {
-        v.as_deref()
-            .map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
-            .transpose()
-    };
     let app_config = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -333,8 +381,8 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         None => None,
     };
     let opts = backtest::BacktestOptions {
-        since: time_arg(&args.since, "--since")?,
-        until: time_arg(&args.until, "--until")?,
+        since,
+        until,
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -354,7 +402,6 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         alerts: (args.format == FindingFormat::Alerts)
             .then(|| args.alert.settings(app_config.as_ref())),
     };
-    let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
         let b = indicatif::ProgressBar::new(discovery.inputs.len() as u64);
         b.set_style(
@@ -433,7 +480,23 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     }
     out.flush().context("cannot write findings")?;
     if args.strict && summary.has_input_problems() {
-        eprintln!("error: input problems found and --strict is set");
+        for skipped in &summary.skipped {
+            eprintln!("error: {}: {} (skipped)", skipped.place, skipped.message);
+        }
+        let problems = summary.issues.len() as u64 + summary.issues_not_shown;
+        let parts: Vec<String> = [
+            (summary.files_skipped as u64, "input", " skipped"),
+            (problems, "input problem", ""),
+            (summary.malformed_records, "malformed record", ""),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, noun, rest)| format!("{}{rest}", count(n, noun)))
+        .collect();
+        eprintln!(
+            "error: --strict: {} (listed above); a strict run reads every input",
+            parts.join(", ")
+        );
         return Ok(Outcome::Invalid);
     }
     let mut outcome = Outcome::Ok;
