@@ -504,3 +504,84 @@ fn levels_are_spelled_one_way_in_text_and_counts_agree_in_number() {
         stdout(&validate)
     );
 }
+
+/// Strips terminal control sequences (`ESC [ … letter`) from `s`.
+fn strip_csi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Findings printed on the terminal the progress bar is drawn on: each finding line stands
+/// alone (the bar is cleared first and drawn again after), and the rate reads `N files/s`.
+/// Runs the binary on a pseudo-terminal through `script` (util-linux).
+#[test]
+fn progress_bar_and_findings_share_a_terminal_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "rule.yml",
+        "title: CloudTrail stopped\nid: tw-stop\nlevel: high\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: StopLogging}\n  condition: sel\n",
+    );
+    // 400 files, one finding each, two hours apart: findings leave the re-order buffer while
+    // the bar is being drawn (and, written in blocks, would land in the middle of it).
+    let input = dir.path().join("in");
+    let start = 1_688_976_000i64;
+    for i in 0..400i64 {
+        let t = chrono::DateTime::from_timestamp(start + i * 7200, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ");
+        write(
+            &input,
+            &format!("f{i:04}.json"),
+            format!(
+                r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"{t}","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventID":"e{i}","awsRegion":"us-east-1","recipientAccountId":"111122223333","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"}}}}]}}"#
+            ),
+        );
+    }
+    let cmd = format!(
+        "{} backtest --threads 1 --rules {} {}",
+        env!("CARGO_BIN_EXE_trailwatch"),
+        rule.display(),
+        input.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs the binary on a pseudo-terminal");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        screen.contains(" files/s  ETA"),
+        "the bar was drawn: {screen}"
+    );
+    assert!(!screen.contains("/s files/s"), "{screen}");
+    let mut findings = 0;
+    for raw in screen.split('\n') {
+        // What stays on the screen of this line: the text after the last carriage return.
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let shown = strip_csi(raw.rsplit('\r').next().unwrap_or(raw));
+        if shown.contains("CloudTrail stopped:") {
+            findings += 1;
+            assert!(
+                shown.starts_with("HIGH     2023-") && shown.ends_with(']'),
+                "a finding mixed with the bar: {shown:?}\nraw: {raw:?}"
+            );
+        }
+    }
+    assert_eq!(findings, 400, "{screen}");
+}

@@ -102,6 +102,19 @@ pub struct BacktestArgs {
     state_dir: Option<PathBuf>,
 }
 
+/// The progress bar: files done of all, events read, rate, time left. (`{per_sec}` would
+/// read `14,618.3264/s`: the rate is written here, whole files a second.)
+fn progress_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}  {rate}  ETA {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} files/s", indicatif::HumanFloatCount(s.per_sec()));
+            },
+        )
+}
+
 /// `--since` and `--until` in milliseconds; a range that holds no time is a usage error
 /// (rather than a run that silently reports nothing).
 fn time_range(
@@ -404,16 +417,17 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     };
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
         let b = indicatif::ProgressBar::new(discovery.inputs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} files  {msg}  {per_sec} files/s  ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        b.set_style(progress_style());
         Some(b)
     } else {
         None
     };
+    // Findings printed to the terminal the bar is drawn on go through the bar: it is cleared,
+    // the line written (and flushed), then the bar drawn again below it. Otherwise the two
+    // interleave (a finding glued to the end of a bar line, bar fragments between lines).
+    let via_bar = bar
+        .as_ref()
+        .filter(|_| args.output.is_none() && std::io::stdout().is_terminal());
     let started = Instant::now();
     let mut kept: Vec<Finding> = Vec::new();
     let mut worst: Option<Level> = None;
@@ -424,7 +438,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         &exceptions,
         &opts,
         |e| {
-            let r = match (e, args.format) {
+            let mut write = |mut out: &mut Box<dyn Write>| match (e, args.format) {
                 (Emitted::Alert(a), _) => serde_json::to_writer(&mut out, a)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(out)),
@@ -443,6 +457,10 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                     }
                 }
             };
+            let r = match via_bar {
+                Some(b) => b.suspend(|| write(&mut out).and_then(|_| out.flush())),
+                None => write(&mut out),
+            };
             if let (Err(e), None) = (r, &write_err) {
                 write_err = Some(e);
             }
@@ -450,7 +468,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         |files, records| {
             if let Some(b) = &bar {
                 b.set_position(files as u64);
-                b.set_message(format!("{records} events"));
+                b.set_message(count(records, "event"));
             }
         },
     );
