@@ -93,8 +93,12 @@ pub struct BacktestSummary {
     pub malformed_records: u64,
     /// Records outside `--since`/`--until`.
     pub records_out_of_range: u64,
-    /// Records without a usable `eventTime` (processed in arrival order).
+    /// Records without a usable event time, neither `eventTime` nor `@timestamp` (processed
+    /// in arrival order).
     pub records_without_time: u64,
+    /// Records without `eventTime` whose event time came from `@timestamp` (logstash
+    /// exports): used for ordering, the time range, windows and their findings' `time`.
+    pub records_time_from_fallback: u64,
     /// Records older than what the re-order window had already released.
     pub late_records: u64,
     /// Findings identical to one already reported (the same record delivered twice).
@@ -198,6 +202,7 @@ struct FileResult {
     malformed: u64,
     out_of_range: u64,
     without_time: u64,
+    time_from_fallback: u64,
     min_time: Option<Millis>,
     max_time: Option<Millis>,
     issues: Vec<Issue>,
@@ -334,13 +339,13 @@ fn process_file(
                 continue;
             }
         };
-        // Logstash exports rename eventTime to @timestamp; use it when eventTime is absent.
-        let time = ev
-            .event_time()
-            .or_else(|| ev.top_str("@timestamp"))
-            .and_then(parse_event_time);
+        // The record's one event time: eventTime, or @timestamp in logstash exports.
+        let time = ev.event_time().and_then(parse_event_time);
         match time {
             Some(t) => {
+                if ev.event_time_field() == Some(crate::event::FALLBACK_TIME_FIELD) {
+                    r.time_from_fallback += 1;
+                }
                 if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
                     r.out_of_range += 1;
                     continue;
@@ -356,10 +361,7 @@ fn process_file(
                 r.without_time += 1;
             }
         }
-        // `time` came from eventTime when the record has one; correlation windows use only
-        // eventTime, never the @timestamp fallback used for ordering.
-        let event_time = ev.event_time().and(time);
-        let mut evaluated = evaluator.evaluate_at(&ev, event_time);
+        let mut evaluated = evaluator.evaluate_at(&ev, time);
         if !evaluated.findings.is_empty() {
             // Where the record was read, so people can find it in their archive.
             evaluated.set_origin(&format!("{}: {loc}", r.label));
@@ -538,6 +540,7 @@ pub fn run(
             s.malformed_records += r.malformed;
             s.records_out_of_range += r.out_of_range;
             s.records_without_time += r.without_time;
+            s.records_time_from_fallback += r.time_from_fallback;
             for i in r.issues {
                 s.issue(i.place, i.message);
             }

@@ -994,6 +994,98 @@ fn since_until_filter_by_event_time() {
     );
 }
 
+/// A logstash export's record: `eventTime` renamed `@timestamp`.
+fn logstash(id: &str, name: &str, time: &str) -> Value {
+    let mut r = rec(id, name, time);
+    let t = r.as_object_mut().unwrap().remove("eventTime").unwrap();
+    r["@timestamp"] = t;
+    r["@version"] = json!("1");
+    r
+}
+
+#[test]
+fn records_timed_by_timestamp_use_that_time_everywhere_and_say_so() {
+    let s = Scratch::new();
+    let mut no_time = rec("n1", "StopLogging", "-");
+    no_time.as_object_mut().unwrap().remove("eventTime");
+    let f = write(
+        s.path(),
+        "logstash.jsonl",
+        json_lines(&[
+            logstash("l2", "StopLogging", "2023-07-10T12:05:00.000Z"),
+            rec("e1", "StopLogging", "2023-07-10T12:00:00Z"),
+            logstash("l1", "DeleteTrail", "2023-07-10T11:00:00.000Z"),
+            no_time,
+        ]),
+    );
+    let (v, err) = s.json(&[&f]);
+    let ctx = format!("{}\n{err}", v["summary"]);
+    // Findings carry the fallback time, say where it came from, and are in its order.
+    let got: Vec<(String, Value, Value)> = findings(&v)
+        .iter()
+        .map(|f| {
+            (
+                f["event_ids"][0].as_str().unwrap().to_string(),
+                f["time"].clone(),
+                f["details"]["time_field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // Without any time: released at once, in arrival order.
+            ("n1".into(), Value::Null, Value::Null),
+            (
+                "l1".into(),
+                json!("2023-07-10T11:00:00.000Z"),
+                json!("@timestamp")
+            ),
+            ("e1".into(), json!("2023-07-10T12:00:00Z"), Value::Null),
+            (
+                "l2".into(),
+                json!("2023-07-10T12:05:00.000Z"),
+                json!("@timestamp")
+            ),
+        ],
+        "{ctx}"
+    );
+    // The summary agrees: the range spans the fallback times, two records were timed by
+    // them, one had no time at all.
+    assert_eq!(
+        v["summary"]["first_event_time"], "2023-07-10T11:00:00Z",
+        "{ctx}"
+    );
+    assert_eq!(
+        v["summary"]["last_event_time"], "2023-07-10T12:05:00Z",
+        "{ctx}"
+    );
+    assert_eq!(summary_u64(&v, "records_time_from_fallback"), 2, "{ctx}");
+    assert_eq!(summary_u64(&v, "records_without_time"), 1, "{ctx}");
+    // --since/--until filter by the same time.
+    let (v, _) = s.json(&[
+        OsStr::new("--since"),
+        OsStr::new("2023-07-10T12:01:00Z"),
+        f.as_os_str(),
+    ]);
+    assert_eq!(finding_events(&v), ["l2"]);
+    // The text summary says so.
+    let o = s.backtest(&[&f]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("2 events without eventTime timed by @timestamp"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 event without a time, neither eventTime nor @timestamp"),
+        "{out}"
+    );
+    assert!(
+        out.contains("HIGH     2023-07-10T12:05:00.000Z  CloudTrail stopped"),
+        "{out}"
+    );
+}
+
 #[test]
 fn an_empty_or_inverted_time_range_is_a_usage_error() {
     let s = Scratch::new();

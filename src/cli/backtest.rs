@@ -239,9 +239,15 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     );
     note(
         &mut notes,
+        s.records_time_from_fallback,
+        "event",
+        "without eventTime timed by @timestamp",
+    );
+    note(
+        &mut notes,
         s.records_without_time,
         "event",
-        "without eventTime (processed in arrival order)",
+        "without a time, neither eventTime nor @timestamp (processed in arrival order)",
     );
     note(
         &mut notes,

@@ -127,6 +127,9 @@ pub struct Details {
     pub update_of: Option<String>,
     /// Event time of the latest merged finding (`null` when it had none).
     pub last_time: Option<Option<String>>,
+    /// The field the finding's `time` came from when the record had no `eventTime`
+    /// (`@timestamp` in logstash exports); absent for ordinary records.
+    pub time_field: Option<String>,
 }
 
 /// `Some(value)` for a key that is present, even when its value is `null`.
@@ -144,6 +147,7 @@ impl From<Body> for Details {
             suppressed: None,
             update_of: None,
             last_time: None,
+            time_field: None,
         }
     }
 }
@@ -184,6 +188,9 @@ impl Details {
         if let Some(t) = &self.last_time {
             map.insert("last_time".into(), t.clone().into());
         }
+        if let Some(f) = &self.time_field {
+            map.insert("time_field".into(), f.clone().into());
+        }
         serde_json::Value::Object(map)
     }
 
@@ -200,6 +207,7 @@ impl Details {
         let last_time = map
             .remove("last_time")
             .map(|v| v.as_str().map(str::to_string));
+        let time_field = text(map.remove("time_field"));
         let rest = serde_json::Value::Object(map);
         let body = match kind {
             Kind::Match => Body::Match(serde_json::from_value(rest)?),
@@ -213,6 +221,7 @@ impl Details {
             suppressed,
             update_of,
             last_time,
+            time_field,
         })
     }
 
