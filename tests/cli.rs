@@ -585,3 +585,109 @@ fn progress_bar_and_findings_share_a_terminal_cleanly() {
     }
     assert_eq!(findings, 400, "{screen}");
 }
+
+/// Runs `trailwatch args` (no AWS reachable), killed if still running after `limit`.
+fn run_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .current_dir(root())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("{args:?} still running after {limit:?}: {}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Mode bits of `p`.
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn state_directory_is_owner_only_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cmd = format!(
+        "umask 000; exec {} baseline build --state-dir {} fixtures/samples/stratus-red-team",
+        env!("CARGO_BIN_EXE_trailwatch"),
+        state.display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(mode(&state), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+    }
+}
+
+#[test]
+fn a_state_directory_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let want = format!(
+        "error: state directory {0} can be written by other users (mode 0777): they could \
+         forge the checkpoint or the outbox; trailwatch refuses it, as ssh refuses such keys. \
+         Make it yours alone: chmod 700 {0}",
+        state.display()
+    );
+    // `run` refuses it before it talks to AWS; `baseline build` and `backtest` too.
+    let s = state.to_str().unwrap();
+    for args in [
+        &[
+            "run",
+            "--dry-run",
+            "--once",
+            "--log-group",
+            "g",
+            "--state-dir",
+            s,
+        ][..],
+        &[
+            "baseline",
+            "build",
+            "--state-dir",
+            s,
+            "fixtures/samples/stratus-red-team",
+        ],
+        &[
+            "backtest",
+            "--state-dir",
+            s,
+            "fixtures/samples/stratus-red-team",
+        ],
+    ] {
+        let o = run_within(args, std::time::Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(mode(&state), 0o777, "left as it was");
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
