@@ -106,7 +106,7 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
                 .push("expected no match, but the rule matched".into()),
             Expect::Findings(n) => result.explanation.push(format!(
                 "expected {}, got {matches}",
-                crate::util::text::count(*n as u64, "finding")
+                crate::util::text::count(*n, "finding")
             )),
             Expect::Alerts(_) => result
                 .explanation
@@ -184,7 +184,7 @@ pub fn run_pipeline_case(
             Expect::NoMatch => format!("expected no finding, got {n}"),
             Expect::Findings(want) => format!(
                 "expected {}, got {n}",
-                crate::util::text::count(*want as u64, "finding")
+                crate::util::text::count(*want, "finding")
             ),
             Expect::Alerts(want) => format!(
                 "expected alerts [{}], got [{}]",
