@@ -81,8 +81,11 @@ pub struct RuleTally {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BacktestSummary {
     pub files_read: usize,
-    /// Inputs that are neither JSON nor gzip (a README, …).
+    /// Inputs that are not CloudTrail: neither JSON nor gzip (a README, …), or JSON that is
+    /// neither a record nor an envelope of records (an IAM policy, …).
     pub files_skipped: usize,
+    /// Those inputs and why each was skipped (the first [`MAX_ISSUES`]).
+    pub skipped: Vec<Issue>,
     pub digest_files_skipped: usize,
     pub control_messages_skipped: usize,
     /// Records read (in the time range or not).
@@ -90,8 +93,12 @@ pub struct BacktestSummary {
     pub malformed_records: u64,
     /// Records outside `--since`/`--until`.
     pub records_out_of_range: u64,
-    /// Records without a usable `eventTime` (processed in arrival order).
+    /// Records without a usable event time, neither `eventTime` nor `@timestamp` (processed
+    /// in arrival order).
     pub records_without_time: u64,
+    /// Records without `eventTime` whose event time came from `@timestamp` (logstash
+    /// exports): used for ordering, the time range, windows and their findings' `time`.
+    pub records_time_from_fallback: u64,
     /// Records older than what the re-order window had already released.
     pub late_records: u64,
     /// Findings identical to one already reported (the same record delivered twice).
@@ -171,9 +178,14 @@ impl BacktestSummary {
         }
     }
 
-    /// Any input problem (for `--strict`).
+    /// Any input problem (for `--strict`): an unreadable input, a malformed record, or an
+    /// input skipped as not CloudTrail. (Digest files and CloudWatch Logs control messages
+    /// are CloudTrail's own and not problems.)
     pub fn has_input_problems(&self) -> bool {
-        !self.issues.is_empty() || self.issues_not_shown > 0 || self.malformed_records > 0
+        !self.issues.is_empty()
+            || self.issues_not_shown > 0
+            || self.malformed_records > 0
+            || self.files_skipped > 0
     }
 }
 
@@ -182,10 +194,13 @@ impl BacktestSummary {
 struct FileResult {
     label: String,
     skipped: Option<Shape>,
+    /// Why a [`Shape::NotCloudTrail`] input was skipped.
+    skip_reason: Option<&'static str>,
     records: u64,
     malformed: u64,
     out_of_range: u64,
     without_time: u64,
+    time_from_fallback: u64,
     min_time: Option<Millis>,
     max_time: Option<Millis>,
     issues: Vec<Issue>,
@@ -224,6 +239,7 @@ fn process_file(
     }
     if !decode::looks_like_input(&bytes) {
         r.skipped = Some(Shape::NotCloudTrail);
+        r.skip_reason = Some("not CloudTrail: neither JSON nor gzip");
         return r;
     }
     // Inflate, then let the compressed copy go (one copy of the file in memory).
@@ -280,6 +296,16 @@ fn process_file(
         Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
     ) {
         r.skipped = Some(decoded.shape);
+        let json = matches!(
+            plain.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        );
+        r.skip_reason = Some(if json {
+            "not CloudTrail: JSON, but neither a record (no eventName, eventSource or \
+             eventTime) nor an envelope of records"
+        } else {
+            "not CloudTrail: not JSON"
+        });
         return r;
     }
     for issue in decoded.issues {
@@ -311,13 +337,13 @@ fn process_file(
                 continue;
             }
         };
-        // Logstash exports rename eventTime to @timestamp; use it when eventTime is absent.
-        let time = ev
-            .event_time()
-            .or_else(|| ev.top_str("@timestamp"))
-            .and_then(parse_event_time);
+        // The record's one event time: eventTime, or @timestamp in logstash exports.
+        let time = ev.event_time().and_then(parse_event_time);
         match time {
             Some(t) => {
+                if ev.event_time_field() == Some(crate::event::FALLBACK_TIME_FIELD) {
+                    r.time_from_fallback += 1;
+                }
                 if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
                     r.out_of_range += 1;
                     continue;
@@ -333,10 +359,7 @@ fn process_file(
                 r.without_time += 1;
             }
         }
-        // `time` came from eventTime when the record has one; correlation windows use only
-        // eventTime, never the @timestamp fallback used for ordering.
-        let event_time = ev.event_time().and(time);
-        let mut evaluated = evaluator.evaluate_at(&ev, event_time);
+        let mut evaluated = evaluator.evaluate_at(&ev, time);
         if !evaluated.findings.is_empty() {
             // Where the record was read, so people can find it in their archive.
             evaluated.set_origin(&format!("{}: {loc}", r.label));
@@ -579,7 +602,15 @@ pub fn run(
                 match r.skipped {
                     Some(Shape::Digest) => s.digest_files_skipped += 1,
                     Some(Shape::CwlControl) => {}
-                    Some(_) => s.files_skipped += 1,
+                    Some(_) => {
+                        s.files_skipped += 1;
+                        if s.skipped.len() < MAX_ISSUES {
+                            s.skipped.push(Issue {
+                                place: r.label.clone(),
+                                message: r.skip_reason.unwrap_or("not CloudTrail").to_string(),
+                            });
+                        }
+                    }
                     None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
                     None => {}
                 }
@@ -587,6 +618,7 @@ pub fn run(
                 s.malformed_records += r.malformed;
                 s.records_out_of_range += r.out_of_range;
                 s.records_without_time += r.without_time;
+                s.records_time_from_fallback += r.time_from_fallback;
                 for i in r.issues {
                     s.issue(i.place, i.message);
                 }

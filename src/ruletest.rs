@@ -104,9 +104,10 @@ pub fn run_case(rule: &Rule, case: &TestCase) -> CaseResult {
             Expect::NoMatch => result
                 .explanation
                 .push("expected no match, but the rule matched".into()),
-            Expect::Findings(n) => result
-                .explanation
-                .push(format!("expected {n} findings, got {matches}")),
+            Expect::Findings(n) => result.explanation.push(format!(
+                "expected {}, got {matches}",
+                crate::util::text::count(*n, "finding")
+            )),
             Expect::Alerts(_) => result
                 .explanation
                 .push("expected alerts: run the case with `events` through the pipeline".into()),
@@ -181,16 +182,20 @@ pub fn run_pipeline_case(
         result.explanation.push(match &case.expect {
             Expect::Match => "expected a finding, got none".to_string(),
             Expect::NoMatch => format!("expected no finding, got {n}"),
-            Expect::Findings(want) => format!("expected {want} findings, got {n}"),
+            Expect::Findings(want) => format!(
+                "expected {}, got {n}",
+                crate::util::text::count(*want, "finding")
+            ),
             Expect::Alerts(want) => format!(
                 "expected alerts [{}], got [{}]",
                 want.join(", "),
                 alert_kinds.join(", ")
             ),
         });
-        result
-            .explanation
-            .push(format!("{} events, in event-time order", events.len()));
+        result.explanation.push(format!(
+            "{}, in event-time order",
+            crate::util::text::count(events.len() as u64, "event")
+        ));
         for f in mine.iter().take(5) {
             result.explanation.push(format!("  finding: {}", f.summary));
         }

@@ -533,8 +533,8 @@ fn s3_layout_with_digests_readme_and_insights() {
     let o = s.backtest(&[&base]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    assert!(out.contains("1 files skipped (not CloudTrail)"), "{out}");
-    assert!(out.contains("1 digest files skipped"), "{out}");
+    assert!(out.contains("1 file skipped (not CloudTrail)"), "{out}");
+    assert!(out.contains("1 digest file skipped"), "{out}");
     assert!(out.contains("4 findings from 5 events in 3 files"), "{out}");
 }
 
@@ -732,15 +732,88 @@ fn big_record_is_processed_normally() {
 }
 
 #[test]
-fn broken_readme_is_skipped_not_a_problem() {
+fn broken_readme_is_skipped_and_fails_a_strict_run() {
     let s = Scratch::new();
     let path = broken("README.md");
     let (v, err) = s.json(&[&path]);
     assert!(err.trim().is_empty(), "{err}");
     assert_eq!(summary_u64(&v, "files_skipped"), 1);
     assert!(issues(&v).is_empty());
+    assert_eq!(
+        v["summary"]["skipped"][0]["message"],
+        "not CloudTrail: neither JSON nor gzip"
+    );
+    // --strict reads every input: a skipped one fails the run, named.
     let o = s.backtest(&[OsStr::new("--strict"), path.as_os_str()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "error: {}: not CloudTrail: neither JSON nor gzip (skipped)",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: --strict: 1 input skipped (listed above)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn garbage_on_standard_input_fails_a_strict_run() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let s = Scratch::new();
+    let mut child = bin()
+        .args(["backtest", "--strict", "--rules"])
+        .arg(&s.rules)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not json\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: <stdin>: not CloudTrail: neither JSON nor gzip (skipped)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_json_file_that_is_not_cloudtrail_is_not_an_event() {
+    let s = Scratch::new();
+    let dir = s.subdir("docs");
+    std::fs::copy(
+        root().join("docs/iam-policy.json"),
+        dir.join("iam-policy.json"),
+    )
+    .unwrap();
+    write(&dir, "good.json", records_doc(&standard()));
+    let (v, err) = s.json(&[&dir]);
+    assert_eq!(finding_events(&v), STANDARD_FINDINGS, "{err}");
+    assert_eq!(summary_u64(&v, "records"), 4, "the policy is not an event");
+    assert_eq!(summary_u64(&v, "files_read"), 1);
+    assert_eq!(summary_u64(&v, "files_skipped"), 1);
+    let o = s.backtest(&[OsStr::new("--strict"), dir.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("iam-policy.json: not CloudTrail: JSON, but neither a record"),
+        "{}",
+        stderr(&o)
+    );
+    // The repository's docs/ holds no events at all.
+    let (v, _) = s.json(&[root().join("docs")]);
+    assert_eq!(summary_u64(&v, "records"), 0, "{}", v["summary"]);
 }
 
 #[test]
@@ -921,6 +994,118 @@ fn since_until_filter_by_event_time() {
     );
 }
 
+/// A logstash export's record: `eventTime` renamed `@timestamp`.
+fn logstash(id: &str, name: &str, time: &str) -> Value {
+    let mut r = rec(id, name, time);
+    let t = r.as_object_mut().unwrap().remove("eventTime").unwrap();
+    r["@timestamp"] = t;
+    r["@version"] = json!("1");
+    r
+}
+
+#[test]
+fn records_timed_by_timestamp_use_that_time_everywhere_and_say_so() {
+    let s = Scratch::new();
+    let mut no_time = rec("n1", "StopLogging", "-");
+    no_time.as_object_mut().unwrap().remove("eventTime");
+    let f = write(
+        s.path(),
+        "logstash.jsonl",
+        json_lines(&[
+            logstash("l2", "StopLogging", "2023-07-10T12:05:00.000Z"),
+            rec("e1", "StopLogging", "2023-07-10T12:00:00Z"),
+            logstash("l1", "DeleteTrail", "2023-07-10T11:00:00.000Z"),
+            no_time,
+        ]),
+    );
+    let (v, err) = s.json(&[&f]);
+    let ctx = format!("{}\n{err}", v["summary"]);
+    // Findings carry the fallback time, say where it came from, and are in its order.
+    let got: Vec<(String, Value, Value)> = findings(&v)
+        .iter()
+        .map(|f| {
+            (
+                f["event_ids"][0].as_str().unwrap().to_string(),
+                f["time"].clone(),
+                f["details"]["time_field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // Without any time: released at once, in arrival order.
+            ("n1".into(), Value::Null, Value::Null),
+            (
+                "l1".into(),
+                json!("2023-07-10T11:00:00.000Z"),
+                json!("@timestamp")
+            ),
+            ("e1".into(), json!("2023-07-10T12:00:00Z"), Value::Null),
+            (
+                "l2".into(),
+                json!("2023-07-10T12:05:00.000Z"),
+                json!("@timestamp")
+            ),
+        ],
+        "{ctx}"
+    );
+    // The summary agrees: the range spans the fallback times, two records were timed by
+    // them, one had no time at all.
+    assert_eq!(
+        v["summary"]["first_event_time"], "2023-07-10T11:00:00Z",
+        "{ctx}"
+    );
+    assert_eq!(
+        v["summary"]["last_event_time"], "2023-07-10T12:05:00Z",
+        "{ctx}"
+    );
+    assert_eq!(summary_u64(&v, "records_time_from_fallback"), 2, "{ctx}");
+    assert_eq!(summary_u64(&v, "records_without_time"), 1, "{ctx}");
+    // --since/--until filter by the same time.
+    let (v, _) = s.json(&[
+        OsStr::new("--since"),
+        OsStr::new("2023-07-10T12:01:00Z"),
+        f.as_os_str(),
+    ]);
+    assert_eq!(finding_events(&v), ["l2"]);
+    // The text summary says so.
+    let o = s.backtest(&[&f]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("2 events without eventTime timed by @timestamp"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 event without a time, neither eventTime nor @timestamp"),
+        "{out}"
+    );
+    assert!(
+        out.contains("HIGH     2023-07-10T12:05:00.000Z  CloudTrail stopped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_empty_or_inverted_time_range_is_a_usage_error() {
+    let s = Scratch::new();
+    let f = time_range_input(&s);
+    let f = f.to_str().unwrap();
+    for (since, until) in [("2023-07-11", "2023-07-10"), ("2023-07-10", "2023-07-10")] {
+        let o = s.backtest(&["--since", since, "--until", until, f]);
+        assert_eq!(o.status.code(), Some(2), "{since} {until}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "error: --since {since} ({since}T00:00:00Z) is not before --until {until} \
+                 ({until}T00:00:00Z): the range holds no event"
+            )),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    }
+}
+
 #[test]
 fn invalid_time_arguments_exit_2_with_a_message() {
     let s = Scratch::new();
@@ -977,7 +1162,7 @@ fn expect_mismatch_exits_1_with_diff() {
     let o = s.backtest(&[OsStr::new("--expect"), exp.as_os_str(), input.as_os_str()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("--expect: 1 mismatches"), "{err}");
+    assert!(err.contains("--expect: 1 mismatch\n"), "{err}");
     assert!(
         err.contains("tw-stop (CloudTrail stopped): expected 3, got 2"),
         "{err}"
@@ -1011,6 +1196,34 @@ fn expect_unlisted_rule_that_fires_is_a_mismatch() {
         "{err}"
     );
     assert!(!err.contains("tw-stop"), "{err}");
+}
+
+#[test]
+fn expect_with_an_unknown_rule_id_is_rejected_like_disable() {
+    let s = Scratch::new();
+    let input = expect_input(&s);
+    let exp = write(s.path(), "expect.yml", "tw-stop: 2\ntw-stpo: 3\n");
+    let o = s.backtest(&[OsStr::new("--expect"), exp.as_os_str(), input.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "error: --expect {}: no loaded rule has the id tw-stpo (see `trailwatch rules list`)",
+            exp.display()
+        )),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    // A disabled rule is still known: expecting it to be silent is fine.
+    let exp = write(s.path(), "expect2.yml", "tw-stop: 0\ntw-delete: 1\n");
+    let o = s.backtest(&[
+        OsStr::new("--disable"),
+        OsStr::new("tw-stop"),
+        OsStr::new("--expect"),
+        exp.as_os_str(),
+        input.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]
@@ -1291,7 +1504,7 @@ fn late_record_beyond_the_window_is_counted_and_kept() {
         dir.as_os_str(),
     ]);
     assert!(
-        stdout(&o).contains("1 events arrived after newer events"),
+        stdout(&o).contains("\n1 event arrived after newer events"),
         "{}",
         stdout(&o)
     );
@@ -1469,18 +1682,18 @@ fn text_format_prints_findings_and_summary_table() {
         out.contains("arn:aws:iam::111122223333:user/alice called StopLogging"),
         "{out}"
     );
-    assert!(out.contains("3 findings from 4 events in 1 files"), "{out}");
+    assert!(out.contains("3 findings from 4 events in 1 file,"), "{out}");
     assert!(
         out.contains("2023-07-10T12:00:00Z to 2023-07-10T12:03:00Z"),
         "{out}"
     );
     assert!(out.contains("findings  principals  level"), "{out}");
     assert!(
-        out.contains("       2           1  high          CloudTrail stopped (tw-stop)"),
+        out.contains("       2           1  HIGH      CloudTrail stopped (tw-stop)"),
         "{out}"
     );
     assert!(
-        out.contains("       1           1  medium        Trail deleted (tw-delete)"),
+        out.contains("       1           1  MEDIUM    Trail deleted (tw-delete)"),
         "{out}"
     );
     assert!(out.contains("top principals:"), "{out}");

@@ -379,3 +379,315 @@ fn rule_tests_can_assert_the_alert_stream() {
     );
     assert!(err.contains("`{alerts: [...]}` needs `events`"), "{err}");
 }
+
+/// Runs `trailwatch args` with standard output a pipe whose reader has already gone, as
+/// `… | head` leaves it once `head` has what it wants.
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    bin()
+        .args(args)
+        .current_dir(root())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run trailwatch")
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly_with_the_status_earned() {
+    for args in [
+        &["rules", "test", "-v"][..],
+        &["rules", "list"],
+        &["rules", "list", "--format", "json"],
+        &["rules", "validate"],
+        &["backtest", "fixtures/samples/"],
+        &["backtest", "--format", "json", "fixtures/samples/"],
+    ] {
+        let o = run_into_closed_pipe(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("error") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // A check that failed still fails: the closed pipe does not hide it.
+    let o = run_into_closed_pipe(&["backtest", "--fail-on", "low", "fixtures/samples/"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("reached --fail-on low") && !err.contains("error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_builtin_set_is_counted_and_described_one_way() {
+    let list = run(&["rules", "list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let list = stdout(&list);
+    let lines: Vec<&str> = list.lines().collect();
+    let (counts, items) = lines.split_last().unwrap();
+    // `N rules, 1 correlation, 1 baseline document`: singular where it is one.
+    let kinds: Vec<(usize, &str)> = counts
+        .split(", ")
+        .map(|part| {
+            let (n, what) = part.split_once(' ').unwrap();
+            (n.parse().unwrap(), what)
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().map(|k| k.1).collect::<Vec<_>>(),
+        ["rules", "correlation", "baseline document"],
+        "{counts}"
+    );
+    assert_eq!(kinds[1].0, 1);
+    assert_eq!(kinds[2].0, 1);
+    // The count is what is listed.
+    assert_eq!(kinds.iter().map(|k| k.0).sum::<usize>(), items.len());
+    let correlations = items.iter().filter(|l| l.contains(" correlation]")).count();
+    assert_eq!(correlations, kinds[1].0);
+    // `rules validate` describes the same set with the same words.
+    let validate = run(&["rules", "validate"]);
+    let out = stdout(&validate);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{counts} valid in "))),
+        "{out}\nvs\n{counts}"
+    );
+}
+
+#[test]
+fn levels_are_spelled_one_way_in_text_and_counts_agree_in_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "info.yml",
+        "title: Buckets listed\nid: t-info\nlevel: informational\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: ListBuckets\n  condition: sel\n",
+    );
+    let input = write(
+        dir.path(),
+        "in.json",
+        r#"{"Records":[{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","eventID":"e1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"}}]}"#,
+    );
+    let o = run(&[
+        "backtest",
+        "--rules",
+        rule.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("INFO     2024-05-01T10:00:00Z  Buckets listed"),
+        "{out}"
+    );
+    assert!(out.contains("  INFO      Buckets listed (t-info)"), "{out}");
+    assert!(
+        !out.contains("INFORMATIONAL") && !out.contains("informational"),
+        "{out}"
+    );
+    assert!(out.contains("1 finding from 1 event in 1 file,"), "{out}");
+    let list = run(&["rules", "list", rule.to_str().unwrap()]);
+    let list = stdout(&list);
+    assert!(
+        list.contains("t-info  ") && list.contains("  INFO      Buckets listed"),
+        "{list}"
+    );
+    assert!(list.ends_with("\n1 rule\n"), "{list}");
+    let validate = run(&["rules", "validate", rule.to_str().unwrap()]);
+    assert!(
+        stdout(&validate)
+            .starts_with("1 rule valid in 1 file; 0 errors, 0 warnings, 0 documents skipped"),
+        "{}",
+        stdout(&validate)
+    );
+}
+
+/// Strips terminal control sequences (`ESC [ … letter`) from `s`.
+fn strip_csi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Findings printed on the terminal the progress bar is drawn on: each finding line stands
+/// alone (the bar is cleared first and drawn again after), and the rate reads `N files/s`.
+/// Runs the binary on a pseudo-terminal through `script` (util-linux).
+#[test]
+fn progress_bar_and_findings_share_a_terminal_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "rule.yml",
+        "title: CloudTrail stopped\nid: tw-stop\nlevel: high\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: StopLogging}\n  condition: sel\n",
+    );
+    // 400 files, one finding each, two hours apart: findings leave the re-order buffer while
+    // the bar is being drawn (and, written in blocks, would land in the middle of it).
+    let input = dir.path().join("in");
+    let start = 1_688_976_000i64;
+    for i in 0..400i64 {
+        let t = chrono::DateTime::from_timestamp(start + i * 7200, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ");
+        write(
+            &input,
+            &format!("f{i:04}.json"),
+            format!(
+                r#"{{"Records":[{{"eventVersion":"1.08","eventTime":"{t}","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventID":"e{i}","awsRegion":"us-east-1","recipientAccountId":"111122223333","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"}}}}]}}"#
+            ),
+        );
+    }
+    let cmd = format!(
+        "{} backtest --threads 1 --rules {} {}",
+        env!("CARGO_BIN_EXE_trailwatch"),
+        rule.display(),
+        input.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs the binary on a pseudo-terminal");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        screen.contains(" files/s  ETA"),
+        "the bar was drawn: {screen}"
+    );
+    assert!(!screen.contains("/s files/s"), "{screen}");
+    let mut findings = 0;
+    for raw in screen.split('\n') {
+        // What stays on the screen of this line: the text after the last carriage return.
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let shown = strip_csi(raw.rsplit('\r').next().unwrap_or(raw));
+        if shown.contains("CloudTrail stopped:") {
+            findings += 1;
+            assert!(
+                shown.starts_with("HIGH     2023-") && shown.ends_with(']'),
+                "a finding mixed with the bar: {shown:?}\nraw: {raw:?}"
+            );
+        }
+    }
+    assert_eq!(findings, 400, "{screen}");
+}
+
+/// Runs `trailwatch args` (no AWS reachable), killed if still running after `limit`.
+fn run_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .current_dir(root())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("{args:?} still running after {limit:?}: {}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Mode bits of `p`.
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn state_directory_is_owner_only_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cmd = format!(
+        "umask 000; exec {} baseline build --state-dir {} fixtures/samples/stratus-red-team",
+        env!("CARGO_BIN_EXE_trailwatch"),
+        state.display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(mode(&state), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+    }
+}
+
+#[test]
+fn a_state_directory_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let want = format!(
+        "error: state directory {0} can be written by other users (mode 0777): they could \
+         forge the checkpoint or the outbox; trailwatch refuses it, as ssh refuses such keys. \
+         Make it yours alone: chmod 700 {0}",
+        state.display()
+    );
+    // `run` refuses it before it talks to AWS; `baseline build` and `backtest` too.
+    let s = state.to_str().unwrap();
+    for args in [
+        &[
+            "run",
+            "--dry-run",
+            "--once",
+            "--log-group",
+            "g",
+            "--state-dir",
+            s,
+        ][..],
+        &[
+            "baseline",
+            "build",
+            "--state-dir",
+            s,
+            "fixtures/samples/stratus-red-team",
+        ],
+        &[
+            "backtest",
+            "--state-dir",
+            s,
+            "fixtures/samples/stratus-red-team",
+        ],
+    ] {
+        let o = run_within(args, std::time::Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(mode(&state), 0o777, "left as it was");
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

@@ -1538,3 +1538,62 @@ fn alerts_killed_at_any_moment_no_alert_twice_no_update_lost() {
         (0..total).map(|n| uuid(n, "alertkill")).collect();
     assert_eq!(carried, expected, "every event's finding reached an alert");
 }
+
+/// The start-up log describes the built-in set with the words and numbers of `rules list`;
+/// under umask 000 the state directory is still owner-only and its files 0600.
+#[test]
+fn start_up_log_counts_like_rules_list_and_state_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("counts");
+    // The built-in rules (no test rule).
+    std::fs::remove_file(s.dir.path().join("rule.yml")).unwrap();
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "counts")))],
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["rules", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let counts = listed.lines().last().unwrap().to_string();
+    let run = s.cmd(&["--once", "--log-format", "json"]);
+    let out = Command::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(run.get_program())
+        .args(run.get_args())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let tailing: Value = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("tailing "))
+        })
+        .expect("start-up line");
+    let message = tailing["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("({counts});")),
+        "{message} vs {counts}"
+    );
+    let n = |field: &str| tailing[field].as_u64().unwrap();
+    assert_eq!(
+        counts,
+        format!(
+            "{} rules, {} correlation, {} baseline document",
+            n("rules"),
+            n("correlations"),
+            n("baseline_documents")
+        )
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.state()), 0o700);
+    for name in ["LOCK", "checkpoint.json", "outbox.jsonl"] {
+        assert_eq!(mode(&s.state().join(name)), 0o600, "{name}");
+    }
+}

@@ -663,10 +663,19 @@ fn round(x: f64) -> String {
 
 /// `role deploy-bot made 412 write calls`.
 fn what(metric: Metric, key: &str, n: u64) -> String {
+    use crate::util::text::count;
     match metric {
-        Metric::WriteVolume => format!("{} made {n} write calls", principal::display(key)),
-        Metric::ErrorRate => format!("{} had {n} calls refused", principal::display(key)),
-        Metric::ApiVolume => format!("{key} was called {n} times"),
+        Metric::WriteVolume => format!(
+            "{} made {}",
+            principal::display(key),
+            count(n, "write call")
+        ),
+        Metric::ErrorRate => format!(
+            "{} had {} refused",
+            principal::display(key),
+            count(n, "call")
+        ),
+        Metric::ApiVolume => format!("{key} was called {}", count(n, "time")),
     }
 }
 

@@ -3,7 +3,6 @@
 //! rename, fsync of the directory) with a format version checked on load.
 
 use super::{SNAPSHOT_VERSION, Snapshot};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the baselines inside a state directory.
@@ -22,6 +21,9 @@ pub enum StoreError {
         "{path}: baselines format version {found} is not supported (this trailwatch reads version {SNAPSHOT_VERSION}); rebuild it with `trailwatch baseline build`"
     )]
     Version { path: PathBuf, found: u32 },
+    /// The state directory itself (other users can write to it, or it cannot be made).
+    #[error(transparent)]
+    Dir(#[from] crate::util::state::StateError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -36,30 +38,22 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
 }
 
-/// Writes `snap` into `dir` (created if missing) atomically.
+/// Writes `snap` into `dir` atomically; `dir` is created owner-only if missing (a state
+/// directory: see `util::state`), and refused when other users can write to it.
 pub fn save(dir: &Path, snap: &Snapshot) -> Result<PathBuf, StoreError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::util::state::create_dir(dir)?;
     let target = path_in(dir);
-    let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
     let text = serde_json::to_vec(snap).map_err(|e| StoreError::Corrupt {
         path: target.clone(),
         message: e.to_string(),
     })?;
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
-    // Make the rename durable; not every platform can open a directory (ignored there).
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::util::state::write_atomic(dir, FILE_NAME, &text).map_err(io(&target))?;
     Ok(target)
 }
 
 /// Reads the baselines from `dir`; `Ok(None)` when the directory has none yet.
 pub fn load(dir: &Path) -> Result<Option<Snapshot>, StoreError> {
+    crate::util::state::check_dir(dir)?;
     let path = path_in(dir);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,

@@ -13,6 +13,7 @@ use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
 use trailwatch::source::files::discover;
+use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
@@ -20,8 +21,9 @@ use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
     after_help = "Inputs: S3 archive files ({\"Records\":[…]}, gzipped or not) and the AWSLogs/ \
 directory layout, JSON arrays, single records, JSON lines, CloudWatch Logs subscription \
 payloads (raw or base64+gzip), LookupEvents / CloudTrail Lake output, and `-` for standard \
-input. The shape is detected from content. Files that are neither JSON nor gzip are skipped \
-and counted; CloudTrail-Digest files are skipped.\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
+input. The shape is detected from content. Files that are neither JSON nor gzip, and JSON that \
+is neither a record nor an envelope of records (an IAM policy), are skipped and counted \
+(--strict fails on them); CloudTrail-Digest files are skipped.\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
 trailwatch backtest --rules my-rules/ --format jsonl s3-export/ > findings.jsonl\n  \
 zcat file.json.gz | trailwatch backtest -"
 )]
@@ -65,15 +67,17 @@ pub struct BacktestArgs {
     /// before now (7d, 12h).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
-    /// Only events before this time (same forms as --since).
+    /// Only events before this time (same forms as --since); it must be later than --since.
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
     /// YAML map of rule id → expected number of findings; rules not listed are expected to
     /// produce none. Exit 1 with a diff on any mismatch (for rule regression tests in CI).
+    /// An id that no loaded rule has is an error (exit 2), as with --disable.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
-    /// Treat any input problem (unreadable file, corrupt gzip, malformed record) as an error:
-    /// exit 2 after the run.
+    /// Treat any input problem as an error: an unreadable file, corrupt gzip, a malformed
+    /// record, or an input skipped as not CloudTrail (a README, a JSON file with no records).
+    /// Each is named on stderr, then the run exits 2.
     #[arg(long)]
     strict: bool,
     /// Worker threads for decoding and matching [default: available cores]. The output does
@@ -96,6 +100,47 @@ pub struct BacktestArgs {
     /// `baseline` document must be loaded; the built-in rules include one).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+}
+
+/// The progress bar: files done of all, events read, rate, time left. (`{per_sec}` would
+/// read `14,618.3264/s`: the rate is written here, whole files a second.)
+fn progress_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}  {rate}  ETA {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} files/s", indicatif::HumanFloatCount(s.per_sec()));
+            },
+        )
+}
+
+/// `--since` and `--until` in milliseconds; a range that holds no time is a usage error
+/// (rather than a run that silently reports nothing).
+fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<Millis>, Option<Millis>)> {
+    let now = chrono::Utc::now();
+    let parse = |v: Option<&str>, flag: &str| -> Result<Option<Millis>> {
+        v.map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    let (s, u) = (parse(since, "--since")?, parse(until, "--until")?);
+    if let (Some(from), Some(to)) = (s, u)
+        && from >= to
+    {
+        use trailwatch::util::time::format_millis;
+        anyhow::bail!(
+            "--since {} ({}) is not before --until {} ({}): the range holds no event; --since \
+             is the start (inclusive), --until the end (exclusive)",
+            since.unwrap_or_default(),
+            format_millis(from),
+            until.unwrap_or_default(),
+            format_millis(to)
+        );
+    }
+    Ok((s, u))
 }
 
 /// Reads an `--expect` file: rule id → count.
@@ -137,43 +182,14 @@ pub enum FindingFormat {
     Alerts,
 }
 
-fn level_tag(l: Level) -> &'static str {
-    match l {
-        Level::Informational => "INFO",
-        Level::Low => "LOW",
-        Level::Medium => "MEDIUM",
-        Level::High => "HIGH",
-        Level::Critical => "CRITICAL",
-    }
-}
-
-/// One line per finding: level, event time, the summary sentence (which starts with the
-/// rule title) and the CloudTrail event id to look the record up. Finding ids and the
-/// redacted event are in the JSON formats. Text from events is attacker-controlled: control
-/// characters and terminal escape sequences are stripped.
-fn write_text(out: &mut dyn Write, f: &Finding) -> std::io::Result<()> {
-    use trailwatch::sink::message::clean;
-    write!(
-        out,
-        "{:<8} {}  {}",
-        level_tag(f.rule.level),
-        f.time.as_deref().unwrap_or("-"),
-        clean(&f.summary, 4000)
-    )?;
-    match f.event_ids.first() {
-        Some(id) => writeln!(out, " [event {}]", clean(id, 100)),
-        None => writeln!(out),
-    }
-}
-
 fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{} findings from {} events in {} files, {} to {}, in {:.2}s",
-        s.findings,
-        s.records,
-        s.files_read,
+        "{} from {} in {}, {} to {}, in {:.2}s",
+        count(s.findings, "finding"),
+        count(s.records, "event"),
+        count(s.files_read as u64, "file"),
         s.first_event_time.as_deref().unwrap_or("-"),
         s.last_event_time.as_deref().unwrap_or("-"),
         secs
@@ -181,95 +197,115 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     if let (Some(a), Some(per_day)) = (&s.alerts, s.alerts_per_day()) {
         writeln!(
             out,
-            "{} alerts ({} new, {} updates, {} closing summaries) for {} incidents: {per_day:.1} alerts a day; {} incidents below the alert level",
-            a.alerts, a.new, a.updates, a.closes, a.incidents, a.below_min_level
+            "{} ({} new, {}, {}) for {}: {per_day:.1} alerts a day; {} below the alert level",
+            count(a.alerts, "alert"),
+            a.new,
+            count(a.updates, "update"),
+            count(a.closes, "closing summary"),
+            count(a.incidents, "incident"),
+            count(a.below_min_level, "incident")
         )?;
     }
     let mut notes = Vec::new();
-    if s.files_skipped > 0 {
-        notes.push(format!(
-            "{} files skipped (not CloudTrail)",
-            s.files_skipped
-        ));
+    // `n noun(s) rest`, when n is not 0.
+    fn note(notes: &mut Vec<String>, n: u64, noun: &str, rest: &str) {
+        if n > 0 {
+            notes.push(format!("{} {rest}", count(n, noun)));
+        }
     }
-    if s.digest_files_skipped > 0 {
-        notes.push(format!("{} digest files skipped", s.digest_files_skipped));
-    }
-    if s.control_messages_skipped > 0 {
-        notes.push(format!(
-            "{} CloudWatch Logs control messages skipped",
-            s.control_messages_skipped
-        ));
-    }
-    if s.records_out_of_range > 0 {
-        notes.push(format!(
-            "{} events outside --since/--until",
-            s.records_out_of_range
-        ));
-    }
-    if s.records_without_time > 0 {
-        notes.push(format!(
-            "{} events without eventTime",
-            s.records_without_time
-        ));
-    }
-    if s.late_records > 0 {
-        notes.push(format!(
-            "{} events arrived after newer events beyond the re-order window and were processed out of order",
-            s.late_records
-        ));
-    }
+    note(
+        &mut notes,
+        s.files_skipped as u64,
+        "file",
+        "skipped (not CloudTrail)",
+    );
+    note(
+        &mut notes,
+        s.digest_files_skipped as u64,
+        "digest file",
+        "skipped",
+    );
+    note(
+        &mut notes,
+        s.control_messages_skipped as u64,
+        "CloudWatch Logs control message",
+        "skipped",
+    );
+    note(
+        &mut notes,
+        s.records_out_of_range,
+        "event",
+        "outside --since/--until",
+    );
+    note(
+        &mut notes,
+        s.records_time_from_fallback,
+        "event",
+        "without eventTime timed by @timestamp",
+    );
+    note(
+        &mut notes,
+        s.records_without_time,
+        "event",
+        "without a time, neither eventTime nor @timestamp (processed in arrival order)",
+    );
+    note(
+        &mut notes,
+        s.late_records,
+        "event",
+        "arrived after newer events beyond the re-order window and processed out of order",
+    );
     if s.late_hits > 0 {
         notes.push(format!(
-            "{} events arrived later than the allowed lateness and were not counted in correlation windows (e.g. {})",
-            s.late_hits,
+            "{} arrived later than the allowed lateness, not counted in correlation windows (e.g. {})",
+            count(s.late_hits, "event"),
             s.late_hit_samples.join(", ")
         ));
     }
-    if s.evicted_keys > 0 {
-        notes.push(format!(
-            "{} correlation group keys evicted at the key cap",
-            s.evicted_keys
-        ));
-    }
+    note(
+        &mut notes,
+        s.evicted_keys,
+        "correlation group key",
+        "evicted at the key cap",
+    );
     if let Some(b) = &s.baselines {
         notes.push(format!(
-            "baselines: {} series tracked, {} new principals, {} anomalies started, {} ended{}",
+            "baselines: {} series tracked, {}, {} started, {} ended{}",
             b.series,
-            b.stats.new_principals,
-            b.stats.starts,
+            count(b.stats.new_principals, "new principal"),
+            count(b.stats.starts, "anomaly"),
             b.stats.ends,
             if b.stats.evicted_series > 0 {
-                format!(", {} series evicted at the cap", b.stats.evicted_series)
+                format!(", {} evicted at the cap", b.stats.evicted_series)
             } else {
                 String::new()
             }
         ));
         if b.stats.attribution_drops > 0 {
             notes.push(format!(
-                "baselines: {} recent records dropped at the attribution buffer's cap (some \
-                 Starts attribute only part of their window)",
-                b.stats.attribution_drops
+                "baselines: {} dropped at the attribution buffer's cap (some Starts attribute \
+                 only part of their window)",
+                count(b.stats.attribution_drops, "recent record")
             ));
         }
     }
-    if s.excepted_findings > 0 {
-        notes.push(format!(
-            "{} matches dropped by --exceptions",
-            s.excepted_findings
-        ));
-    }
-    if s.duplicate_findings > 0 {
-        notes.push(format!(
-            "{} duplicate findings (records delivered twice) reported once",
-            s.duplicate_findings
-        ));
-    }
+    note(
+        &mut notes,
+        s.excepted_findings,
+        "match",
+        "dropped by --exceptions",
+    );
+    note(
+        &mut notes,
+        s.duplicate_findings,
+        "duplicate finding",
+        "(records delivered twice) reported once",
+    );
     if s.malformed_records > 0 || !s.issues.is_empty() {
         notes.push(format!(
-            "{} input problems, {} malformed records (listed on stderr)",
-            s.issues.len() as u64 + s.issues_not_shown,
-            s.malformed_records
+            "{}, {} (listed on stderr)",
+            count(s.issues.len() as u64 + s.issues_not_shown, "input problem"),
+            count(s.malformed_records, "malformed record")
         ));
     }
     if !notes.is_empty() {
@@ -280,14 +316,15 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
         rows.sort_by(|a, b| b.1.findings.cmp(&a.1.findings).then(a.0.cmp(b.0)));
         writeln!(
             out,
-            "\n{:>8}  {:>10}  {:<13} rule",
+            "\n{:>8}  {:>10}  {:<8}  rule",
             "findings", "principals", "level"
         )?;
         for (id, t) in rows {
+            let level = Level::parse(&t.level).map_or(t.level.as_str(), |l| l.tag());
             writeln!(
                 out,
-                "{:>8}  {:>10}  {:<13} {} ({id})",
-                t.findings, t.principals, t.level, t.title
+                "{:>8}  {:>10}  {:<8}  {} ({id})",
+                t.findings, t.principals, level, t.title
             )?;
         }
         writeln!(out, "\ntop principals:")?;
@@ -299,16 +336,39 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
 }
 
 pub fn run(args: BacktestArgs) -> Result<Outcome> {
+    let (since, until) = time_range(args.since.as_deref(), args.until.as_deref())?;
     let source = RuleArgs {
         paths: args.rules.clone(),
         builtin: args.builtin,
         placeholders: args.placeholders.clone(),
         logsource_service: args.logsource_service.clone(),
     };
-    let (rules, exceptions) = args.tuning.apply(source.load_for_run(args.skip_invalid)?)?;
+    let loaded = source.load_for_run(args.skip_invalid)?;
+    // Ids of every loaded rule (disabled ones included): what --expect may name.
+    let known = loaded.ids();
+    let (rules, exceptions) = args.tuning.apply(loaded)?;
     if rules.is_empty() {
         anyhow::bail!("no rules loaded; nothing to evaluate");
     }
+    let expected = match &args.expect {
+        None => None,
+        Some(p) => {
+            let expected = read_expect(p)?;
+            let unknown: Vec<String> = expected
+                .keys()
+                .filter(|id| !known.contains(*id))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "--expect {}: {} (see `trailwatch rules list`)",
+                    p.display(),
+                    trailwatch::rules::UnknownRuleIds(unknown)
+                );
+            }
+            Some(expected)
+        }
+    };
     let discovery = discover(&args.inputs);
     if discovery.inputs.is_empty() && discovery.errors.len() == args.inputs.len() {
         for (p, e) in &discovery.errors {
@@ -320,13 +380,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let now = chrono::Utc::now();
-    let time_arg = |v: &Option<String>, flag: &str| -> Result<Option<Millis>> {
-        v.as_deref()
-            .map(|t| parse_time_arg(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
-            .transpose()
+        None => Box::new(std::io::BufWriter::new(super::out::stdout())),
     };
     let app_config = match &args.config {
         Some(p) => {
@@ -340,8 +394,8 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         None => None,
     };
     let opts = backtest::BacktestOptions {
-        since: time_arg(&args.since, "--since")?,
-        until: time_arg(&args.until, "--until")?,
+        since,
+        until,
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -362,19 +416,19 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         alerts: matches!(args.format, FindingFormat::Alerts | FindingFormat::Text)
             .then(|| args.alert.settings(app_config.as_ref())),
     };
-    let expected = args.expect.as_deref().map(read_expect).transpose()?;
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
         let b = indicatif::ProgressBar::new(discovery.inputs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} files  {msg}  {per_sec} files/s  ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        b.set_style(progress_style());
         Some(b)
     } else {
         None
     };
+    // Findings printed to the terminal the bar is drawn on go through the bar: it is cleared,
+    // the line written (and flushed), then the bar drawn again below it. Otherwise the two
+    // interleave (a finding glued to the end of a bar line, bar fragments between lines).
+    let via_bar = bar
+        .as_ref()
+        .filter(|_| args.output.is_none() && std::io::stdout().is_terminal());
     let started = Instant::now();
     let mut kept: Vec<Finding> = Vec::new();
     let mut worst: Option<Level> = None;
@@ -385,14 +439,14 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         &exceptions,
         &opts,
         |e| {
-            let r = match (e, args.format) {
+            let mut write = |mut out: &mut Box<dyn Write>| match (e, args.format) {
                 (Emitted::Alert(a), _) => serde_json::to_writer(&mut out, a)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(out)),
                 (Emitted::Finding(f), format) => {
                     worst = worst.max(Some(f.rule.level));
                     match format {
-                        FindingFormat::Text => write_text(&mut out, f),
+                        FindingFormat::Text => trailwatch::sink::text::finding_line(&mut out, f),
                         FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
                             .map_err(std::io::Error::other)
                             .and_then(|_| writeln!(out)),
@@ -404,6 +458,10 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                     }
                 }
             };
+            let r = match via_bar {
+                Some(b) => b.suspend(|| write(&mut out).and_then(|_| out.flush())),
+                None => write(&mut out),
+            };
             if let (Err(e), None) = (r, &write_err) {
                 write_err = Some(e);
             }
@@ -411,7 +469,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         |files, records| {
             if let Some(b) = &bar {
                 b.set_position(files as u64);
-                b.set_message(format!("{records} events"));
+                b.set_message(count(records, "event"));
             }
         },
     );
@@ -441,7 +499,23 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     }
     out.flush().context("cannot write findings")?;
     if args.strict && summary.has_input_problems() {
-        eprintln!("error: input problems found and --strict is set");
+        for skipped in &summary.skipped {
+            eprintln!("error: {}: {} (skipped)", skipped.place, skipped.message);
+        }
+        let problems = summary.issues.len() as u64 + summary.issues_not_shown;
+        let parts: Vec<String> = [
+            (summary.files_skipped as u64, "input", " skipped"),
+            (problems, "input problem", ""),
+            (summary.malformed_records, "malformed record", ""),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, noun, rest)| format!("{}{rest}", count(n, noun)))
+        .collect();
+        eprintln!(
+            "error: --strict: {} (listed above); a strict run reads every input",
+            parts.join(", ")
+        );
         return Ok(Outcome::Invalid);
     }
     let mut outcome = Outcome::Ok;
@@ -449,11 +523,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         let diff = expect_diff(&expected, &summary);
         if diff.is_empty() {
             eprintln!(
-                "--expect: all {} rules produced the expected number of findings",
-                rules.len()
+                "--expect: all {} produced the expected number of findings",
+                count(rules.len() as u64, "rule")
             );
         } else {
-            eprintln!("--expect: {} mismatches", diff.len());
+            eprintln!("--expect: {}", count(diff.len() as u64, "mismatch"));
             for line in diff {
                 eprintln!("  {line}");
             }

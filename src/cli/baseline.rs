@@ -38,7 +38,8 @@ pub struct BuildArgs {
     /// Files or directories of archived CloudTrail (`-` for standard input).
     #[arg(value_name = "ARCHIVE", required = true)]
     inputs: Vec<PathBuf>,
-    /// Directory to write the learned state to (created if missing).
+    /// Directory to write the learned state to (created owner-only, 0700, if missing; one
+    /// that other users can write to is refused).
     #[arg(long, value_name = "DIR")]
     state_dir: PathBuf,
     /// Rule file or directory holding the `baseline` document (repeatable); without it the
@@ -288,7 +289,7 @@ fn show(a: ShowArgs) -> Result<Outcome> {
             a.principal.as_deref().unwrap_or_default()
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match a.format {
         ShowFormat::Json => {
             let items: Vec<serde_json::Value> = shown

@@ -3,6 +3,7 @@
 mod backtest;
 mod baseline;
 mod config;
+mod out;
 mod rules;
 mod run;
 mod simulate;
@@ -265,6 +266,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(o) => o.into(),
+        // The reader of standard output went away (`| head`): not worth a word.
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

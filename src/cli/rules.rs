@@ -68,20 +68,23 @@ fn validate(source: &RuleArgs, verbose: bool) -> Result<Outcome> {
         .filter(|d| d.severity == Severity::Warning)
         .count();
     let files = report.sources.len();
+    let mut out = super::out::stdout();
     if let Some(b) = &report.baseline {
-        println!(
+        writeln!(
+            out,
             "baseline document `{}` ({}): baselines run",
             b.meta.id, b.source.file
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{} valid in {}; {}, {}, {} skipped (not CloudTrail)",
-        plural(report.rules.len() + report.correlations.len(), "rule"),
+        report.counts(),
         plural(files, "file"),
         plural(errors, "error"),
         plural(warnings, "warning"),
         plural(report.skipped, "document")
-    );
+    )?;
     Ok(if errors > 0 {
         Outcome::Invalid
     } else {
@@ -96,7 +99,7 @@ fn test(source: &RuleArgs, verbose: bool) -> Result<Outcome> {
         eprintln!("error: the rules above are invalid; fix them before their tests can run");
         return Ok(Outcome::Invalid);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
     let mut report_case = |title: &str,
                            file: &str,
@@ -163,7 +166,7 @@ fn test(source: &RuleArgs, verbose: bool) -> Result<Outcome> {
 fn list(source: &RuleArgs, format: ListFormat) -> Result<Outcome> {
     let report = source.load()?;
     print_diagnostics(&report, false);
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match format {
         ListFormat::Json => {
             let mut items: Vec<serde_json::Value> = report
@@ -214,16 +217,19 @@ fn list(source: &RuleArgs, format: ListFormat) -> Result<Outcome> {
             for r in &report.rules {
                 writeln!(
                     out,
-                    "{:<36}  {:<13}  {}  ({})",
-                    r.meta.id, r.meta.level, r.meta.title, r.source.file
+                    "{:<36}  {:<8}  {}  ({})",
+                    r.meta.id,
+                    r.meta.level.tag(),
+                    r.meta.title,
+                    r.source.file
                 )?;
             }
             for c in &report.correlations {
                 writeln!(
                     out,
-                    "{:<36}  {:<13}  {} [{} correlation]  ({})",
+                    "{:<36}  {:<8}  {} [{} correlation]  ({})",
                     c.def.meta.id,
-                    c.def.meta.level,
+                    c.def.meta.level.tag(),
                     c.def.meta.title,
                     c.def.kind.as_str(),
                     c.def.source.file
@@ -232,21 +238,14 @@ fn list(source: &RuleArgs, format: ListFormat) -> Result<Outcome> {
             if let Some(b) = &report.baseline {
                 writeln!(
                     out,
-                    "{:<36}  {:<13}  {} [baseline]  ({})",
-                    b.meta.id, b.meta.level, b.meta.title, b.source.file
+                    "{:<36}  {:<8}  {} [baseline]  ({})",
+                    b.meta.id,
+                    b.meta.level.tag(),
+                    b.meta.title,
+                    b.source.file
                 )?;
             }
-            writeln!(
-                out,
-                "{}, {}{}",
-                plural(report.rules.len(), "rule"),
-                plural(report.correlations.len(), "correlation"),
-                if report.baseline.is_some() {
-                    ", 1 baseline document"
-                } else {
-                    ""
-                }
-            )?;
+            writeln!(out, "{}", report.counts())?;
         }
     }
     Ok(if report.has_errors() {
@@ -258,9 +257,5 @@ fn list(source: &RuleArgs, format: ListFormat) -> Result<Outcome> {
 
 /// `1 rule`, `2 rules`.
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
+    trailwatch::util::text::count(n as u64, word)
 }

@@ -51,7 +51,8 @@ pub struct RunArgs {
     tuning: super::Tuning,
     /// Where the checkpoint, the outbox and the lock live [default: $XDG_STATE_HOME/trailwatch
     /// or ~/.local/state/trailwatch]. Baselines learned there by `trailwatch baseline build
-    /// --state-dir DIR` arm anomaly detection from the first minute.
+    /// --state-dir DIR` arm anomaly detection from the first minute. Created owner-only (0700,
+    /// files 0600: the outbox holds findings); one that other users can write to is refused.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Where to start: `checkpoint` (resume; now when there is none), `now`, or a time
@@ -384,15 +385,15 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 wake.notify_one();
             });
         }
+        let counts = rules.counts();
         tracing::info!(
             log_groups = %groups.join(","),
-            rules = rules.len(),
-            correlations = rules.plans().plans.len(),
+            rules = counts.rules,
+            correlations = counts.correlations,
+            baseline_documents = counts.baselines,
             state_dir = %state_dir.display(),
-            "tailing {} ({} rules, {} correlations); state in {}; {}",
+            "tailing {} ({counts}); state in {}; {}",
             groups.join(", "),
-            rules.len(),
-            rules.plans().plans.len(),
             state_dir.display(),
             match (&topic, &print_to) {
                 (_, Some(w)) => format!("printing findings to {w} instead of publishing"),

@@ -4,6 +4,7 @@
 use super::Outcome;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use trailwatch_sim::score::{self, parse_findings};
@@ -143,8 +144,12 @@ fn score_cmd(a: ScoreArgs) -> Result<Outcome> {
     let findings = parse_findings(&name, &text)?;
     let report = score::score(&labels, &findings)?;
     match a.format {
-        ReportFormat::Text => print!("{}", report.to_text()),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => write!(super::out::stdout(), "{}", report.to_text())?,
+        ReportFormat::Json => writeln!(
+            super::out::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?,
     }
     Ok(if report.passed {
         Outcome::Ok

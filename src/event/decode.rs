@@ -213,6 +213,30 @@ struct TopLevel<'a> {
     log_files: Option<&'a RawValue>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    // Fields every CloudTrail record has (a logstash export renames `eventTime` to
+    // `@timestamp` but keeps the others): an object with none of them is not a record.
+    #[serde(rename = "eventVersion")]
+    event_version: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "eventTime")]
+    event_time: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "eventName")]
+    event_name: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "eventSource")]
+    event_source: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "eventID")]
+    event_id: Option<serde::de::IgnoredAny>,
+}
+
+impl TopLevel<'_> {
+    /// Has it any field of a CloudTrail record? (An IAM policy or a configuration file that
+    /// happens to be JSON has none.)
+    fn looks_like_record(&self) -> bool {
+        self.event_version.is_some()
+            || self.event_time.is_some()
+            || self.event_name.is_some()
+            || self.event_source.is_some()
+            || self.event_id.is_some()
+    }
 }
 
 #[derive(Deserialize)]
@@ -381,16 +405,32 @@ fn lookup_event<'a>(raw: &'a str, loc: Loc, d: &mut Decoded<'a>) {
 
 fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
     match serde_json::from_str::<TopLevel>(text) {
-        Ok(top) => Ok(from_top(top, text).unwrap_or(Decoded {
-            shape: Shape::Object,
-            records: vec![RecordText {
-                text: Cow::Borrowed(text),
-                loc: Loc::Index(0),
-            }],
-            issues: Vec::new(),
-            split: Vec::new(),
-            control_messages: 0,
-        })),
+        Ok(top) => {
+            let record = top.looks_like_record();
+            Ok(from_top(top, text).unwrap_or_else(|| {
+                if record {
+                    Decoded {
+                        shape: Shape::Object,
+                        records: vec![RecordText {
+                            text: Cow::Borrowed(text),
+                            loc: Loc::Index(0),
+                        }],
+                        issues: Vec::new(),
+                        split: Vec::new(),
+                        control_messages: 0,
+                    }
+                } else {
+                    // A single JSON object that is neither an envelope nor a record.
+                    Decoded {
+                        shape: Shape::NotCloudTrail,
+                        records: Vec::new(),
+                        issues: Vec::new(),
+                        split: Vec::new(),
+                        control_messages: 0,
+                    }
+                }
+            }))
+        }
         // More than one value: JSON lines.
         Err(e) if e.to_string().starts_with("trailing characters") => Ok(decode_lines(text)),
         Err(e) => {
@@ -563,6 +603,18 @@ mod tests {
         assert_eq!(d.shape, Shape::Array);
         let d = decode(br#"{"eventName":"A","eventVersion":"1.08"}"#).unwrap();
         assert_eq!(d.shape, Shape::Object);
+        // A logstash record: `@timestamp` instead of `eventTime`, the other fields kept.
+        let d = decode(br#"{"@timestamp":"2024-05-01T10:00:00Z","eventName":"A"}"#).unwrap();
+        assert_eq!(d.shape, Shape::Object);
+    }
+
+    #[test]
+    fn a_json_object_that_is_not_a_record_is_not_cloudtrail() {
+        let policy = br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sns:Publish"],"Resource":"*"}]}"#;
+        let d = decode(policy).unwrap();
+        assert_eq!((d.shape, d.records.len()), (Shape::NotCloudTrail, 0));
+        let d = decode(b"{}").unwrap();
+        assert_eq!(d.shape, Shape::NotCloudTrail);
     }
 
     #[test]

@@ -52,6 +52,10 @@ impl From<serde_json::Error> for RecordError {
     }
 }
 
+/// Where a record without `eventTime` keeps its event time: logstash (and the exports made
+/// with it) renames `eventTime` to `@timestamp`.
+pub const FALLBACK_TIME_FIELD: &str = "@timestamp";
+
 /// One CloudTrail record, borrowed from the buffer it was parsed from.
 ///
 /// Parsing splits the record into its top-level members without building them; a member is
@@ -225,8 +229,23 @@ impl<'a> Event<'a> {
     pub fn event_name(&self) -> Option<&str> {
         self.top_str("eventName")
     }
+    /// The record's event time as written: `eventTime`, or for a record without one (logstash
+    /// exports rename it) the [`FALLBACK_TIME_FIELD`]. Every stage asks this one accessor, so a
+    /// record has one event time everywhere: ordering, `--since`/`--until`, correlation and
+    /// baseline windows, the finding's `time`. [`Event::event_time_field`] says which field.
     pub fn event_time(&self) -> Option<&str> {
         self.top_str("eventTime")
+            .or_else(|| self.top_str(FALLBACK_TIME_FIELD))
+    }
+    /// The field [`Event::event_time`] came from: `eventTime` or [`FALLBACK_TIME_FIELD`].
+    pub fn event_time_field(&self) -> Option<&'static str> {
+        if self.top_str("eventTime").is_some() {
+            Some("eventTime")
+        } else if self.top_str(FALLBACK_TIME_FIELD).is_some() {
+            Some(FALLBACK_TIME_FIELD)
+        } else {
+            None
+        }
     }
     pub fn event_id(&self) -> Option<&str> {
         self.top_str("eventID")
@@ -309,6 +328,18 @@ impl fmt::Display for FieldPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_event_time_with_the_timestamp_fallback() {
+        let ev = Event::parse(r#"{"eventTime":"2024-05-01T10:00:00Z","@timestamp":"x"}"#).unwrap();
+        assert_eq!(ev.event_time(), Some("2024-05-01T10:00:00Z"));
+        assert_eq!(ev.event_time_field(), Some("eventTime"));
+        let ev = Event::parse(r#"{"@timestamp":"2024-05-01T10:00:00.000Z"}"#).unwrap();
+        assert_eq!(ev.event_time(), Some("2024-05-01T10:00:00.000Z"));
+        assert_eq!(ev.event_time_field(), Some("@timestamp"));
+        let ev = Event::parse(r#"{"eventName":"A"}"#).unwrap();
+        assert_eq!((ev.event_time(), ev.event_time_field()), (None, None));
+    }
 
     #[test]
     fn parses_and_borrows_hot_fields() {

@@ -180,6 +180,9 @@ pub struct Details {
     pub body: Body,
     /// Where the record was read: `file: record N`, or the log group, stream and event.
     pub origin: Option<String>,
+    /// The field the finding's `time` came from when the record had no `eventTime`
+    /// (`@timestamp` in logstash exports); absent for ordinary records.
+    pub time_field: Option<String>,
 }
 
 /// `Some(value)` for a key that is present, even when its value is `null`.
@@ -191,7 +194,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 impl From<Body> for Details {
     fn from(body: Body) -> Details {
-        Details { body, origin: None }
+        Details {
+            body,
+            origin: None,
+            time_field: None,
+        }
     }
 }
 
@@ -222,6 +229,9 @@ impl Details {
         if let Some(o) = &self.origin {
             map.insert("origin".into(), o.clone().into());
         }
+        if let Some(f) = &self.time_field {
+            map.insert("time_field".into(), f.clone().into());
+        }
         serde_json::Value::Object(map)
     }
 
@@ -237,6 +247,7 @@ impl Details {
         for old in ["suppressed", "update_of", "last_time"] {
             map.remove(old);
         }
+        let time_field = text(map.remove("time_field"));
         let rest = serde_json::Value::Object(map);
         let body = match kind {
             Kind::Match => Body::Match(serde_json::from_value(rest)?),
@@ -244,7 +255,11 @@ impl Details {
             Kind::Anomaly => Body::Anomaly(Box::new(serde_json::from_value(rest)?)),
             Kind::Health => Body::Health(serde_json::from_value(rest)?),
         };
-        Ok(Details { body, origin })
+        Ok(Details {
+            body,
+            origin,
+            time_field,
+        })
     }
 
     /// The correlation's group (field → value), for a correlation finding.

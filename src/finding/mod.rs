@@ -319,7 +319,7 @@ impl Finding {
             identity_account,
         });
         let time = ev.event_time();
-        Finding::new(id, RuleRef::of(&rule.meta), body)
+        let mut f = Finding::new(id, RuleRef::of(&rule.meta), body)
             .with_time(
                 time.map(str::to_string),
                 time.and_then(crate::util::time::parse_event_time),
@@ -327,6 +327,12 @@ impl Finding {
             .with_summary(summary(rule, ev, &who))
             .with_who(who, account, ev.aws_region().map(str::to_string))
             .with_events(event_id.into_iter().collect(), 1)
-            .with_event(redacted_json(ev))
+            .with_event(redacted_json(ev));
+        // A time not from `eventTime` says where it came from.
+        f.details.time_field = ev
+            .event_time_field()
+            .filter(|&field| field != "eventTime")
+            .map(str::to_string);
+        f
     }
 }

@@ -42,7 +42,7 @@ pub struct Checkpoint {
     pub groups: Vec<SavedGroup>,
     /// Seen event ids (see `SeenSet::to_base64`).
     pub seen: String,
-    /// Correlation windows and held (suppressed) findings.
+    /// Correlation windows, baselines and open incidents.
     pub engine: serde_json::Value,
     /// Groups currently reported silent.
     #[serde(default)]

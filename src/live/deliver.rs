@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::finding::Finding;
 use crate::rules::explain::fired_fields;
 use crate::rules::{Level, Rule, RuleSet};
-use crate::sink::message::{self, EmailContext};
+use crate::sink::message::EmailContext;
 use crate::sink::outbox::Outbox;
 use crate::sink::sns::{self, Dispatcher, Sns};
 use crate::util::state::StateDir;
@@ -94,13 +94,7 @@ impl<'r> Delivery<'r> {
                         serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;
                         writeln!(out)?;
                     } else {
-                        writeln!(
-                            out,
-                            "{:<8} {}  {}",
-                            f.rule.level.as_str().to_ascii_uppercase(),
-                            f.time.as_deref().unwrap_or("-"),
-                            message::clean(&f.summary, 2000)
-                        )?;
+                        crate::sink::text::finding_line(&mut *out, f)?;
                     }
                 }
                 out.flush()?;
@@ -127,14 +121,7 @@ impl<'r> Delivery<'r> {
                         serde_json::to_writer(&mut *out, &a).map_err(std::io::Error::other)?;
                         writeln!(out)?;
                     } else {
-                        writeln!(
-                            out,
-                            "{:<8} {}  [{}] {}",
-                            a.level.as_str().to_ascii_uppercase(),
-                            crate::util::time::format_millis(a.time),
-                            a.kind.as_str(),
-                            message::clean(&a.summary(), 2000)
-                        )?;
+                        crate::sink::text::alert_line(&mut *out, &a)?;
                     }
                 }
                 out.flush()?;

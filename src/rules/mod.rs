@@ -51,6 +51,18 @@ impl Level {
             _ => return None,
         })
     }
+    /// The level in text meant to be read (finding and alert lines, tables): `INFO`, `LOW`,
+    /// `MEDIUM`, `HIGH`, `CRITICAL`. One spelling for every text output, at most 8 wide (so
+    /// columns line up), read back by [`Level::parse`]. JSON keeps [`Level::as_str`].
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Level::Informational => "INFO",
+            Level::Low => "LOW",
+            Level::Medium => "MEDIUM",
+            Level::High => "HIGH",
+            Level::Critical => "CRITICAL",
+        }
+    }
     pub fn as_str(&self) -> &'static str {
         match self {
             Level::Informational => "informational",
@@ -236,6 +248,14 @@ impl LoadReport {
     }
     pub fn has_errors(&self) -> bool {
         self.errors().next().is_some()
+    }
+    /// How many rules, correlations and `baseline` documents loaded (see [`Counts`]).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            rules: self.rules.len(),
+            correlations: self.correlations.len(),
+            baselines: usize::from(self.baseline.is_some()),
+        }
     }
     /// Renders a diagnostic with its source snippet.
     pub fn render(&self, d: &Diagnostic) -> String {
@@ -504,6 +524,32 @@ impl Loader {
     }
 }
 
+/// What a rule set holds, counted and described one way wherever it is shown (`rules list`,
+/// `rules validate`, `run`'s start-up log): `103 rules, 1 correlation, 1 baseline document`.
+/// Kinds other than detection rules are left out when there are none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Single-event detection rules.
+    pub rules: usize,
+    pub correlations: usize,
+    /// `baseline` documents (at most one is in force).
+    pub baselines: usize,
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::util::text::count;
+        f.write_str(&count(self.rules as u64, "rule"))?;
+        if self.correlations > 0 {
+            write!(f, ", {}", count(self.correlations as u64, "correlation"))?;
+        }
+        if self.baselines > 0 {
+            write!(f, ", {}", count(self.baselines as u64, "baseline document"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Ids given to select rules that no loaded rule has.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("no loaded rule has the id {}", .0.join(", "))]
@@ -621,6 +667,15 @@ impl RuleSet {
     pub fn into_parts(self) -> (Vec<Rule>, Vec<correlation::Correlation>) {
         let corrs = self.plans.plans.into_iter().map(|p| p.corr).collect();
         (self.rules, corrs)
+    }
+
+    /// How many rules, correlations and `baseline` documents the set holds.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            rules: self.rules.len(),
+            correlations: self.plans.plans.len(),
+            baselines: usize::from(self.baseline.is_some()),
+        }
     }
 
     /// Rules plus correlation rules (plus one for a `baseline` document).

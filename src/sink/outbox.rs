@@ -140,11 +140,11 @@ impl Outbox {
         pending.retain(|e| !done.contains(&e.seq));
         pending.sort_by_key(|e| e.seq);
         rec.pending = pending.len();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        // Findings: owner-only, whatever the umask (see `util::state`).
+        let file = crate::util::state::private(OpenOptions::new().create(true).append(true))
             .open(&path)
             .map_err(io_err(&path))?;
+        crate::util::state::make_private(&file).map_err(io_err(&path))?;
         let mut ob = Outbox {
             path,
             file,
@@ -320,6 +320,25 @@ mod tests {
 
     fn f(id: &str) -> (Value, EmailContext) {
         (json!({"id": id, "summary": "s"}), EmailContext::default())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_outbox_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(FILE_NAME);
+        let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let (mut ob, _) = Outbox::open(d.path(), 0).unwrap();
+        ob.enqueue([f("a")], 1).unwrap();
+        assert_eq!(mode(), 0o600);
+        // Compaction rewrites it: still 0600. A file an older version left 0644 is closed.
+        ob.compact(2).unwrap();
+        assert_eq!(mode(), 0o600);
+        drop(ob);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Outbox::open(d.path(), 3).unwrap();
+        assert_eq!(mode(), 0o600);
     }
 
     #[test]

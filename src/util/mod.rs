@@ -4,4 +4,5 @@
 pub mod aws;
 pub mod ids;
 pub mod state;
+pub mod text;
 pub mod time;

@@ -5,6 +5,7 @@
 
 use crate::finding::{Details, Finding, Kind, RuleRef};
 use crate::rules::Level;
+use crate::util::text::count;
 use crate::util::time::{Millis, format_millis};
 use serde::{Deserialize, Serialize};
 
@@ -110,23 +111,20 @@ impl Alert {
                     format!("{} Also: {}.", lead.summary, others.join("; "))
                 }
             }
-            AlertKind::Update => {
-                let events: u64 = self.findings.len() as u64;
-                format!(
-                    "Update of incident {}: {} more finding(s) since the last alert, {} in all ({} events) since {}. {}",
-                    short(&self.incident),
-                    events,
-                    self.incident_findings,
-                    self.incident_events,
-                    self.first_seen.as_deref().unwrap_or("-"),
-                    lead.summary
-                )
-            }
-            AlertKind::Close => format!(
-                "Closed: {} — {} finding(s), {} events from {} to {}.",
-                lead.rule.title,
+            AlertKind::Update => format!(
+                "Update of incident {}: {} more since the last alert, {} in all ({}) since {}. {}",
+                short(&self.incident),
+                count(self.findings.len() as u64, "finding"),
                 self.incident_findings,
-                self.incident_events,
+                count(self.incident_events, "event"),
+                self.first_seen.as_deref().unwrap_or("-"),
+                lead.summary
+            ),
+            AlertKind::Close => format!(
+                "Closed: {} — {}, {} from {} to {}.",
+                lead.rule.title,
+                count(self.incident_findings, "finding"),
+                count(self.incident_events, "event"),
                 self.first_seen.as_deref().unwrap_or("-"),
                 self.last_seen.as_deref().unwrap_or("-")
             ),
