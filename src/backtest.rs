@@ -87,6 +87,10 @@ pub struct BacktestSummary {
     /// Those inputs and why each was skipped (the first [`MAX_ISSUES`]).
     pub skipped: Vec<Issue>,
     pub digest_files_skipped: usize,
+    /// Files not read because their delivery date cannot hold events of --since/--until.
+    pub files_pruned_by_date: usize,
+    /// S3-layout day directories not listed for the same reason.
+    pub days_pruned_by_date: usize,
     pub control_messages_skipped: usize,
     /// Records read (in the time range or not).
     pub records: u64,
@@ -520,6 +524,8 @@ pub fn run(
     use rayon::prelude::*;
     let mut s = BacktestSummary {
         digest_files_skipped: discovery.digests,
+        files_pruned_by_date: discovery.pruned_files,
+        days_pruned_by_date: discovery.pruned_days,
         ..BacktestSummary::default()
     };
     for (path, e) in &discovery.errors {
