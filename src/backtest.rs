@@ -426,38 +426,52 @@ impl SeenIds {
 type Key = (Millis, u32, u32);
 
 struct Reorder<F: FnMut(Option<Millis>, Evaluated)> {
-    /// Waiting outputs, earliest key first (boxed: the heap moves only pointers).
-    heap: BinaryHeap<Reverse<Waiting>>,
+    /// Waiting outputs as runs (one per file, each in key order), the run with the earliest
+    /// head first: the heap holds one entry per file in the window, not one per record.
+    runs: BinaryHeap<Reverse<Run>>,
     max_seen: Option<Millis>,
     window: Millis,
     late: u64,
     emit: F,
 }
 
-/// An output waiting in the re-order buffer, ordered by its key alone.
-struct Waiting(Key, Box<Evaluated>);
+/// A file's waiting outputs, in key order (its head first).
+struct Run {
+    file: u32,
+    items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
+}
 
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+impl Run {
+    fn head(&self) -> Key {
+        self.items
+            .front()
+            .map_or((Millis::MAX, self.file, u32::MAX), |(t, rec, _)| {
+                (*t, self.file, *rec)
+            })
     }
 }
-impl Eq for Waiting {}
-impl PartialOrd for Waiting {
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.head() == other.head()
+    }
+}
+impl Eq for Run {}
+impl PartialOrd for Run {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Waiting {
+impl Ord for Run {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+        self.head().cmp(&other.head())
     }
 }
 
 impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     fn new(window: Millis, emit: F) -> Self {
         Reorder {
-            heap: BinaryHeap::new(),
+            runs: BinaryHeap::new(),
             max_seen: None,
             window,
             late: 0,
@@ -465,36 +479,57 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
         }
     }
 
-    /// Takes one record's output. A record older than the watermark (newest time seen minus
-    /// the window) is late: its output leaves at once and it is counted.
-    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Evaluated) {
-        let Some(t) = time else {
-            // No event time: nothing to order by; released in arrival order.
-            if !output.is_empty() {
-                (self.emit)(None, output);
-            }
-            return;
+    /// Takes one file's outputs, sorted by event time (records without a time last). A
+    /// record older than the watermark (newest time seen before this file, minus the window)
+    /// is late: its output leaves at once and it is counted; so does the output of a record
+    /// without a time (nothing to order it by).
+    fn push_file(&mut self, file: u32, items: Vec<(Option<Millis>, Evaluated)>) {
+        let watermark = self.watermark();
+        let mut run = Run {
+            file,
+            items: std::collections::VecDeque::new(),
         };
-        if self.watermark().is_some_and(|w| t < w) {
-            self.late += 1;
-            (self.emit)(Some(t), output);
-        } else if !output.is_empty() {
-            self.heap
-                .push(Reverse(Waiting((t, file, rec), Box::new(output))));
+        for (rec, (time, output)) in items.into_iter().enumerate() {
+            let Some(t) = time else {
+                if !output.is_empty() {
+                    (self.emit)(None, output);
+                }
+                continue;
+            };
+            if watermark.is_some_and(|w| t < w) {
+                self.late += 1;
+                (self.emit)(Some(t), output);
+            } else if !output.is_empty() {
+                // `rec` is the position after sorting by time: it breaks ties in a fixed way.
+                run.items.push_back((t, rec as u32, output));
+            }
+            self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         }
-        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        if !run.items.is_empty() {
+            self.runs.push(Reverse(run));
+        }
     }
 
     /// Releases, in order, everything at or before `up_to` (everything when `None`).
     fn release(&mut self, up_to: Option<Millis>) {
-        while let Some(Reverse(Waiting((t, _, _), _))) = self.heap.peek() {
+        while let Some(mut top) = self.runs.peek_mut() {
+            let Some((t, _, _)) = top.0.items.front() else {
+                std::collections::binary_heap::PeekMut::pop(top);
+                continue;
+            };
             if up_to.is_some_and(|u| *t > u) {
                 break;
             }
-            let Some(Reverse(Waiting((t, _, _), o))) = self.heap.pop() else {
-                break;
+            let Some((t, _, output)) = top.0.items.pop_front() else {
+                continue;
             };
-            (self.emit)(Some(t), *o);
+            if top.0.items.is_empty() {
+                std::collections::binary_heap::PeekMut::pop(top);
+            } else {
+                // The run's new head: dropping `top` moves it to its place in the heap.
+                drop(top);
+            }
+            (self.emit)(Some(t), output);
         }
     }
 
@@ -636,11 +671,7 @@ pub fn run(
                 }
                 s.control_messages_skipped += r.control_messages;
                 s.excepted_findings += r.excepted;
-                for (rec, (time, findings)) in r.items.into_iter().enumerate() {
-                    // `rec` is the position after sorting by time: it breaks ties in a fixed
-                    // way.
-                    reorder.push(time, file_idx, rec as u32, findings);
-                }
+                reorder.push_file(file_idx, r.items);
                 let wm = reorder.watermark();
                 reorder.release(wm);
             }
@@ -740,22 +771,32 @@ mod tests {
         let mut r = Reorder::new(10 * MIN, |t: Option<Millis>, o: Evaluated| {
             seen.push((t, o.findings[0].id.clone()))
         });
-        r.push(Some(5 * MIN), 0, 0, output("b"));
-        r.push(Some(3 * MIN), 0, 1, output("a"));
-        r.push(None, 0, 2, output("no-time"));
+        // Files come sorted by time, records without a time last.
+        r.push_file(
+            1,
+            vec![
+                (Some(3 * MIN), output("a")),
+                (Some(5 * MIN), output("b")),
+                (None, output("no-time")),
+            ],
+        );
         // Equal times: the file, then the record position decides.
-        r.push(Some(20 * MIN), 1, 1, output("e"));
-        r.push(Some(20 * MIN), 1, 0, output("d"));
+        r.push_file(0, vec![(Some(4 * MIN), output("a0"))]);
+        r.push_file(
+            2,
+            vec![(Some(20 * MIN), output("d")), (Some(20 * MIN), output("e"))],
+        );
+        r.push_file(3, vec![(Some(20 * MIN), output("f"))]);
         let wm = r.watermark();
         assert_eq!(wm, Some(10 * MIN));
         r.release(wm);
         // Older than the watermark: out at once, counted.
-        r.push(Some(8 * MIN), 2, 0, output("late"));
+        r.push_file(4, vec![(Some(8 * MIN), output("late"))]);
         assert_eq!(r.late, 1);
         r.release(None);
         drop(r);
         let order: Vec<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
-        assert_eq!(order, ["no-time", "a", "b", "late", "d", "e"]);
+        assert_eq!(order, ["no-time", "a", "a0", "b", "late", "d", "e", "f"]);
         assert_eq!(seen[0].0, None);
     }
 }
