@@ -105,7 +105,9 @@ pub struct BacktestSummary {
     pub records_time_from_fallback: u64,
     /// Records older than what the re-order window had already released.
     pub late_records: u64,
-    /// Findings identical to one already reported (the same record delivered twice).
+    /// Records delivered twice (same eventID, time and name): the copy is not read again.
+    pub duplicate_records: u64,
+    /// Findings identical to one already reported.
     pub duplicate_findings: u64,
     /// Matches dropped by `--exceptions`.
     pub excepted_findings: u64,
@@ -193,6 +195,27 @@ impl BacktestSummary {
     }
 }
 
+/// One record in range: its event time, its identity (to read a record delivered twice only
+/// once) and what the stateless stage produced.
+struct Item {
+    time: Option<Millis>,
+    key: Option<u128>,
+    output: Evaluated,
+}
+
+/// A record's identity: its eventID with its time and name (test and hand-made data reuse
+/// ids), as 128 bits; `None` without an eventID.
+fn record_key(ev: &Event<'_>) -> Option<u128> {
+    use std::hash::{Hash, Hasher};
+    let id = ev.event_id()?;
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, id, ev.event_time(), ev.event_name()).hash(&mut h);
+        h.finish()
+    };
+    Some((u128::from(half(1)) << 64) | u128::from(half(2)))
+}
+
 /// What a worker produced for one input file.
 #[derive(Default)]
 struct FileResult {
@@ -211,7 +234,7 @@ struct FileResult {
     control_messages: usize,
     excepted: u64,
     /// Every record in range: its event time and what the stateless stage produced.
-    items: Vec<(Option<Millis>, Evaluated)>,
+    items: Vec<Item>,
 }
 
 fn process_file(
@@ -368,28 +391,32 @@ fn process_file(
             // Where the record was read, so people can find it in their archive.
             evaluated.set_origin(&format!("{}: {loc}", r.label));
         }
-        r.items.push((time, evaluated));
+        r.items.push(Item {
+            time,
+            key: record_key(&ev),
+            output: evaluated,
+        });
     }
     r.excepted = evaluator.excepted();
     // Records inside a file are unordered (LookupEvents exports are even newest first): put
     // them in event-time order (stable; records without a time keep their place at the end).
-    r.items.sort_by_key(|(t, _)| t.unwrap_or(Millis::MAX));
+    r.items.sort_by_key(|i| i.time.unwrap_or(Millis::MAX));
     r
 }
 
 /// Ids of the findings reported, to report a record delivered twice only once. Bounded by
 /// event time, not by the number of findings: an id is forgotten once the newest finding is
 /// `horizon` past it (a copy delivered that much later is counted again).
-struct SeenIds {
-    ids: std::collections::HashSet<String>,
+struct SeenIds<K> {
+    ids: std::collections::HashSet<K>,
     /// (event time, id) in the order reported; findings leave in event-time order.
-    by_time: std::collections::VecDeque<(Millis, String)>,
+    by_time: std::collections::VecDeque<(Millis, K)>,
     newest: Millis,
     horizon: Millis,
 }
 
-impl SeenIds {
-    fn new(horizon: Millis) -> SeenIds {
+impl<K: std::hash::Hash + Eq + Clone> SeenIds<K> {
+    fn new(horizon: Millis) -> SeenIds<K> {
         SeenIds {
             ids: Default::default(),
             by_time: Default::default(),
@@ -399,22 +426,26 @@ impl SeenIds {
     }
 
     /// `false` when `id` was seen (within the horizon).
-    fn insert(&mut self, id: &str, time: Option<Millis>) -> bool {
+    fn insert<Q>(&mut self, id: &Q, time: Option<Millis>) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if self.ids.contains(id) {
             return false;
         }
-        self.ids.insert(id.to_string());
+        self.ids.insert(id.to_owned());
         // Findings without a time are remembered for the whole run.
         if let Some(t) = time {
             self.newest = self.newest.max(t);
-            self.by_time.push_back((t, id.to_string()));
+            self.by_time.push_back((t, id.to_owned()));
             let oldest = self.newest.saturating_sub(self.horizon);
             while let Some((t, _)) = self.by_time.front() {
                 if *t >= oldest {
                     break;
                 }
                 if let Some((_, old)) = self.by_time.pop_front() {
-                    self.ids.remove(&old);
+                    self.ids.remove::<K>(&old);
                 }
             }
         }
@@ -426,6 +457,11 @@ impl SeenIds {
 type Key = (Millis, u32, u32);
 
 struct Reorder<F: FnMut(Option<Millis>, Evaluated)> {
+    /// Records already taken (CloudTrail sometimes delivers a record twice): a copy is read
+    /// once, so it counts once in correlations and baselines too.
+    seen: SeenIds<u128>,
+    /// Copies dropped.
+    duplicates: u64,
     /// Waiting outputs as runs (one per file, each in key order), the run with the earliest
     /// head first: the heap holds one entry per file in the window, not one per record.
     runs: BinaryHeap<Reverse<Run>>,
@@ -471,6 +507,8 @@ impl Ord for Run {
 impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     fn new(window: Millis, emit: F) -> Self {
         Reorder {
+            seen: SeenIds::new(window.saturating_mul(2)),
+            duplicates: 0,
             runs: BinaryHeap::new(),
             max_seen: None,
             window,
@@ -483,13 +521,20 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     /// record older than the watermark (newest time seen before this file, minus the window)
     /// is late: its output leaves at once and it is counted; so does the output of a record
     /// without a time (nothing to order it by).
-    fn push_file(&mut self, file: u32, items: Vec<(Option<Millis>, Evaluated)>) {
+    fn push_file(&mut self, file: u32, items: Vec<Item>) {
         let watermark = self.watermark();
         let mut run = Run {
             file,
             items: std::collections::VecDeque::new(),
         };
-        for (rec, (time, output)) in items.into_iter().enumerate() {
+        for (rec, item) in items.into_iter().enumerate() {
+            let Item { time, key, output } = item;
+            if let Some(k) = key
+                && !self.seen.insert(&k, time)
+            {
+                self.duplicates += 1;
+                continue;
+            }
             let Some(t) = time else {
                 if !output.is_empty() {
                     (self.emit)(None, output);
@@ -571,7 +616,7 @@ pub fn run(
         .build();
     let mut principals: HashMap<String, u64> = HashMap::new();
     let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
-    let mut seen_ids = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
+    let mut seen_ids: SeenIds<String> = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
     let mut duplicates = 0u64;
     let mut count = |f: &Finding| -> bool {
         // CloudTrail occasionally delivers a record twice; its finding is reported once.
@@ -681,6 +726,7 @@ pub fn run(
     });
     reorder.release(None);
     s.late_records = reorder.late;
+    s.duplicate_records = reorder.duplicates;
     drop(reorder);
     let mut rest = Vec::new();
     pipeline.finish(&mut rest);
@@ -750,9 +796,17 @@ mod tests {
         }
     }
 
+    fn item(time: Option<Millis>, tag: &str) -> Item {
+        Item {
+            time,
+            key: None,
+            output: output(tag),
+        }
+    }
+
     #[test]
     fn seen_ids_forget_what_is_past_the_horizon() {
-        let mut s = SeenIds::new(10 * MIN);
+        let mut s: SeenIds<String> = SeenIds::new(10 * MIN);
         assert!(s.insert("a", Some(0)));
         assert!(
             !s.insert("a", Some(0)),
@@ -775,23 +829,23 @@ mod tests {
         r.push_file(
             1,
             vec![
-                (Some(3 * MIN), output("a")),
-                (Some(5 * MIN), output("b")),
-                (None, output("no-time")),
+                item(Some(3 * MIN), "a"),
+                item(Some(5 * MIN), "b"),
+                item(None, "no-time"),
             ],
         );
         // Equal times: the file, then the record position decides.
-        r.push_file(0, vec![(Some(4 * MIN), output("a0"))]);
+        r.push_file(0, vec![item(Some(4 * MIN), "a0")]);
         r.push_file(
             2,
-            vec![(Some(20 * MIN), output("d")), (Some(20 * MIN), output("e"))],
+            vec![item(Some(20 * MIN), "d"), item(Some(20 * MIN), "e")],
         );
-        r.push_file(3, vec![(Some(20 * MIN), output("f"))]);
+        r.push_file(3, vec![item(Some(20 * MIN), "f")]);
         let wm = r.watermark();
         assert_eq!(wm, Some(10 * MIN));
         r.release(wm);
         // Older than the watermark: out at once, counted.
-        r.push_file(4, vec![(Some(8 * MIN), output("late"))]);
+        r.push_file(4, vec![item(Some(8 * MIN), "late")]);
         assert_eq!(r.late, 1);
         r.release(None);
         drop(r);

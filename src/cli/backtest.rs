@@ -315,9 +315,15 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     );
     note(
         &mut notes,
+        s.duplicate_records,
+        "record",
+        "delivered twice, read once",
+    );
+    note(
+        &mut notes,
         s.duplicate_findings,
         "duplicate finding",
-        "(records delivered twice) reported once",
+        "reported once",
     );
     if s.malformed_records > 0 || !s.issues.is_empty() {
         notes.push(format!(
