@@ -4,7 +4,7 @@
 //!
 //! Ordering: files are taken in the order of the delivery stamp in their names (then path),
 //! in batches decoded in parallel; batch results are merged in file order. Results wait in
-//! a buffer until the newest event time seen is more than the re-order window (default 1 h)
+//! a buffer until the newest event time seen is more than the re-order window (default 15 min)
 //! past them, then leave in `(eventTime, file, record)` order. A record older than the
 //! newest time seen minus the window is *late*: it is still processed, immediately, and
 //! counted. Nothing is dropped.
@@ -20,9 +20,10 @@ use crate::util::time::{Millis, parse_event_time};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-/// How long results wait for older records by default (CloudTrail delivers within minutes;
-/// archives from several accounts and regions overlap by about as much).
-pub const DEFAULT_REORDER_WINDOW: Millis = 3_600_000;
+/// How long results wait for older records by default: CloudTrail delivers a record within
+/// minutes (its files are ordered by delivery time), and the engine allows events the same
+/// lateness (15 min) live. What waits is held in memory, so the window bounds memory too.
+pub const DEFAULT_REORDER_WINDOW: Millis = 15 * 60_000;
 
 #[derive(Debug, Clone)]
 pub struct BacktestOptions {

@@ -91,8 +91,9 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// How far back in event time results wait for older records before being released in
-    /// order; records older than that are processed at once and counted as late.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    /// order; records older than that are processed at once and counted as late (the summary
+    /// says how many: raise it when they are many). What waits is held in memory.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     reorder_window: Millis,
     /// How late (in event time) an event may arrive and still count in a correlation window
     /// [default: 15m, or the configuration file's].
