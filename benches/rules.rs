@@ -148,44 +148,13 @@ fn bench(c: &mut Criterion) {
          time per event = reported time / {n}",
         rules.len()
     );
-    let st = rules.index().stats();
-    eprintln!(
-        "index: {} rules filed by eventName, {} by eventSource, {} by another field, {} always evaluated",
-        st.by_name, st.by_source, st.by_field, st.always
-    );
     for (rule, count) in rules.rules().iter().zip(&per_rule) {
         if *count > 0 {
             eprintln!("  {count:5}  {}", rule.meta.title);
         }
     }
 
-    let mut group = c.benchmark_group("rules");
-    group.throughput(Throughput::Elements(n));
-    group.measurement_time(MEASUREMENT_TIME);
-    group.bench_function("indexed", |bench| {
-        let mut out = Vec::with_capacity(16);
-        bench.iter(|| {
-            let mut total = 0usize;
-            for ev in &events {
-                rules.matching(black_box(ev), &mut out);
-                total += out.len();
-            }
-            black_box(total)
-        })
-    });
-    group.bench_function("full_scan", |bench| {
-        let mut out = Vec::with_capacity(16);
-        bench.iter(|| {
-            let mut total = 0usize;
-            for ev in &events {
-                rules.matching_full_scan(black_box(ev), &mut out);
-                total += out.len();
-            }
-            black_box(total)
-        })
-    });
-    group.finish();
-
+    bench_set(c, "rules", &rules, &events);
     bench_set(c, "builtin", &load_builtin(), &events);
 
     let mut group = c.benchmark_group("decode");
