@@ -623,7 +623,11 @@ fn a_dry_run_does_not_use_up_the_events_of_the_real_run() {
     // The real run, as it would have without the dry runs (an hour back: no checkpoint yet).
     s.run_once(&[]);
     let ns = s.notifications();
-    assert_eq!(ns.len(), 1, "the real run publishes what the dry run printed: {ns:?}");
+    assert_eq!(
+        ns.len(),
+        1,
+        "the real run publishes what the dry run printed: {ns:?}"
+    );
     assert!(s.state().join("checkpoint.json").exists());
 }
 
@@ -704,11 +708,21 @@ fn topic_create_and_subscribe() {
         )
     );
     let err = one_line(&sub(&["-v"]));
-    assert!(err.trim_end().ends_with(')') && err.contains("(request id "), "{err}");
+    assert!(
+        err.trim_end().ends_with(')') && err.contains("(request id "),
+        "{err}"
+    );
     let s = Setup::new("notopic");
     let err = one_line(
         &Command::new(env!("CARGO_BIN_EXE_trailwatch"))
-            .args(["run", "--log-group", &s.group, "--once", "--topic-arn", &missing])
+            .args([
+                "run",
+                "--log-group",
+                &s.group,
+                "--once",
+                "--topic-arn",
+                &missing,
+            ])
             .arg("--state-dir")
             .arg(s.state())
             .output()

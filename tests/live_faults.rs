@@ -32,6 +32,18 @@ struct Scripted {
 }
 
 fn serve(script: Vec<Reply>, fallback: Reply) -> Scripted {
+    serve_with(script, fallback, false)
+}
+
+/// Is this the start-up check of a log group (FilterLogEvents for one event)?
+fn is_group_check(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|b| b["limit"] == 1)
+}
+
+/// [`serve`]; with `answer_checks`, the start-up checks get their answers outside the script,
+/// so the script is the tail's or the publisher's alone: a log group's, an empty page; a
+/// topic's, `AuthorizationError` (a least-privilege identity may only publish).
+fn serve_with(script: Vec<Reply>, fallback: Reply, answer_checks: bool) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -66,7 +78,14 @@ fn serve(script: Vec<Reply>, fallback: Reply) -> Scripted {
                 log.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&body).into_owned());
-                let r = script.next().unwrap_or_else(|| fallback.clone());
+                let text = String::from_utf8_lossy(&body);
+                let r = if answer_checks && is_group_check(&text) {
+                    logs_empty()
+                } else if answer_checks && text.contains("Action=GetTopicAttributes") {
+                    sns_refused()
+                } else {
+                    script.next().unwrap_or_else(|| fallback.clone())
+                };
                 if r.status == 0 {
                     // Silent: hold the connection, answer nothing (the client gives up).
                     std::thread::sleep(Duration::from_secs(600));
@@ -108,6 +127,18 @@ fn silent() -> Reply {
         content_type: "",
         header: None,
         body: String::new(),
+    }
+}
+
+/// SNS refuses the call to this identity.
+fn sns_refused() -> Reply {
+    Reply {
+        status: 403,
+        content_type: "text/xml",
+        header: None,
+        body: "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>\
+               <Message>not authorized</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+            .into(),
     }
 }
 
@@ -224,7 +255,10 @@ fn throttling_and_empty_pages_with_a_token_are_read_through() {
     // The start-up check asks for one event from now on.
     let reqs = server.requests.lock().unwrap().clone();
     let check: Value = serde_json::from_str(&reqs[0]).unwrap();
-    assert_eq!((&check["logGroupName"], &check["limit"]), (&json!("trail"), &json!(1)));
+    assert_eq!(
+        (&check["logGroupName"], &check["limit"]),
+        (&json!("trail"), &json!(1))
+    );
     let reqs = &reqs[1..];
     // Retries repeat the same page; after the empty page the token is followed.
     let tokens: Vec<Option<String>> = reqs
@@ -365,9 +399,22 @@ fn no_credentials_stop_every_aws_command_at_once_with_one_line() {
     let topic = "arn:aws:sns:us-east-1:123456789012:alerts";
     let commands: Vec<Vec<&str>> = vec![
         vec!["run", "--log-group", "trail", "--once", "--dry-run"],
-        vec!["run", "--log-group", "trail", "--once", "--topic-arn", topic],
+        vec![
+            "run",
+            "--log-group",
+            "trail",
+            "--once",
+            "--topic-arn",
+            topic,
+        ],
         vec!["topic", "create", "alerts"],
-        vec!["subscribe", "--topic-arn", topic, "--email", "secops@example.com"],
+        vec![
+            "subscribe",
+            "--topic-arn",
+            topic,
+            "--email",
+            "secops@example.com",
+        ],
     ];
     for args in commands {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
@@ -483,13 +530,19 @@ fn sigterm_when(
 fn sigterm_stops_within_seconds_during_backoffs_and_slow_requests() {
     endpoint();
     for (case, fallback) in [("throttled", logs_throttled()), ("silent", silent())] {
-        let server = serve(vec![logs_empty()], fallback);
+        let server = serve_with(Vec::new(), fallback, true);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
         cmd.args(["run", "--log-group", "trail", "--output"])
             .arg(dir.path().join("findings.jsonl"))
-            .args(["--once", "--start-from", "1h", "--requests-per-second", "50"])
+            .args([
+                "--once",
+                "--start-from",
+                "1h",
+                "--requests-per-second",
+                "50",
+            ])
             .arg("--rules")
             .arg(dir.path().join("rule.yml"))
             .arg("--state-dir")
@@ -497,12 +550,14 @@ fn sigterm_stops_within_seconds_during_backoffs_and_slow_requests() {
             .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &server.url)
             .env("AWS_MAX_ATTEMPTS", "1");
         let requests = server.requests.clone();
-        // The start-up check and the tail's first read are in.
-        let ready = move || requests.lock().unwrap().len() >= 2;
-        let (code, err, took) =
-            sigterm_when(cmd, dir.path(), ready, Duration::from_millis(1500));
+        // The tail's first read is in.
+        let ready = move || requests.lock().unwrap().iter().any(|r| !is_group_check(r));
+        let (code, err, took) = sigterm_when(cmd, dir.path(), ready, Duration::from_millis(1500));
         assert_eq!(code, Some(0), "{case}: {err}");
-        assert!(took < Duration::from_secs(5), "{case}: took {took:?} to stop: {err}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{case}: took {took:?} to stop: {err}"
+        );
         assert!(err.contains("stopping"), "{case}: {err}");
         if case == "throttled" {
             assert!(err.contains("ThrottlingException"), "{case}: {err}");
@@ -528,16 +583,8 @@ fn sigterm_stops_within_seconds_while_sns_does_not_answer() {
     let t = now_ms() - 60_000;
     put_one(&group, t, "44444444-4444-4444-8444-444444444444");
     // The start-up check of the topic is refused (a least-privilege identity may only
-    // publish); every publish then hangs.
-    let refused = Reply {
-        status: 403,
-        content_type: "text/xml",
-        header: None,
-        body: "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>\
-               <Message>not authorized</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-            .into(),
-    };
-    let sns = serve(vec![refused], silent());
+    // publish); every publish hangs.
+    let sns = serve_with(Vec::new(), silent(), true);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
@@ -558,7 +605,10 @@ fn sigterm_stops_within_seconds_while_sns_does_not_answer() {
     };
     let (code, err, took) = sigterm_when(cmd, dir.path(), ready, Duration::from_millis(500));
     assert_eq!(code, Some(0), "{err}");
-    assert!(took < Duration::from_secs(5), "took {took:?} to stop: {err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} to stop: {err}"
+    );
     assert!(
         err.contains("1 finding waits in the outbox for the next run (stopped while publishing)"),
         "{err}"

@@ -12,7 +12,7 @@ use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFro
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns, wait_in_outbox};
 use trailwatch::source::cloudwatch::{TailConfig, check_group};
-use trailwatch::util::aws::{AwsError, AwsErrorClass, Stop, show_request_ids};
+use trailwatch::util::aws::{AwsError, AwsErrorClass, Stop, followed_by, show_request_ids};
 use trailwatch::util::state::StateDir;
 use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
@@ -190,11 +190,17 @@ fn region_of(sdk: &aws_config::SdkConfig) -> Option<String> {
 
 /// A start-up check's result: an error retrying cannot fix stops the run; a transient one (no
 /// answer, throttling) is logged and the run goes on (its reads and publishes retry).
-fn check_result(what: &str, r: Result<Result<(), AwsError>, tokio::time::error::Elapsed>) -> Result<()> {
+fn check_result(
+    what: &str,
+    r: Result<Result<(), AwsError>, tokio::time::error::Elapsed>,
+) -> Result<()> {
     match r {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if e.class == AwsErrorClass::Transient => {
-            tracing::warn!("{e}; not checked at start-up, going on (it is retried)");
+            tracing::warn!(
+                "{}",
+                followed_by(&e, "not checked at start-up, going on (it is retried)")
+            );
             Ok(())
         }
         Ok(Err(e)) => Err(e.into()),
@@ -450,17 +456,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         };
         if let LiveOutput::Sns(sns) = &output {
             let r = tokio::time::timeout(CHECK_TIMEOUT, sns.check()).await;
-            if let Ok(Ok(false)) = r {
-                tracing::debug!(
-                    "topic {}: not checked at start-up (this identity may not call \
-                     sns:GetTopicAttributes; the service needs only sns:Publish)",
-                    sns.topic_arn
-                );
-            }
-            check_result(
-                &format!("topic {}", sns.topic_arn),
-                r.map(|checked| checked.map(|_| ())),
-            )?;
+            check_result(&format!("topic {}", sns.topic_arn), r)?;
         }
         let metrics = Arc::new(Metrics::default());
         if let Some(addr) = &metrics_addr {
@@ -474,7 +470,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             let stop = stop.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;
-                tracing::info!("stopping: handing over what was read, writing the checkpoint");
+                tracing::info!("stopping: writing the checkpoint");
                 stop.set();
             });
         }

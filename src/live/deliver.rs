@@ -13,6 +13,7 @@ use crate::sink::outbox::Outbox;
 use crate::sink::sns::{self, Dispatcher, Sns, wait_in_outbox};
 use crate::util::aws::Stop;
 use crate::util::state::StateDir;
+use crate::util::text::count;
 use crate::util::time::Millis;
 use std::collections::HashMap;
 use std::io::Write;
@@ -53,8 +54,9 @@ impl<'r> Delivery<'r> {
                 if rec.pending > 0 {
                     tracing::info!(
                         outbox = rec.pending,
-                        "{} from an earlier run in the outbox; publishing them first",
-                        wait_in_outbox(rec.pending)
+                        "{} from an earlier run {} in the outbox; publishing them first",
+                        count(rec.pending as u64, "finding"),
+                        if rec.pending == 1 { "waits" } else { "wait" }
                     );
                 }
                 Some((ob, Dispatcher::new(opts.pacing.clone())))

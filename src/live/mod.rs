@@ -400,8 +400,14 @@ async fn back_off(e: &TailError, delay_ms: Millis, stop: &Stop) {
     let delay = Duration::from_millis(delay_ms as u64);
     tracing::error!(
         retry_in_s = delay.as_secs(),
-        "{e}; retrying in {}s (position kept, nothing skipped)",
-        delay.as_secs()
+        "{}",
+        crate::util::aws::followed_by(
+            e,
+            &format!(
+                "retrying in {}s (position kept, nothing skipped)",
+                delay.as_secs()
+            )
+        )
     );
     stop.sleep(delay).await;
 }

@@ -176,27 +176,30 @@ impl Sns {
     }
 
     /// The start-up check of the topic: GetTopicAttributes. The service needs only
-    /// `sns:Publish`, so a refusal of this call (`AuthorizationError`) proves nothing and is
-    /// `Ok(false)` (not checked); a topic that does not exist, refused credentials or an invalid
-    /// ARN are errors; `Ok(true)` when the topic is there.
-    pub async fn check(&self) -> Result<bool, AwsError> {
-        match self
+    /// `sns:Publish`, so a refusal of this call (`AuthorizationError`) proves nothing: the topic
+    /// counts as not checked (a debug line says so). A topic that does not exist, refused
+    /// credentials or an invalid ARN are errors.
+    pub async fn check(&self) -> Result<(), AwsError> {
+        let Err(e) = self
             .client
             .get_topic_attributes()
             .topic_arn(&self.topic_arn)
             .send()
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = self.error(&e, "sns:GetTopicAttributes");
-                match err.code() {
-                    Some("AuthorizationError" | "AccessDenied" | "AccessDeniedException") => {
-                        Ok(false)
-                    }
-                    _ => Err(err),
-                }
+        else {
+            return Ok(());
+        };
+        let err = self.error(&e, "sns:GetTopicAttributes");
+        match err.code() {
+            Some("AuthorizationError" | "AccessDenied" | "AccessDeniedException") => {
+                tracing::debug!(
+                    "topic {}: not checked at start-up (this identity may not call \
+                     sns:GetTopicAttributes; the service needs only sns:Publish)",
+                    self.topic_arn
+                );
+                Ok(())
             }
+            _ => Err(err),
         }
     }
 }
@@ -354,10 +357,13 @@ fn handle_error(
         v => {
             let delay = dispatcher.failed(now, v);
             let waiting = outbox.pending().len();
-            d.errors.push(format!(
-                "{err}; {} in the outbox, next attempt in {}",
-                wait_in_outbox(waiting),
-                crate::util::time::format_duration(delay)
+            d.errors.push(aws::followed_by(
+                err,
+                &format!(
+                    "{} in the outbox, next attempt in {}",
+                    wait_in_outbox(waiting),
+                    crate::util::time::format_duration(delay)
+                ),
             ));
             Ok(false)
         }

@@ -36,7 +36,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
     #[error(transparent)]
-    Fatal(AwsError),
+    Fatal(Box<AwsError>),
 }
 
 /// Settings of the tail.
@@ -345,7 +345,10 @@ impl Bucket {
 
 /// A FilterLogEvents error on `group`, read by the shared AWS error reading.
 fn filter_error<E>(
-    e: &aws_sdk_cloudwatchlogs::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    e: &aws_sdk_cloudwatchlogs::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
     group: &str,
     region: Option<String>,
 ) -> AwsError
@@ -602,14 +605,17 @@ impl Tail {
                     }
                     if err.class == AwsErrorClass::Transient {
                         let delay = Duration::from_millis(self.backoff.failed(500, 32_000) as u64);
-                        tracing_warn(&format!("{err}; retrying in {} ms", delay.as_millis()));
+                        tracing_warn(&aws::followed_by(
+                            &err,
+                            &format!("retrying in {} ms", delay.as_millis()),
+                        ));
                         if self.stop.sleep(delay).await {
                             break;
                         }
                         continue;
                     }
                     self.scans.clear();
-                    let err = TailError::Fatal(err);
+                    let err = TailError::Fatal(Box::new(err));
                     if batch.events.is_empty() {
                         return Err(err);
                     }

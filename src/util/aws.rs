@@ -193,6 +193,13 @@ pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// `message; more` — what happens next after an error message (`…; retrying in 2 s`), without
+/// a full stop before the semicolon.
+pub fn followed_by(message: impl fmt::Display, more: &str) -> String {
+    let m = message.to_string();
+    format!("{}; {more}", m.strip_suffix('.').unwrap_or(&m))
+}
+
 /// `s` with line breaks and other control characters as spaces.
 fn one_line(s: &str) -> String {
     s.chars()
@@ -440,7 +447,10 @@ impl fmt::Display for AwsError {
                     (None, Some(s)) => format!("HTTP {s}"),
                     (None, None) => "unknown".into(),
                 };
-                write!(f, "An error occurred ({code}) when calling the {op} operation")?;
+                write!(
+                    f,
+                    "An error occurred ({code}) when calling the {op} operation"
+                )?;
                 message
                     .as_deref()
                     .map(one_line)
@@ -676,7 +686,11 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::error::ErrorMetadata;
 
-    fn service_error(status: u16, code: &str, message: &str) -> SdkError<ErrorMetadata, HttpResponse> {
+    fn service_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<ErrorMetadata, HttpResponse> {
         let meta = ErrorMetadata::builder()
             .code(code)
             .message(message)
@@ -716,7 +730,11 @@ mod tests {
         assert!(verbose.ends_with(" (request id req-1234)"), "{verbose}");
 
         let denied = AwsError::from_sdk(
-            &service_error(403, "AuthorizationError", "User is not authorized\nto publish"),
+            &service_error(
+                403,
+                "AuthorizationError",
+                "User is not authorized\nto publish",
+            ),
             "sns:Publish",
         )
         .on("topic", "arn:aws:sns:us-east-1:123456789012:alerts");
@@ -738,12 +756,19 @@ mod tests {
 
     #[test]
     fn a_call_without_credentials_or_without_an_answer() {
-        let creds = SdkError::<ErrorMetadata, HttpResponse>::dispatch_failure(ConnectorError::other(
-            Box::new(CredentialsError::not_loaded("no providers in chain provided credentials")),
-            None,
-        ));
+        let creds =
+            SdkError::<ErrorMetadata, HttpResponse>::dispatch_failure(ConnectorError::other(
+                Box::new(CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                )),
+                None,
+            ));
         let e = AwsError::from_sdk(&creds, "logs:FilterLogEvents").on("log group", "g");
-        assert_eq!(e.class, AwsErrorClass::Denied, "not retried as if transient");
+        assert_eq!(
+            e.class,
+            AwsErrorClass::Denied,
+            "not retried as if transient"
+        );
         assert!(matches!(e.kind, AwsErrorKind::Credentials(_)));
         let text = e.to_string();
         assert!(
@@ -761,7 +786,9 @@ mod tests {
         assert!(!e.answered());
         let text = e.to_string();
         assert!(
-            text.starts_with("no answer from AWS when calling the Publish operation: connection refused."),
+            text.starts_with(
+                "no answer from AWS when calling the Publish operation: connection refused."
+            ),
             "{text}"
         );
         assert!(!text.contains("DispatchFailure"), "{text}");
