@@ -4,7 +4,7 @@
 //!
 //! Ordering: files are taken in the order of the delivery stamp in their names (then path),
 //! in batches decoded in parallel; batch results are merged in file order. Results wait in
-//! a buffer until the newest event time seen is more than the re-order window (default 1 h)
+//! a buffer until the newest event time seen is more than the re-order window (default 15 min)
 //! past them, then leave in `(eventTime, file, record)` order. A record older than the
 //! newest time seen minus the window is *late*: it is still processed, immediately, and
 //! counted. Nothing is dropped.
@@ -20,9 +20,10 @@ use crate::util::time::{Millis, parse_event_time};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-/// How long results wait for older records by default (CloudTrail delivers within minutes;
-/// archives from several accounts and regions overlap by about as much).
-pub const DEFAULT_REORDER_WINDOW: Millis = 3_600_000;
+/// How long results wait for older records by default: CloudTrail delivers a record within
+/// minutes (its files are ordered by delivery time), and the engine allows events the same
+/// lateness (15 min) live. What waits is held in memory, so the window bounds memory too.
+pub const DEFAULT_REORDER_WINDOW: Millis = 15 * 60_000;
 
 #[derive(Debug, Clone)]
 pub struct BacktestOptions {
@@ -87,6 +88,10 @@ pub struct BacktestSummary {
     /// Those inputs and why each was skipped (the first [`MAX_ISSUES`]).
     pub skipped: Vec<Issue>,
     pub digest_files_skipped: usize,
+    /// Files not read because their delivery date cannot hold events of --since/--until.
+    pub files_pruned_by_date: usize,
+    /// S3-layout day directories not listed for the same reason.
+    pub days_pruned_by_date: usize,
     pub control_messages_skipped: usize,
     /// Records read (in the time range or not).
     pub records: u64,
@@ -101,7 +106,9 @@ pub struct BacktestSummary {
     pub records_time_from_fallback: u64,
     /// Records older than what the re-order window had already released.
     pub late_records: u64,
-    /// Findings identical to one already reported (the same record delivered twice).
+    /// Records delivered twice (same eventID, time and name): the copy is not read again.
+    pub duplicate_records: u64,
+    /// Findings identical to one already reported.
     pub duplicate_findings: u64,
     /// Matches dropped by `--exceptions`.
     pub excepted_findings: u64,
@@ -189,6 +196,27 @@ impl BacktestSummary {
     }
 }
 
+/// One record in range: its event time, its identity (to read a record delivered twice only
+/// once) and what the stateless stage produced.
+struct Item {
+    time: Option<Millis>,
+    key: Option<u128>,
+    output: Evaluated,
+}
+
+/// A record's identity: its eventID with its time and name (test and hand-made data reuse
+/// ids), as 128 bits; `None` without an eventID.
+fn record_key(ev: &Event<'_>) -> Option<u128> {
+    use std::hash::{Hash, Hasher};
+    let id = ev.event_id()?;
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, id, ev.event_time(), ev.event_name()).hash(&mut h);
+        h.finish()
+    };
+    Some((u128::from(half(1)) << 64) | u128::from(half(2)))
+}
+
 /// What a worker produced for one input file.
 #[derive(Default)]
 struct FileResult {
@@ -207,7 +235,7 @@ struct FileResult {
     control_messages: usize,
     excepted: u64,
     /// Every record in range: its event time and what the stateless stage produced.
-    items: Vec<(Option<Millis>, Evaluated)>,
+    items: Vec<Item>,
 }
 
 fn process_file(
@@ -364,28 +392,32 @@ fn process_file(
             // Where the record was read, so people can find it in their archive.
             evaluated.set_origin(&format!("{}: {loc}", r.label));
         }
-        r.items.push((time, evaluated));
+        r.items.push(Item {
+            time,
+            key: record_key(&ev),
+            output: evaluated,
+        });
     }
     r.excepted = evaluator.excepted();
     // Records inside a file are unordered (LookupEvents exports are even newest first): put
     // them in event-time order (stable; records without a time keep their place at the end).
-    r.items.sort_by_key(|(t, _)| t.unwrap_or(Millis::MAX));
+    r.items.sort_by_key(|i| i.time.unwrap_or(Millis::MAX));
     r
 }
 
 /// Ids of the findings reported, to report a record delivered twice only once. Bounded by
 /// event time, not by the number of findings: an id is forgotten once the newest finding is
 /// `horizon` past it (a copy delivered that much later is counted again).
-struct SeenIds {
-    ids: std::collections::HashSet<String>,
+struct SeenIds<K> {
+    ids: std::collections::HashSet<K>,
     /// (event time, id) in the order reported; findings leave in event-time order.
-    by_time: std::collections::VecDeque<(Millis, String)>,
+    by_time: std::collections::VecDeque<(Millis, K)>,
     newest: Millis,
     horizon: Millis,
 }
 
-impl SeenIds {
-    fn new(horizon: Millis) -> SeenIds {
+impl<K: std::hash::Hash + Eq + Clone> SeenIds<K> {
+    fn new(horizon: Millis) -> SeenIds<K> {
         SeenIds {
             ids: Default::default(),
             by_time: Default::default(),
@@ -395,22 +427,26 @@ impl SeenIds {
     }
 
     /// `false` when `id` was seen (within the horizon).
-    fn insert(&mut self, id: &str, time: Option<Millis>) -> bool {
+    fn insert<Q>(&mut self, id: &Q, time: Option<Millis>) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if self.ids.contains(id) {
             return false;
         }
-        self.ids.insert(id.to_string());
+        self.ids.insert(id.to_owned());
         // Findings without a time are remembered for the whole run.
         if let Some(t) = time {
             self.newest = self.newest.max(t);
-            self.by_time.push_back((t, id.to_string()));
+            self.by_time.push_back((t, id.to_owned()));
             let oldest = self.newest.saturating_sub(self.horizon);
             while let Some((t, _)) = self.by_time.front() {
                 if *t >= oldest {
                     break;
                 }
                 if let Some((_, old)) = self.by_time.pop_front() {
-                    self.ids.remove(&old);
+                    self.ids.remove::<K>(&old);
                 }
             }
         }
@@ -422,38 +458,59 @@ impl SeenIds {
 type Key = (Millis, u32, u32);
 
 struct Reorder<F: FnMut(Option<Millis>, Evaluated)> {
-    /// Waiting outputs, earliest key first (boxed: the heap moves only pointers).
-    heap: BinaryHeap<Reverse<Waiting>>,
+    /// Records already taken (CloudTrail sometimes delivers a record twice): a copy is read
+    /// once, so it counts once in correlations and baselines too.
+    seen: SeenIds<u128>,
+    /// Copies dropped.
+    duplicates: u64,
+    /// Waiting outputs as runs (one per file, each in key order), the run with the earliest
+    /// head first: the heap holds one entry per file in the window, not one per record.
+    runs: BinaryHeap<Reverse<Run>>,
     max_seen: Option<Millis>,
     window: Millis,
     late: u64,
     emit: F,
 }
 
-/// An output waiting in the re-order buffer, ordered by its key alone.
-struct Waiting(Key, Box<Evaluated>);
+/// A file's waiting outputs, in key order (its head first).
+struct Run {
+    file: u32,
+    items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
+}
 
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+impl Run {
+    fn head(&self) -> Key {
+        self.items
+            .front()
+            .map_or((Millis::MAX, self.file, u32::MAX), |(t, rec, _)| {
+                (*t, self.file, *rec)
+            })
     }
 }
-impl Eq for Waiting {}
-impl PartialOrd for Waiting {
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.head() == other.head()
+    }
+}
+impl Eq for Run {}
+impl PartialOrd for Run {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Waiting {
+impl Ord for Run {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+        self.head().cmp(&other.head())
     }
 }
 
 impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
     fn new(window: Millis, emit: F) -> Self {
         Reorder {
-            heap: BinaryHeap::new(),
+            seen: SeenIds::new(window.saturating_mul(2)),
+            duplicates: 0,
+            runs: BinaryHeap::new(),
             max_seen: None,
             window,
             late: 0,
@@ -461,36 +518,64 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
         }
     }
 
-    /// Takes one record's output. A record older than the watermark (newest time seen minus
-    /// the window) is late: its output leaves at once and it is counted.
-    fn push(&mut self, time: Option<Millis>, file: u32, rec: u32, output: Evaluated) {
-        let Some(t) = time else {
-            // No event time: nothing to order by; released in arrival order.
-            if !output.is_empty() {
-                (self.emit)(None, output);
-            }
-            return;
+    /// Takes one file's outputs, sorted by event time (records without a time last). A
+    /// record older than the watermark (newest time seen before this file, minus the window)
+    /// is late: its output leaves at once and it is counted; so does the output of a record
+    /// without a time (nothing to order it by).
+    fn push_file(&mut self, file: u32, items: Vec<Item>) {
+        let watermark = self.watermark();
+        let mut run = Run {
+            file,
+            items: std::collections::VecDeque::new(),
         };
-        if self.watermark().is_some_and(|w| t < w) {
-            self.late += 1;
-            (self.emit)(Some(t), output);
-        } else if !output.is_empty() {
-            self.heap
-                .push(Reverse(Waiting((t, file, rec), Box::new(output))));
+        for (rec, item) in items.into_iter().enumerate() {
+            let Item { time, key, output } = item;
+            if let Some(k) = key
+                && !self.seen.insert(&k, time)
+            {
+                self.duplicates += 1;
+                continue;
+            }
+            let Some(t) = time else {
+                if !output.is_empty() {
+                    (self.emit)(None, output);
+                }
+                continue;
+            };
+            if watermark.is_some_and(|w| t < w) {
+                self.late += 1;
+                (self.emit)(Some(t), output);
+            } else if !output.is_empty() {
+                // `rec` is the position after sorting by time: it breaks ties in a fixed way.
+                run.items.push_back((t, rec as u32, output));
+            }
+            self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         }
-        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        if !run.items.is_empty() {
+            self.runs.push(Reverse(run));
+        }
     }
 
     /// Releases, in order, everything at or before `up_to` (everything when `None`).
     fn release(&mut self, up_to: Option<Millis>) {
-        while let Some(Reverse(Waiting((t, _, _), _))) = self.heap.peek() {
+        while let Some(mut top) = self.runs.peek_mut() {
+            let Some((t, _, _)) = top.0.items.front() else {
+                std::collections::binary_heap::PeekMut::pop(top);
+                continue;
+            };
             if up_to.is_some_and(|u| *t > u) {
                 break;
             }
-            let Some(Reverse(Waiting((t, _, _), o))) = self.heap.pop() else {
-                break;
+            let Some((t, _, output)) = top.0.items.pop_front() else {
+                continue;
             };
-            (self.emit)(Some(t), *o);
+            if top.0.items.is_empty() {
+                std::collections::binary_heap::PeekMut::pop(top);
+            } else {
+                // The run's new head: dropping `top` moves it to its place in the heap.
+                drop(top);
+            }
+            (self.emit)(Some(t), output);
         }
     }
 
@@ -520,6 +605,8 @@ pub fn run(
     use rayon::prelude::*;
     let mut s = BacktestSummary {
         digest_files_skipped: discovery.digests,
+        files_pruned_by_date: discovery.pruned_files,
+        days_pruned_by_date: discovery.pruned_days,
         ..BacktestSummary::default()
     };
     for (path, e) in &discovery.errors {
@@ -530,7 +617,7 @@ pub fn run(
         .build();
     let mut principals: HashMap<String, u64> = HashMap::new();
     let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
-    let mut seen_ids = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
+    let mut seen_ids: SeenIds<String> = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
     let mut duplicates = 0u64;
     let mut count = |f: &Finding| -> bool {
         // CloudTrail occasionally delivers a record twice; its finding is reported once.
@@ -630,11 +717,7 @@ pub fn run(
                 }
                 s.control_messages_skipped += r.control_messages;
                 s.excepted_findings += r.excepted;
-                for (rec, (time, findings)) in r.items.into_iter().enumerate() {
-                    // `rec` is the position after sorting by time: it breaks ties in a fixed
-                    // way.
-                    reorder.push(time, file_idx, rec as u32, findings);
-                }
+                reorder.push_file(file_idx, r.items);
                 let wm = reorder.watermark();
                 reorder.release(wm);
             }
@@ -644,6 +727,7 @@ pub fn run(
     });
     reorder.release(None);
     s.late_records = reorder.late;
+    s.duplicate_records = reorder.duplicates;
     drop(reorder);
     let mut rest = Vec::new();
     pipeline.finish(&mut rest);
@@ -713,9 +797,17 @@ mod tests {
         }
     }
 
+    fn item(time: Option<Millis>, tag: &str) -> Item {
+        Item {
+            time,
+            key: None,
+            output: output(tag),
+        }
+    }
+
     #[test]
     fn seen_ids_forget_what_is_past_the_horizon() {
-        let mut s = SeenIds::new(10 * MIN);
+        let mut s: SeenIds<String> = SeenIds::new(10 * MIN);
         assert!(s.insert("a", Some(0)));
         assert!(
             !s.insert("a", Some(0)),
@@ -734,22 +826,32 @@ mod tests {
         let mut r = Reorder::new(10 * MIN, |t: Option<Millis>, o: Evaluated| {
             seen.push((t, o.findings[0].id.clone()))
         });
-        r.push(Some(5 * MIN), 0, 0, output("b"));
-        r.push(Some(3 * MIN), 0, 1, output("a"));
-        r.push(None, 0, 2, output("no-time"));
+        // Files come sorted by time, records without a time last.
+        r.push_file(
+            1,
+            vec![
+                item(Some(3 * MIN), "a"),
+                item(Some(5 * MIN), "b"),
+                item(None, "no-time"),
+            ],
+        );
         // Equal times: the file, then the record position decides.
-        r.push(Some(20 * MIN), 1, 1, output("e"));
-        r.push(Some(20 * MIN), 1, 0, output("d"));
+        r.push_file(0, vec![item(Some(4 * MIN), "a0")]);
+        r.push_file(
+            2,
+            vec![item(Some(20 * MIN), "d"), item(Some(20 * MIN), "e")],
+        );
+        r.push_file(3, vec![item(Some(20 * MIN), "f")]);
         let wm = r.watermark();
         assert_eq!(wm, Some(10 * MIN));
         r.release(wm);
         // Older than the watermark: out at once, counted.
-        r.push(Some(8 * MIN), 2, 0, output("late"));
+        r.push_file(4, vec![item(Some(8 * MIN), "late")]);
         assert_eq!(r.late, 1);
         r.release(None);
         drop(r);
         let order: Vec<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
-        assert_eq!(order, ["no-time", "a", "b", "late", "d", "e"]);
+        assert_eq!(order, ["no-time", "a", "a0", "b", "late", "d", "e", "f"]);
         assert_eq!(seen[0].0, None);
     }
 }

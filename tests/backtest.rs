@@ -994,6 +994,92 @@ fn since_until_filter_by_event_time() {
     );
 }
 
+/// With --since/--until, S3-layout files whose delivery date cannot hold events of the range
+/// are not read at all — not even opened: a damaged file there does not fail --strict.
+#[test]
+fn since_until_skip_files_by_their_delivery_date() {
+    let s = Scratch::new();
+    let day = |d: &str| {
+        let dir = s.path().join(format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2023/07/{d}"
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let name = |stamp: &str| format!("111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz");
+    write(
+        &day("09"),
+        &name("20230709T1205Z"),
+        gz(records_doc(&[rec(
+            "a",
+            "StopLogging",
+            "2023-07-09T12:00:00Z",
+        )])),
+    );
+    write(
+        &day("10"),
+        &name("20230710T1205Z"),
+        gz(records_doc(&[rec(
+            "b",
+            "StopLogging",
+            "2023-07-10T12:00:00Z",
+        )])),
+    );
+    // Delivered the next day, an event of the 10th: read (within the delivery margin).
+    write(
+        &day("11"),
+        &name("20230711T0010Z"),
+        gz(records_doc(&[rec(
+            "c",
+            "StopLogging",
+            "2023-07-10T23:58:00Z",
+        )])),
+    );
+    // Far outside the range, and damaged: never opened.
+    write(&day("20"), &name("20230720T1205Z"), b"\x1f\x8b damaged");
+    let root = s.path().join("AWSLogs");
+    let root = root.to_str().unwrap();
+    let (v, err) = s.json(&[
+        "--strict",
+        "--since",
+        "2023-07-10",
+        "--until",
+        "2023-07-11",
+        root,
+    ]);
+    assert_eq!(finding_events(&v), ["b", "c"], "{err}");
+    // The 20th's directory is not listed; the 9th's is (it ends at the range's start), but
+    // its file, delivered at noon on the 9th, is not read.
+    let pruned = (
+        summary_u64(&v, "days_pruned_by_date"),
+        summary_u64(&v, "files_pruned_by_date"),
+    );
+    assert_eq!(pruned, (1, 1), "{}", v["summary"]);
+    assert_eq!(summary_u64(&v, "files_read"), 2);
+    let o = s.backtest(&["--since", "2023-07-10", "--until", "2023-07-11", root]);
+    assert!(
+        stdout(&o).contains("1 day directory not read (delivery date outside --since/--until)")
+            && stdout(&o).contains("1 file not read (delivery date outside --since/--until)"),
+        "{}",
+        stdout(&o)
+    );
+    // A margin of 0: only files delivered before --until are read.
+    let (v, _) = s.json(&[
+        "--since",
+        "2023-07-10",
+        "--until",
+        "2023-07-11",
+        "--delivery-margin",
+        "0s",
+        root,
+    ]);
+    assert_eq!(finding_events(&v), ["b"]);
+    // Without a range nothing is pruned: the damaged file is read and reported.
+    let (v, _) = s.json(&[root]);
+    assert_eq!(summary_u64(&v, "days_pruned_by_date"), 0);
+    assert_eq!(finding_events(&v), ["a", "b", "c"]);
+}
+
 /// A logstash export's record: `eventTime` renamed `@timestamp`.
 fn logstash(id: &str, name: &str, time: &str) -> Value {
     let mut r = rec(id, name, time);
@@ -1589,7 +1675,9 @@ fn same_record_in_two_files_gives_one_finding() {
         ]);
         let ctx = format!("{}\nstderr: {err}", v["summary"]);
         assert_eq!(finding_events(&v), ["dup-1", "solo"], "{ctx}");
-        assert_eq!(summary_u64(&v, "duplicate_findings"), 1, "{ctx}");
+        // The copy is not read again (so it counts once in correlations and baselines too).
+        assert_eq!(summary_u64(&v, "duplicate_records"), 1, "{ctx}");
+        assert_eq!(summary_u64(&v, "duplicate_findings"), 0, "{ctx}");
         assert_eq!(summary_u64(&v, "records"), 3, "{ctx}");
         assert_eq!(summary_u64(&v, "findings"), 2, "{ctx}");
         assert_eq!(v["summary"]["by_rule"]["tw-stop"]["findings"], 2, "{ctx}");

@@ -12,7 +12,7 @@ use trailwatch::backtest::{self, BacktestSummary, Emitted};
 use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
-use trailwatch::source::files::discover;
+use trailwatch::source::files::{DeliveryRange, discover_in};
 use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
@@ -70,6 +70,12 @@ pub struct BacktestArgs {
     /// Only events before this time (same forms as --since); it must be later than --since.
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
+    /// With --since/--until, files of the S3 layout whose delivery date (in the
+    /// `YYYY/MM/DD/` directories and the file name) cannot hold events of the range are not
+    /// read at all. This is how long after an event CloudTrail may deliver it (its files are
+    /// usually delivered within minutes); files without a date in their name are always read.
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
+    delivery_margin: Millis,
     /// YAML map of rule id → expected number of findings; rules not listed are expected to
     /// produce none. Exit 1 with a diff on any mismatch (for rule regression tests in CI).
     /// An id that no loaded rule has is an error (exit 2), as with --disable.
@@ -85,8 +91,9 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// How far back in event time results wait for older records before being released in
-    /// order; records older than that are processed at once and counted as late.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    /// order; records older than that are processed at once and counted as late (the summary
+    /// says how many: raise it when they are many). What waits is held in memory.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     reorder_window: Millis,
     /// How late (in event time) an event may arrive and still count in a correlation window
     /// [default: 15m, or the configuration file's].
@@ -227,6 +234,18 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     );
     note(
         &mut notes,
+        s.days_pruned_by_date as u64,
+        "day directory",
+        "not read (delivery date outside --since/--until)",
+    );
+    note(
+        &mut notes,
+        s.files_pruned_by_date as u64,
+        "file",
+        "not read (delivery date outside --since/--until)",
+    );
+    note(
+        &mut notes,
         s.control_messages_skipped as u64,
         "CloudWatch Logs control message",
         "skipped",
@@ -297,9 +316,15 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
     );
     note(
         &mut notes,
+        s.duplicate_records,
+        "record",
+        "delivered twice, read once",
+    );
+    note(
+        &mut notes,
         s.duplicate_findings,
         "duplicate finding",
-        "(records delivered twice) reported once",
+        "reported once",
     );
     if s.malformed_records > 0 || !s.issues.is_empty() {
         notes.push(format!(
@@ -369,7 +394,12 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             Some(expected)
         }
     };
-    let discovery = discover(&args.inputs);
+    let range = (since.is_some() || until.is_some()).then_some(DeliveryRange {
+        since,
+        until,
+        margin: args.delivery_margin,
+    });
+    let discovery = discover_in(&args.inputs, range.as_ref());
     if discovery.inputs.is_empty() && discovery.errors.len() == args.inputs.len() {
         for (p, e) in &discovery.errors {
             eprintln!("error: {p}: {e}");
@@ -440,9 +470,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         &opts,
         |e| {
             let mut write = |mut out: &mut Box<dyn Write>| match (e, args.format) {
-                (Emitted::Alert(a), _) => serde_json::to_writer(&mut out, a)
+                (Emitted::Alert(a), FindingFormat::Alerts) => serde_json::to_writer(&mut out, a)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(out)),
+                // The text summary counts alerts; only `--format alerts` prints them.
+                (Emitted::Alert(_), _) => Ok(()),
                 (Emitted::Finding(f), format) => {
                     worst = worst.max(Some(f.rule.level));
                     match format {

@@ -4,7 +4,7 @@ use super::Settings;
 use super::dedup::{effective, event_key};
 use crate::correlate::{EventIds, Hit, KEY_SEP, Who, hash_value};
 use crate::event::Event;
-use crate::finding::Finding;
+use crate::finding::{Finding, RecordParts};
 use crate::rules::RuleSet;
 use crate::rules::correlation::Suppress;
 use crate::rules::exceptions::Exceptions;
@@ -79,6 +79,7 @@ impl<'r> Evaluator<'r> {
         // Shared by the hits of this record: group keys made so far; who/where and event ids.
         let mut keys: Vec<Arc<str>> = Vec::new();
         let mut shared: Option<(Arc<Who>, EventIds)> = None;
+        let mut parts = RecordParts::default();
         for &i in &self.scratch {
             let i = i as usize;
             let rule = &self.rules.rules()[i];
@@ -87,7 +88,7 @@ impl<'r> Evaluator<'r> {
                 continue;
             }
             if !plans.quiet.get(i).copied().unwrap_or(false) {
-                let mut f = Finding::from_match(rule, ev);
+                let mut f = Finding::from_match_sharing(rule, ev, &mut parts);
                 if let Some(s) = effective(&rule.suppress, self.default_suppress) {
                     f.suppress_key = Some(event_key(s, ev));
                 }

@@ -63,7 +63,7 @@ pub(crate) struct RecordText<'a> {
 
 /// Why an input could not be decoded (the caller names the file).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("corrupt gzip data after {inflated} bytes of output: {error}")]
     Gzip {
         inflated: usize,
@@ -168,7 +168,7 @@ fn inflate_single_member(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
-pub(crate) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if let Some(out) = inflate_single_member(bytes) {
         return Ok(out);
     }

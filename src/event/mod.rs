@@ -11,6 +11,7 @@ pub(crate) mod identity;
 pub mod target;
 mod value;
 
+pub use decode::{DecodeError, gunzip};
 pub use value::{Scalar, Value};
 
 use serde_json::value::RawValue;

@@ -292,10 +292,24 @@ pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
     s
 }
 
+/// What the findings of one record share: its principal and its redacted JSON, made once
+/// however many rules match it.
+#[derive(Default)]
+pub struct RecordParts {
+    who: Option<String>,
+    event: Option<Box<serde_json::value::RawValue>>,
+}
+
 impl Finding {
     /// The finding for one rule match.
     pub fn from_match(rule: &Rule, ev: &Event<'_>) -> Finding {
-        let who = principal(ev);
+        Finding::from_match_sharing(rule, ev, &mut RecordParts::default())
+    }
+
+    /// [`Finding::from_match`] for one of several rules matching the same record: `parts`
+    /// keeps what they share.
+    pub fn from_match_sharing(rule: &Rule, ev: &Event<'_>, parts: &mut RecordParts) -> Finding {
+        let who = parts.who.get_or_insert_with(|| principal(ev)).clone();
         let event_id = ev.event_id().map(str::to_string);
         // eventID is the primary key of real records; time and name are added because test
         // and hand-made data reuse ids. Without an eventID, the content identifies the record.
@@ -327,7 +341,7 @@ impl Finding {
             .with_summary(summary(rule, ev, &who))
             .with_who(who, account, ev.aws_region().map(str::to_string))
             .with_events(event_id.into_iter().collect(), 1)
-            .with_event(redacted_json(ev));
+            .with_event(parts.event.get_or_insert_with(|| redacted_json(ev)).clone());
         // A time not from `eventTime` says where it came from.
         f.details.time_field = ev
             .event_time_field()
