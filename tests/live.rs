@@ -478,12 +478,6 @@ fn second_instance_on_the_same_state_dir_is_refused() {
     );
 }
 
-fn sigterm(child: &std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-}
-
 #[test]
 fn silent_log_group_is_reported_and_sigterm_checkpoints() {
     let s = Setup::new("silence");
@@ -590,6 +584,53 @@ fn dry_run_prints_json_lines() {
     assert!(s.notifications().is_empty());
 }
 
+/// Issue 17, 3: a dry run keeps its own state (`dry-run/` in the state directory), so the real
+/// run that follows on the same directory still reads the events and publishes the alerts the
+/// dry run printed.
+#[test]
+fn a_dry_run_does_not_use_up_the_events_of_the_real_run() {
+    let s = Setup::new("dryfirst");
+    let t = now_ms() - 60_000;
+    s.put(
+        "s1",
+        vec![(t, record("StopLogging", "alice", t, &uuid(1, "dryfirst")))],
+    );
+    let dry = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["run", "--log-group", &s.group, "--dry-run", "--once"])
+            .arg("--rules")
+            .arg(s.dir.path().join("rule.yml"))
+            .arg("--state-dir")
+            .arg(s.state())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(dry(&["--start-from", "1h"]).lines().count(), 1);
+    assert!(s.state().join("dry-run/checkpoint.json").exists());
+    assert!(
+        !s.state().join("checkpoint.json").exists(),
+        "the real run's checkpoint is not written by a dry run"
+    );
+    // A second dry run resumes from its own checkpoint: nothing new to print.
+    assert_eq!(dry(&[]).lines().count(), 0);
+    // The real run, as it would have without the dry runs (an hour back: no checkpoint yet).
+    s.run_once(&[]);
+    let ns = s.notifications();
+    assert_eq!(
+        ns.len(),
+        1,
+        "the real run publishes what the dry run printed: {ns:?}"
+    );
+    assert!(s.state().join("checkpoint.json").exists());
+}
+
 #[test]
 fn topic_create_and_subscribe() {
     let name = format!("cli-topic-{}", now_ms());
@@ -639,6 +680,61 @@ fn topic_create_and_subscribe() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+    // A topic that does not exist: one line, in the AWS CLI's words, with what to do; the
+    // request id only with -v. `run` checks its topic at start-up.
+    let missing = format!("{arn}-missing");
+    let one_line = |out: &Output| {
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        err
+    };
+    let sub = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["subscribe", "--topic-arn", &missing])
+            .args(["--email", "secops@example.com"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = one_line(&sub(&[]));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: topic {missing}: An error occurred (NotFound) when calling the Subscribe \
+             operation: Topic does not exist. Check the topic ARN and its region (aws sns \
+             list-topics --region us-east-1), or create the topic: trailwatch topic create \
+             {name}-missing"
+        )
+    );
+    let err = one_line(&sub(&["-v"]));
+    assert!(
+        err.trim_end().ends_with(')') && err.contains("(request id "),
+        "{err}"
+    );
+    let s = Setup::new("notopic");
+    let err = one_line(
+        &Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args([
+                "run",
+                "--log-group",
+                &s.group,
+                "--once",
+                "--topic-arn",
+                &missing,
+            ])
+            .arg("--state-dir")
+            .arg(s.state())
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.starts_with(&format!(
+            "error: topic {missing}: An error occurred (NotFound) when calling the \
+             GetTopicAttributes operation: Topic does not exist. Check the topic ARN"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1025,8 +1121,20 @@ fn missing_log_group_stops_start_up_but_not_a_running_service() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("log group no-such-group-anywhere"), "{err}");
-    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    // One line a person can read, in the AWS CLI's words, with what to do — not the SDK's
+    // debug dump of the error (issue 17, 3: 1,869 bytes).
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "error: log group no-such-group-anywhere: An error occurred \
+             (ResourceNotFoundException) when calling the FilterLogEvents operation: The \
+             specified log group does not exist. Check the name and the region (us-east-1): aws \
+             logs describe-log-groups --region us-east-1 --log-group-name-prefix \
+             no-such-group-anywhere\n"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("ServiceError"), "{err}");
     // Running: the group disappears and comes back; the service logs, retries and goes on.
     let child = s
         .cmd(&["--poll", "200ms"])

@@ -1,18 +1,21 @@
-//! Live mode under AWS behaviours the emulator cannot produce: throttling, server errors and
-//! empty pages that still carry a `nextToken`. The real binary and the real AWS SDK talk HTTP
-//! to a scripted local server standing in for one service; the other service, where needed,
-//! is the emulator started by `./scripts/test`.
+//! Live mode under AWS behaviours the emulator cannot produce: throttling, server errors,
+//! empty pages that still carry a `nextToken`, services that never answer, no credentials.
+//! The real binary and the real AWS SDK talk HTTP to a scripted local server standing in for
+//! one service; the other service, where needed, is the emulator started by `./scripts/test`.
+//! Where the fault is a hang, the binary runs under a wall-clock bound.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
 
-/// One scripted answer: status, content type, extra header, body.
+/// One scripted answer: status, content type, extra header, body. Status 0: no answer at all
+/// (the connection stays open, silent).
 #[derive(Clone)]
 struct Reply {
     status: u16,
@@ -29,6 +32,18 @@ struct Scripted {
 }
 
 fn serve(script: Vec<Reply>, fallback: Reply) -> Scripted {
+    serve_with(script, fallback, false)
+}
+
+/// Is this the start-up check of a log group (FilterLogEvents for one event)?
+fn is_group_check(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|b| b["limit"] == 1)
+}
+
+/// [`serve`]; with `answer_checks`, the start-up checks get their answers outside the script,
+/// so the script is the tail's or the publisher's alone: a log group's, an empty page; a
+/// topic's, `AuthorizationError` (a least-privilege identity may only publish).
+fn serve_with(script: Vec<Reply>, fallback: Reply, answer_checks: bool) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -63,7 +78,19 @@ fn serve(script: Vec<Reply>, fallback: Reply) -> Scripted {
                 log.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&body).into_owned());
-                let r = script.next().unwrap_or_else(|| fallback.clone());
+                let text = String::from_utf8_lossy(&body);
+                let r = if answer_checks && is_group_check(&text) {
+                    logs_empty()
+                } else if answer_checks && text.contains("Action=GetTopicAttributes") {
+                    sns_refused()
+                } else {
+                    script.next().unwrap_or_else(|| fallback.clone())
+                };
+                if r.status == 0 {
+                    // Silent: hold the connection, answer nothing (the client gives up).
+                    std::thread::sleep(Duration::from_secs(600));
+                    break;
+                }
                 let extra = r
                     .header
                     .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -91,6 +118,33 @@ fn logs_reply(status: u16, body: Value) -> Reply {
         header: None,
         body: body.to_string(),
     }
+}
+
+/// No answer: the request hangs until the client gives up.
+fn silent() -> Reply {
+    Reply {
+        status: 0,
+        content_type: "",
+        header: None,
+        body: String::new(),
+    }
+}
+
+/// SNS refuses the call to this identity.
+fn sns_refused() -> Reply {
+    Reply {
+        status: 403,
+        content_type: "text/xml",
+        header: None,
+        body: "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>\
+               <Message>not authorized</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+            .into(),
+    }
+}
+
+/// An empty page: the answer to the start-up check of a log group.
+fn logs_empty() -> Reply {
+    logs_reply(200, json!({"events": []}))
 }
 
 fn logs_throttled() -> Reply {
@@ -143,6 +197,8 @@ fn throttling_and_empty_pages_with_a_token_are_read_through() {
     };
     let server = serve(
         vec![
+            // The start-up check of the group.
+            logs_empty(),
             logs_throttled(),
             logs_reply(
                 500,
@@ -196,8 +252,15 @@ fn throttling_and_empty_pages_with_a_token_are_read_through() {
             "22222222-2222-4222-8222-222222222222"
         ]
     );
-    // Retries repeat the same page; after the empty page the token is followed.
+    // The start-up check asks for one event from now on.
     let reqs = server.requests.lock().unwrap().clone();
+    let check: Value = serde_json::from_str(&reqs[0]).unwrap();
+    assert_eq!(
+        (&check["logGroupName"], &check["limit"]),
+        (&json!("trail"), &json!(1))
+    );
+    let reqs = &reqs[1..];
+    // Retries repeat the same page; after the empty page the token is followed.
     let tokens: Vec<Option<String>> = reqs
         .iter()
         .map(|r| {
@@ -288,14 +351,305 @@ fn sns_throttling_keeps_findings_in_the_outbox() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("Throttling"), "{err}");
-    assert!(err.contains("1 finding(s) wait in the outbox"), "{err}");
-    assert_eq!(
-        sns.requests.lock().unwrap().len(),
-        1,
-        "one attempt, then backoff"
+    assert!(
+        err.contains("An error occurred (Throttling) when calling the Publish operation: Rate exceeded; 1 finding waits in the outbox, next attempt in"),
+        "{err}"
     );
+    let publishes = sns
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.contains("Action=Publish"))
+        .count();
+    assert_eq!(publishes, 1, "one attempt, then backoff");
     let outbox = std::fs::read_to_string(dir.path().join("state/outbox.jsonl")).unwrap();
     assert!(outbox.contains("33333333-3333-4333-8333-333333333333"));
     assert!(!outbox.contains("\"op\":\"delivered\""));
+}
+
+/// The lines a run wrote on standard error (to a file, so that a long run cannot block on a
+/// full pipe).
+fn stderr_file(dir: &std::path::Path) -> (std::fs::File, std::path::PathBuf) {
+    let p = dir.join("stderr.log");
+    (std::fs::File::create(&p).unwrap(), p)
+}
+
+/// Runs `cmd` under a wall-clock bound of 10 s; returns the exit code and standard error.
+fn run_bounded(mut cmd: Command, what: &str) -> (Option<i32>, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, path) = stderr_file(dir.path());
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start trailwatch");
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10), what);
+    (status.code(), std::fs::read_to_string(path).unwrap(), took)
+}
+
+/// Issue 17, 1: with `AWS_ACCESS_KEY_ID=` and `AWS_SECRET_ACCESS_KEY=` empty and no other
+/// source, every AWS command stops at once: one line saying what is wrong and what to do,
+/// exit 2 — not a run retrying the credentials chain forever.
+#[test]
+fn no_credentials_stop_every_aws_command_at_once_with_one_line() {
+    endpoint();
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let topic = "arn:aws:sns:us-east-1:123456789012:alerts";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["run", "--log-group", "trail", "--once", "--dry-run"],
+        vec![
+            "run",
+            "--log-group",
+            "trail",
+            "--once",
+            "--topic-arn",
+            topic,
+        ],
+        vec!["topic", "create", "alerts"],
+        vec![
+            "subscribe",
+            "--topic-arn",
+            topic,
+            "--email",
+            "secops@example.com",
+        ],
+    ];
+    for args in commands {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+        cmd.args(&args).arg("--state-dir").arg(&state);
+        if args[0] != "run" {
+            // Only `run` has a state directory.
+            cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+            cmd.args(&args);
+        }
+        without_credentials(&mut cmd, home.path());
+        // The tests' stand-in for "not on EC2" (the product bounds the metadata service with a
+        // short timeout instead; see the next test).
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        let what = args.join(" ");
+        let (code, err, took) = run_bounded(cmd, &what);
+        assert_eq!(code, Some(2), "{what}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{what}: one line: {err}");
+        assert!(
+            lines[0].starts_with(
+                "error: Unable to locate AWS credentials (AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY are set, but empty): none in the environment, in profile \
+                 `default` of the AWS config files"
+            ),
+            "{what}: {err}"
+        );
+        assert!(
+            lines[0].contains("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"),
+            "{what}: {err}"
+        );
+        assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
+    }
+}
+
+/// A listener that accepts connections and never answers (an instance metadata address that
+/// swallows packets, a proxy that hangs).
+fn silent_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    url
+}
+
+/// Issue 17, 1: the instance metadata service is the last source of credentials; when it
+/// does not answer, start-up still fails within seconds (the SDK's own default waits four
+/// attempts of up to 10 s each, then the run retried forever).
+#[test]
+fn a_silent_instance_metadata_service_does_not_hold_start_up() {
+    endpoint();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    cmd.args(["run", "--log-group", "trail", "--once", "--dry-run"])
+        .arg("--state-dir")
+        .arg(home.path().join("state"));
+    without_credentials(&mut cmd, home.path());
+    cmd.env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", silent_server());
+    let (code, err, took) = run_bounded(cmd, "run with a silent metadata service");
+    assert_eq!(code, Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains("AWS credentials"), "{err}");
+    assert!(lines[0].contains("Set AWS_ACCESS_KEY_ID"), "{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+/// Starts `cmd` (standard error to a file in `dir`), waits until `ready` holds (at most 20 s),
+/// then a little longer, sends SIGTERM and returns the exit code, standard error and how long
+/// the process took to stop — failing when it takes more than 10 s.
+fn sigterm_when(
+    mut cmd: Command,
+    dir: &std::path::Path,
+    ready: impl Fn() -> bool,
+    then: Duration,
+) -> (Option<i32>, String, Duration) {
+    let (err, path) = stderr_file(dir);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start trailwatch");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() && Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!(
+                "trailwatch ended before the signal ({s}): {}",
+                std::fs::read_to_string(&path).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        ready(),
+        "never ready: {}",
+        std::fs::read_to_string(&path).unwrap()
+    );
+    std::thread::sleep(then);
+    sigterm(&child);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10), "after SIGTERM");
+    (status.code(), std::fs::read_to_string(path).unwrap(), took)
+}
+
+/// Issue 17, 2: SIGTERM stops the run within seconds while CloudWatch Logs throttles every
+/// request (backoffs of up to 32 s) or never answers (a request in flight for up to 30 s),
+/// after a checkpoint of where reading stands.
+#[test]
+fn sigterm_stops_within_seconds_during_backoffs_and_slow_requests() {
+    endpoint();
+    for (case, fallback) in [("throttled", logs_throttled()), ("silent", silent())] {
+        let server = serve_with(Vec::new(), fallback, true);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+        cmd.args(["run", "--log-group", "trail", "--output"])
+            .arg(dir.path().join("findings.jsonl"))
+            .args([
+                "--once",
+                "--start-from",
+                "1h",
+                "--requests-per-second",
+                "50",
+            ])
+            .arg("--rules")
+            .arg(dir.path().join("rule.yml"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &server.url)
+            .env("AWS_MAX_ATTEMPTS", "1");
+        let requests = server.requests.clone();
+        // The tail's first read is in.
+        let ready = move || requests.lock().unwrap().iter().any(|r| !is_group_check(r));
+        let (code, err, took) = sigterm_when(cmd, dir.path(), ready, Duration::from_millis(1500));
+        assert_eq!(code, Some(0), "{case}: {err}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{case}: took {took:?} to stop: {err}"
+        );
+        assert!(err.contains("stopping"), "{case}: {err}");
+        if case == "throttled" {
+            assert!(err.contains("ThrottlingException"), "{case}: {err}");
+        }
+        let cp: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("state/checkpoint.json")).expect("a final checkpoint"),
+        )
+        .unwrap();
+        let g = &cp["groups"][0];
+        assert_eq!(g["name"], "trail", "{cp}");
+        assert_eq!(
+            g["position"]["cursor"], g["position"]["floor"],
+            "{case}: nothing was read, the position has not moved: {cp}"
+        );
+    }
+}
+
+/// Issue 17, 2: SIGTERM stops the run within seconds while SNS never answers a publish; the
+/// finding stays in the outbox (not marked delivered) for the next run.
+#[test]
+fn sigterm_stops_within_seconds_while_sns_does_not_answer() {
+    let group = format!("trail-snssilent-{}", now_ms());
+    let t = now_ms() - 60_000;
+    put_one(&group, t, "44444444-4444-4444-8444-444444444444");
+    // The start-up check of the topic is refused (a least-privilege identity may only
+    // publish); every publish hangs.
+    let sns = serve_with(Vec::new(), silent(), true);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    cmd.args(["run", "--log-group", &group, "--once", "--start-from", "1h"])
+        .args(["--topic-arn", "arn:aws:sns:us-east-1:123456789012:alerts"])
+        .arg("--rules")
+        .arg(dir.path().join("rule.yml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("AWS_ENDPOINT_URL_SNS", &sns.url);
+    let requests = sns.requests.clone();
+    let ready = move || {
+        requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("Action=Publish"))
+    };
+    let (code, err, took) = sigterm_when(cmd, dir.path(), ready, Duration::from_millis(500));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} to stop: {err}"
+    );
+    assert!(
+        err.contains("1 finding waits in the outbox for the next run (stopped while publishing)"),
+        "{err}"
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("state/outbox.jsonl")).unwrap();
+    assert!(outbox.contains("44444444-4444-4444-8444-444444444444"));
+    assert!(!outbox.contains("\"op\":\"delivered\""), "{outbox}");
+    assert!(dir.path().join("state/checkpoint.json").exists());
+}
+
+/// One StopLogging record at `t` in a new log group of the emulator.
+fn put_one(group: &str, t: i64, id: &str) {
+    rt().block_on(async {
+        endpoint();
+        let c = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name("s")
+            .send()
+            .await
+            .unwrap();
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name("s")
+            .log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(t)
+                    .message(stop_logging(t, id))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
 }

@@ -51,9 +51,17 @@ fn sns_errors_are_classified_from_the_sdk_error() {
     ] {
         let (verdict, message) = sns_verdict(status, code);
         assert_eq!(verdict, want, "{code}: {message}");
+        // The shared wording of AWS errors (util::aws::AwsError): one line, no debug dump.
         assert!(
-            message.starts_with(code),
-            "the code leads the message: {message}"
+            message.starts_with(&format!(
+                "topic arn:aws:sns:us-east-1:123456789012:alerts: An error occurred ({code}) \
+                 when calling the Publish operation: scripted {code}"
+            )),
+            "{message}"
+        );
+        assert!(
+            !message.contains('\n') && !message.contains("ServiceError"),
+            "{message}"
         );
     }
 }
@@ -172,7 +180,73 @@ fn tail_stops_on_errors_retrying_cannot_fix() {
             .block_on(t.poll(10_000, true))
             .expect_err("not retried")
             .to_string();
-        assert!(err.starts_with("log group trail:"), "{err}");
-        assert!(err.contains(code), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "log group trail: An error occurred ({code}) when calling the FilterLogEvents \
+                 operation: scripted {code}"
+            )),
+            "{err}"
+        );
     }
+}
+
+/// Events read before an error that retrying cannot fix are handed over first (the tail
+/// remembers them as seen: dropping them would lose them); the error comes with the next poll.
+#[test]
+fn tail_hands_over_what_it_read_before_an_error() {
+    let first = mock!(aws_sdk_cloudwatchlogs::Client::filter_log_events)
+        .then_output(|| page(&[1, 2], Some("t1")));
+    let gone = mock!(aws_sdk_cloudwatchlogs::Client::filter_log_events)
+        .then_http_response(|| logs_error(400, "ResourceNotFoundException"));
+    let client = mock_client!(
+        aws_sdk_cloudwatchlogs,
+        RuleMode::Sequential,
+        [&first, &gone]
+    );
+    let mut t = tail(client);
+    let batch = rt()
+        .block_on(t.poll(10_000, true))
+        .expect("the events first");
+    assert_eq!(batch.events.len(), 2);
+    assert!(!batch.caught_up);
+    let err = rt()
+        .block_on(t.poll(10_000, true))
+        .expect_err("then the error")
+        .to_string();
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+}
+
+/// Asked to stop, a tail that is backing off from throttling returns at once with what it
+/// has (nothing here), instead of retrying on.
+#[test]
+fn a_stopped_tail_returns_from_its_backoff() {
+    let throttled = mock!(aws_sdk_cloudwatchlogs::Client::filter_log_events)
+        .then_http_response(|| logs_error(400, "ThrottlingException"));
+    // The SDK's own retries off: each throttled request comes back to the tail's backoff.
+    let client = mock_client!(
+        aws_sdk_cloudwatchlogs,
+        RuleMode::MatchAny,
+        [&throttled],
+        |conf| conf.retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled())
+    );
+    let stop = trailwatch::util::aws::Stop::new();
+    let mut t = tail(client).with_stop(stop.clone());
+    let started = std::time::Instant::now();
+    let batch = rt().block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            s.set();
+        });
+        t.poll(10_000, true).await
+    });
+    let batch = batch.expect("no error: stopped");
+    assert!(batch.events.is_empty() && !batch.caught_up);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(t.stats.throttled >= 2, "it was retrying: {:?}", t.stats);
+    assert_eq!(t.positions[0].cursor, 1_000, "the position has not moved");
 }

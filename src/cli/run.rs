@@ -4,15 +4,17 @@
 use super::{Outcome, RuleArgs, parse_level};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFrom};
 use trailwatch::rules::Level;
-use trailwatch::sink::sns::{Pacing, Sns};
-use trailwatch::source::cloudwatch::TailConfig;
+use trailwatch::sink::sns::{Pacing, Sns, wait_in_outbox};
+use trailwatch::source::cloudwatch::{TailConfig, check_group};
+use trailwatch::util::aws::{AwsError, AwsErrorClass, Stop, followed_by, show_request_ids};
 use trailwatch::util::state::StateDir;
+use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
@@ -23,9 +25,12 @@ read again so events CloudTrail delivers late are not missed; events are de-dupl
 their CloudTrail eventID. Findings are appended to an outbox in --state-dir (synced to disk) \
 before the position advances, then published to SNS at most --max-messages-per-minute (bursts \
 become one digest message), so a restart after a crash skips no event and publishes no \
-finding twice. SIGINT/SIGTERM write a final checkpoint before exiting.\n\n\
+finding twice. SIGINT/SIGTERM stop within seconds, also during retries and publishing, after a \
+final checkpoint of what was handed over.\n\n\
 Region and credentials come from the standard AWS chain (AWS_PROFILE, AWS_REGION, environment, \
-instance role); AWS_ENDPOINT_URL is honoured.\n\n\
+instance role); AWS_ENDPOINT_URL is honoured. At start-up, the region, the credentials, each \
+log group and the topic are checked: a problem stops the run with one line saying what to do \
+(exit 2).\n\n\
 Examples:\n  trailwatch topic create trailwatch-alerts\n  trailwatch subscribe --topic-arn \
 arn:aws:sns:us-east-1:123456789012:trailwatch-alerts --email secops@example.com\n  trailwatch \
 run --log-group cloudtrail-logs --topic-arn arn:aws:sns:us-east-1:123456789012:trailwatch-alerts\n  \
@@ -88,7 +93,9 @@ pub struct RunArgs {
     /// How late (in event time) an event may arrive and still count in a correlation window.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     allowed_lateness: Option<Millis>,
-    /// Print findings on standard output instead of publishing them (no topic needed).
+    /// Print findings on standard output instead of publishing them (no topic needed). A dry
+    /// run keeps its own state in the `dry-run/` folder of --state-dir: it never moves the
+    /// position of real runs, so a real run afterwards still publishes what it printed.
     #[arg(long)]
     dry_run: bool,
     /// Write findings here instead of publishing them: `-` for standard output, or a file
@@ -124,6 +131,9 @@ pub struct RunArgs {
     /// object per line, for log collectors) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Debug log lines, the AWS SDK's own warnings, and AWS request ids in error messages.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,18 +142,76 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sends the service's log events (`tracing`) to standard error, as text or JSON lines.
-fn init_logging(format: LogFormat) {
-    let b = tracing_subscriber::fmt()
+/// Sends the service's log events (`tracing`) to standard error, as text or JSON lines:
+/// trailwatch's own from INFO (DEBUG with `verbose`), the AWS SDK's only when they are errors
+/// (warnings too with `verbose`) — trailwatch reports every failed call itself, in one line.
+fn init_logging(format: LogFormat, verbose: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (ours, others) = if verbose {
+        (LevelFilter::DEBUG, LevelFilter::WARN)
+    } else {
+        (LevelFilter::INFO, LevelFilter::ERROR)
+    };
+    let filter = Targets::new()
+        .with_default(others)
+        .with_target("trailwatch", ours);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_target(false)
-        .with_max_level(tracing::Level::INFO);
+        .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     // A second initialisation (tests calling `run` twice in one process) keeps the first.
     let _ = match format {
-        LogFormat::Text => b.try_init(),
-        LogFormat::Json => b.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
     };
+}
+
+/// The folder of the state directory a dry run keeps its own state in.
+pub const DRY_RUN_STATE: &str = "dry-run";
+
+/// How long a start-up check of a log group or topic may wait for an answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SDK configuration, after the start-up checks of every AWS command: a region is set and
+/// credentials can be loaded (bounded in time). A problem is one line saying what to do.
+async fn aws_setup(region: Option<String>) -> Result<aws_config::SdkConfig> {
+    let sdk = trailwatch::util::aws::sdk_config(region).await;
+    trailwatch::util::aws::check_setup(&sdk).await?;
+    Ok(sdk)
+}
+
+/// The region the SDK calls, for hints.
+fn region_of(sdk: &aws_config::SdkConfig) -> Option<String> {
+    sdk.region().map(|r| r.to_string())
+}
+
+/// A start-up check's result: an error retrying cannot fix stops the run; a transient one (no
+/// answer, throttling) is logged and the run goes on (its reads and publishes retry).
+fn check_result(
+    what: &str,
+    r: Result<Result<(), AwsError>, tokio::time::error::Elapsed>,
+) -> Result<()> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.class == AwsErrorClass::Transient => {
+            tracing::warn!(
+                "{}",
+                followed_by(&e, "not checked at start-up, going on (it is retried)")
+            );
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            tracing::warn!(
+                "{what}: no answer within {} s at start-up, going on (it is retried)",
+                CHECK_TIMEOUT.as_secs()
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -158,6 +226,9 @@ pub enum TopicCommand {
     Create {
         /// Topic name (letters, digits, hyphens, underscores; up to 256).
         name: String,
+        /// Show the AWS request id in error messages.
+        #[arg(long, short)]
+        verbose: bool,
     },
 }
 
@@ -169,6 +240,9 @@ pub struct SubscribeArgs {
     /// E-mail address to receive findings.
     #[arg(long, value_name = "ADDR")]
     email: String,
+    /// Show the AWS request id in error messages.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 fn dur(v: Option<&str>, flag: &str, default: Millis) -> Result<Millis> {
@@ -214,7 +288,8 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             .map_err(|_| anyhow::anyhow!("run.log_format: `{s}` is not text or json"))?,
         (None, None) => LogFormat::Text,
     };
-    init_logging(log_format);
+    init_logging(log_format, args.verbose);
+    show_request_ids(args.verbose);
     let groups = if args.log_groups.is_empty() {
         file.log_groups.clone().unwrap_or_default()
     } else {
@@ -284,11 +359,20 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         (None, Some(s)) => parse_level(s).map_err(|e| anyhow::anyhow!("run.min_level: {e}"))?,
         (None, None) => Level::Informational,
     };
-    let region = std::env::var("AWS_REGION")
-        .ok()
-        .or(std::env::var("AWS_DEFAULT_REGION").ok())
-        .or(file.region.clone());
-    let opts = LiveOptions {
+    let state_root = args
+        .state_dir
+        .clone()
+        .or(file.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    // A dry run keeps its own state: it must not use up the events a real run publishes. It
+    // reads the baselines learned for the real run.
+    let (state_dir, baselines_dir) = if args.dry_run {
+        trailwatch::util::state::create_dir(&state_root)?;
+        (state_root.join(DRY_RUN_STATE), Some(state_root.clone()))
+    } else {
+        (state_root.clone(), None)
+    };
+    let mut opts = LiveOptions {
         tail: TailConfig {
             groups: groups.clone(),
             overlap: dur(
@@ -330,7 +414,9 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 .max(1),
             ..Pacing::default()
         },
-        region: region.clone(),
+        // The region the SDK calls, once it is known.
+        region: None,
+        baselines_dir,
     };
     if opts.tail.requests_per_sec <= 0.0 || !opts.tail.requests_per_sec.is_finite() {
         bail!("--requests-per-second must be a positive number");
@@ -345,17 +431,18 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     if rules.is_empty() {
         bail!("no rules loaded; nothing to evaluate");
     }
-    let state_dir = args
-        .state_dir
-        .clone()
-        .or(file.state_dir.clone())
-        .unwrap_or_else(default_state_dir);
     let state = StateDir::open(&state_dir)?;
     let metrics_addr = args.metrics_addr.clone().or(file.metrics_addr.clone());
     let rt = runtime()?;
     rt.block_on(async move {
-        let sdk = trailwatch::util::aws::sdk_config(file.region.clone()).await;
+        let sdk = aws_setup(file.region.clone()).await?;
+        opts.region = region_of(&sdk);
         let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        let now = live::wall_ms();
+        for g in &groups {
+            let r = tokio::time::timeout(CHECK_TIMEOUT, check_group(&logs, g, now)).await;
+            check_result(&format!("log group {g}"), r)?;
+        }
         let output = if let Some(out) = print_out {
             LiveOutput::Print {
                 json: args.format == PrintFormat::Jsonl,
@@ -367,6 +454,10 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 topic_arn: topic.clone().unwrap_or_default(),
             })
         };
+        if let LiveOutput::Sns(sns) = &output {
+            let r = tokio::time::timeout(CHECK_TIMEOUT, sns.check()).await;
+            check_result(&format!("topic {}", sns.topic_arn), r)?;
+        }
         let metrics = Arc::new(Metrics::default());
         if let Some(addr) = &metrics_addr {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -374,15 +465,13 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 .with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
             tokio::spawn(live::serve_metrics(listener, metrics.clone()));
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let stop = Stop::new();
         {
-            let (stop, wake) = (stop.clone(), wake.clone());
+            let stop = stop.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;
                 tracing::info!("stopping: writing the checkpoint");
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                wake.notify_one();
+                stop.set();
             });
         }
         let counts = rules.counts();
@@ -409,7 +498,6 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             output,
             state: &state,
             stop,
-            wake,
             metrics,
         })
         .await?;
@@ -418,11 +506,11 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             findings = summary.findings,
             polls = summary.cycles,
             outbox = summary.outbox_pending,
-            "stopped: {} events, {} findings in {} polls; {} finding(s) waiting in the outbox",
-            summary.events,
-            summary.findings,
-            summary.cycles,
-            summary.outbox_pending
+            "stopped: {}, {} in {}; {} in the outbox",
+            count(summary.events, "event"),
+            count(summary.findings, "finding"),
+            count(summary.cycles, "poll"),
+            wait_in_outbox(summary.outbox_pending)
         );
         Ok::<_, anyhow::Error>(Outcome::Ok)
     })
@@ -450,15 +538,9 @@ async fn wait_for_signal() {
     }
 }
 
-fn sdk_error<E>(e: &aws_sdk_sns::error::SdkError<E>) -> String
-where
-    E: std::error::Error + 'static,
-{
-    aws_sdk_sns::error::DisplayErrorContext(e).to_string()
-}
-
 pub fn topic(cmd: TopicCommand) -> Result<Outcome> {
-    let TopicCommand::Create { name } = cmd;
+    let TopicCommand::Create { name, verbose } = cmd;
+    show_request_ids(verbose);
     if name.is_empty()
         || name.len() > 256
         || !name
@@ -470,16 +552,22 @@ pub fn topic(cmd: TopicCommand) -> Result<Outcome> {
         );
     }
     runtime()?.block_on(async {
-        let sdk = trailwatch::util::aws::sdk_config(None).await;
+        let sdk = aws_setup(None).await?;
         let client = aws_sdk_sns::Client::new(&sdk);
         let out = client
             .create_topic()
             .name(&name)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot create topic {name}: {}", sdk_error(&e)))?;
+            .map_err(|e| {
+                AwsError::from_sdk(&e, "sns:CreateTopic")
+                    .on("topic", &name)
+                    .in_region(region_of(&sdk).as_deref())
+            })?;
         let arn = out.topic_arn().unwrap_or_default();
-        println!("{arn}");
+        let mut stdout = super::out::stdout();
+        writeln!(stdout, "{arn}")?;
+        stdout.flush()?;
         eprintln!(
             "Created (or found) topic {name}. Next: trailwatch subscribe --topic-arn {arn} --email you@example.com"
         );
@@ -508,8 +596,9 @@ pub fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
             args.topic_arn
         );
     }
+    show_request_ids(args.verbose);
     runtime()?.block_on(async {
-        let sdk = trailwatch::util::aws::sdk_config(None).await;
+        let sdk = aws_setup(None).await?;
         let client = aws_sdk_sns::Client::new(&sdk);
         let out = client
             .subscribe()
@@ -519,9 +608,15 @@ pub fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
             .return_subscription_arn(true)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot subscribe {}: {}", args.email, sdk_error(&e)))?;
+            .map_err(|e| {
+                AwsError::from_sdk(&e, "sns:Subscribe")
+                    .on("topic", &args.topic_arn)
+                    .in_region(region_of(&sdk).as_deref())
+            })?;
         let arn = out.subscription_arn().unwrap_or("pending confirmation");
-        println!("{arn}");
+        let mut stdout = super::out::stdout();
+        writeln!(stdout, "{arn}")?;
+        stdout.flush()?;
         eprintln!(
             "AWS has sent a confirmation e-mail to {}. Open it and click \"Confirm subscription\": \
              until then no finding is delivered to that address.",

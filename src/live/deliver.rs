@@ -10,8 +10,10 @@ use crate::rules::explain::fired_fields;
 use crate::rules::{Level, Rule, RuleSet};
 use crate::sink::message::EmailContext;
 use crate::sink::outbox::Outbox;
-use crate::sink::sns::{self, Dispatcher, Sns};
+use crate::sink::sns::{self, Dispatcher, Sns, wait_in_outbox};
+use crate::util::aws::Stop;
 use crate::util::state::StateDir;
+use crate::util::text::count;
 use crate::util::time::Millis;
 use std::collections::HashMap;
 use std::io::Write;
@@ -52,8 +54,9 @@ impl<'r> Delivery<'r> {
                 if rec.pending > 0 {
                     tracing::info!(
                         outbox = rec.pending,
-                        "{} finding(s) from an earlier run wait in the outbox; publishing them first",
-                        rec.pending
+                        "{} from an earlier run {} in the outbox; publishing them first",
+                        count(rec.pending as u64, "finding"),
+                        if rec.pending == 1 { "waits" } else { "wait" }
                     );
                 }
                 Some((ob, Dispatcher::new(opts.pacing.clone())))
@@ -168,27 +171,62 @@ impl<'r> Delivery<'r> {
         &mut self,
         metrics: &Metrics,
         finish: bool,
+        stop: &Stop,
     ) -> Result<Option<usize>, LiveError> {
         let (LiveOutput::Sns(sns), Some((ob, disp))) = (&self.output, &mut self.publisher) else {
             return Ok(None);
         };
-        publish(sns, ob, disp, metrics, finish).await?;
+        publish(sns, ob, disp, metrics, finish, stop).await?;
         Ok(Some(ob.pending().len()))
     }
 }
 
+/// Once asked to stop, how long publishing may still go on: a message in flight gets the time
+/// to be accepted and recorded as delivered, a slow or silent SNS does not hold the stop up.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Returns [`STOP_GRACE`] after the stop signal is given.
+async fn stopped_with_grace(stop: &Stop) {
+    stop.wait().await;
+    tokio::time::sleep(STOP_GRACE).await;
+}
+
 /// Publishes what pacing allows now; with `finish`, keeps going (waiting as pacing asks)
-/// until the outbox is empty or SNS fails, for at most two minutes.
+/// until the outbox is empty or SNS fails, for at most two minutes. Asked to stop, it gives up
+/// after [`STOP_GRACE`]: what was not accepted stays in the outbox for the next run (a message
+/// SNS accepted in the very moment of the stop may go out again then, with the same id).
 async fn publish(
     sns: &Sns,
     ob: &mut Outbox,
     disp: &mut Dispatcher,
     metrics: &Metrics,
     finish: bool,
+    stop: &Stop,
 ) -> Result<(), LiveError> {
     let deadline = wall_ms() + 120_000;
+    let left_for_next_run = |ob: &Outbox, why: &str| {
+        let n = ob.pending().len();
+        if n > 0 {
+            tracing::info!(
+                outbox = n,
+                "{} in the outbox for the next run ({why})",
+                wait_in_outbox(n)
+            );
+        }
+    };
     loop {
-        let d = sns::drain(sns, ob, disp, wall_ms).await?;
+        let drained = tokio::select! {
+            d = sns::drain(sns, ob, disp, wall_ms) => Some(d),
+            _ = stopped_with_grace(stop) => None,
+        };
+        let Some(d) = drained else {
+            metrics
+                .outbox_pending
+                .store(ob.pending().len() as u64, Ordering::Relaxed);
+            left_for_next_run(ob, "stopped while publishing");
+            return Ok(());
+        };
+        let d = d?;
         metrics
             .published_messages
             .fetch_add(d.messages, Ordering::Relaxed);
@@ -217,14 +255,14 @@ async fn publish(
             _ => now,
         };
         if until > deadline {
-            tracing::info!(
-                outbox = ob.pending().len(),
-                "{} finding(s) stay in the outbox for the next run (publish pacing)",
-                ob.pending().len()
-            );
+            left_for_next_run(ob, "publish pacing");
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis((until - now).max(0) as u64)).await;
+        let pause = Duration::from_millis((until - now).max(0) as u64);
+        if stop.sleep(pause).await {
+            left_for_next_run(ob, "stopped");
+            return Ok(());
+        }
     }
 }
 

@@ -30,15 +30,16 @@ use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::sns::{Pacing, Sns};
 use crate::source::cloudwatch::{GroupPosition, RawEvent, SeenSet, Tail, TailConfig, TailError};
-use crate::util::aws::Backoff;
+use crate::util::aws::{Backoff, Stop};
 use crate::util::state::StateDir;
 use crate::util::time::{Millis, parse_event_time};
 use checkpoint::write_checkpoint;
 use deliver::Delivery;
 use silence::check_silence;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,9 @@ pub struct LiveOptions {
     pub pacing: Pacing,
     /// Region shown in silence findings.
     pub region: Option<String>,
+    /// Where baselines learned from archives are read on a first start (`None`: the state
+    /// directory). A dry run keeps its own state but uses what the real run would.
+    pub baselines_dir: Option<PathBuf>,
     /// Publish alerts about incidents ([`crate::engine::incident`]) instead of one message
     /// per finding.
     pub alerts: Option<AlertSettings>,
@@ -111,6 +115,7 @@ impl Default for LiveOptions {
             once: false,
             pacing: Pacing::default(),
             region: None,
+            baselines_dir: None,
             alerts: None,
         }
     }
@@ -134,10 +139,9 @@ pub struct LiveRun<'a> {
     pub output: LiveOutput,
     /// Checkpoint, outbox and learned baselines.
     pub state: &'a StateDir,
-    /// Set to end the run (SIGINT/SIGTERM): a last checkpoint is written.
-    pub stop: Arc<AtomicBool>,
-    /// Notified to cut a sleep short (with `stop`).
-    pub wake: Arc<tokio::sync::Notify>,
+    /// Given to end the run (SIGINT/SIGTERM): waits, backoffs and requests in flight are cut
+    /// short, what was read is handed over, a last checkpoint is written.
+    pub stop: Stop,
     pub metrics: Arc<Metrics>,
 }
 
@@ -151,7 +155,6 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         output,
         state,
         stop,
-        wake,
         metrics,
     } = live;
     let now = wall_ms();
@@ -165,7 +168,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         seen,
         mut silent,
     } = restore(opts, state, &mut pipeline, now)?;
-    let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now);
+    let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now).with_stop(stop.clone());
     let mut delivery = Delivery::open(output, rules, opts, state, now)?;
     let checkpoint = |tail: &Tail, pipeline: &Pipeline<'_>, silent: &[bool]| {
         let (groups, engine) = (&opts.tail.groups, pipeline.snapshot_ref());
@@ -191,8 +194,8 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             // backoff (credentials being rotated, a policy being edited) — the service stays up.
             Err(e) if summary.cycles == 0 || opts.once => return Err(e.into()),
             Err(e) => {
-                back_off(&e, backoff.failed(5_000, 300_000), &wake).await;
-                if stop.load(Ordering::Relaxed) {
+                back_off(&e, backoff.failed(5_000, 300_000), &stop).await;
+                if stop.is_set() {
                     checkpoint(&tail, &pipeline, &silent)?;
                     break;
                 }
@@ -237,8 +240,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             delivery.deliver_alerts(&mut alerts, &metrics)?;
             dirty = true;
         }
-        let stopping =
-            stop.load(Ordering::Relaxed) || (opts.once && batch.caught_up && !tail.rescanning());
+        let stopping = stop.is_set() || (opts.once && batch.caught_up && !tail.rescanning());
         if dirty && (stopping || alerted || now - last_checkpoint >= opts.checkpoint_every) {
             checkpoint(&tail, &pipeline, &silent)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +248,10 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             dirty = false;
         }
         metrics.record_cycle(&tail, &pipeline.stats());
-        if let Some(pending) = delivery.publish(&metrics, stopping && opts.once).await? {
+        if let Some(pending) = delivery
+            .publish(&metrics, stopping && opts.once, &stop)
+            .await?
+        {
             summary.outbox_pending = pending;
         }
         if stopping {
@@ -254,7 +259,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         }
         if batch.caught_up {
             // Sleep until the next poll, or until asked to stop.
-            sleep_or_wake(opts.poll, &wake).await;
+            stop.sleep(opts.poll).await;
         }
     }
     Ok(summary)
@@ -312,7 +317,8 @@ fn restore(
         .as_ref()
         .is_some_and(|cp| Pipeline::snapshot_has_baselines(&cp.engine));
     if !learned && pipeline.has_baselines() {
-        load_learned_baselines(state, pipeline);
+        let dir = opts.baselines_dir.as_deref().unwrap_or(state.path());
+        load_learned_baselines(dir, pipeline);
     }
     Ok(Restored {
         positions,
@@ -323,9 +329,9 @@ fn restore(
 
 /// First start: baselines learned from archives (`trailwatch baseline build`) arm anomaly
 /// detection from the first minute.
-fn load_learned_baselines(state: &StateDir, pipeline: &mut Pipeline<'_>) {
-    let dir = state.path().display();
-    match crate::baseline::store::load(state.path()) {
+fn load_learned_baselines(from: &std::path::Path, pipeline: &mut Pipeline<'_>) {
+    let dir = from.display();
+    match crate::baseline::store::load(from) {
         Ok(Some(snap)) => {
             pipeline.restore_baselines(snap);
             let series = pipeline.stats().baselines.map_or(0, |(n, _)| n);
@@ -389,23 +395,21 @@ fn evaluate(
 }
 
 /// After a failed poll: logs the error and waits `delay_ms` (5 s, doubling with each failure
-/// in a row up to five minutes), or until woken.
-async fn back_off(e: &TailError, delay_ms: Millis, wake: &tokio::sync::Notify) {
+/// in a row up to five minutes), or until asked to stop.
+async fn back_off(e: &TailError, delay_ms: Millis, stop: &Stop) {
     let delay = Duration::from_millis(delay_ms as u64);
     tracing::error!(
         retry_in_s = delay.as_secs(),
-        "{e}; retrying in {}s (position kept, nothing skipped)",
-        delay.as_secs()
+        "{}",
+        crate::util::aws::followed_by(
+            e,
+            &format!(
+                "retrying in {}s (position kept, nothing skipped)",
+                delay.as_secs()
+            )
+        )
     );
-    sleep_or_wake(delay, wake).await;
-}
-
-/// Sleeps for `d`, or until woken (asked to stop).
-async fn sleep_or_wake(d: Duration, wake: &tokio::sync::Notify) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = wake.notified() => {}
-    }
+    stop.sleep(delay).await;
 }
 
 pub fn wall_ms() -> Millis {

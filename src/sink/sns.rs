@@ -8,7 +8,8 @@
 
 use crate::sink::message;
 use crate::sink::outbox::{Entry, Outbox, OutboxError};
-use crate::util::aws::{self, AwsErrorClass, Backoff};
+use crate::util::aws::{self, AwsError, AwsErrorClass, Backoff};
+use crate::util::text::count;
 use crate::util::time::Millis;
 use std::collections::VecDeque;
 
@@ -132,9 +133,10 @@ impl Dispatcher {
     }
 }
 
-/// A publish error with its classification.
+/// A publish error with its classification; `message` is the shared wording of AWS errors
+/// ([`AwsError`]).
 #[derive(Debug, thiserror::Error)]
-#[error("SNS publish failed: {message}")]
+#[error("{message}")]
 pub struct PublishError {
     pub verdict: Verdict,
     pub message: String,
@@ -154,9 +156,56 @@ pub struct Sns {
     pub topic_arn: String,
 }
 
+impl Sns {
+    /// An error of the call `action` on this topic, read by the shared AWS error reading.
+    fn error<E>(
+        &self,
+        e: &aws_sdk_sns::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+        action: &'static str,
+    ) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let region = self.client.config().region().map(|r| r.to_string());
+        AwsError::from_sdk(e, action)
+            .on("topic", &self.topic_arn)
+            .in_region(region.as_deref())
+    }
+
+    /// The start-up check of the topic: GetTopicAttributes. The service needs only
+    /// `sns:Publish`, so a refusal of this call (`AuthorizationError`) proves nothing: the topic
+    /// counts as not checked (a debug line says so). A topic that does not exist, refused
+    /// credentials or an invalid ARN are errors.
+    pub async fn check(&self) -> Result<(), AwsError> {
+        let Err(e) = self
+            .client
+            .get_topic_attributes()
+            .topic_arn(&self.topic_arn)
+            .send()
+            .await
+        else {
+            return Ok(());
+        };
+        let err = self.error(&e, "sns:GetTopicAttributes");
+        match err.code() {
+            Some("AuthorizationError" | "AccessDenied" | "AccessDeniedException") => {
+                tracing::debug!(
+                    "topic {}: not checked at start-up (this identity may not call \
+                     sns:GetTopicAttributes; the service needs only sns:Publish)",
+                    self.topic_arn
+                );
+                Ok(())
+            }
+            _ => Err(err),
+        }
+    }
+}
+
 impl Publish for Sns {
     async fn publish(&self, subject: &str, message: &str) -> Result<String, PublishError> {
-        use aws_sdk_sns::error::ProvideErrorMetadata;
         let r = self
             .client
             .publish()
@@ -169,19 +218,15 @@ impl Publish for Sns {
         match r {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
             Err(e) => {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                let code = e.code().map(str::to_string);
-                let verdict = match &e {
-                    aws_sdk_sns::error::SdkError::ConstructionFailure(_) => Verdict::Message,
-                    _ => classify(code.as_deref(), status),
+                let err = self.error(&e, "sns:Publish");
+                let verdict = match err.class {
+                    AwsErrorClass::Transient => Verdict::Retry,
+                    AwsErrorClass::Denied => Verdict::Topic,
+                    AwsErrorClass::Invalid => Verdict::Message,
                 };
-                let detail = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
                 Err(PublishError {
                     verdict,
-                    message: match code {
-                        Some(c) => format!("{c}: {detail}"),
-                        None => detail,
-                    },
+                    message: err.to_string(),
                 })
             }
         }
@@ -294,7 +339,12 @@ fn handle_error(
                 d.failed += 1;
             }
             d.errors.push(format!(
-                "SNS refused finding(s) {} for good (kept in the outbox as failed): {}",
+                "SNS refused {} {} for good (kept in the outbox as failed): {}",
+                if entries.len() == 1 {
+                    "finding"
+                } else {
+                    "findings"
+                },
                 entries
                     .iter()
                     .map(|e| e.id())
@@ -306,15 +356,27 @@ fn handle_error(
         }
         v => {
             let delay = dispatcher.failed(now, v);
-            d.errors.push(format!(
-                "{}; {} finding(s) wait in the outbox, next attempt in {}",
+            let waiting = outbox.pending().len();
+            d.errors.push(aws::followed_by(
                 err,
-                outbox.pending().len(),
-                crate::util::time::format_duration(delay)
+                &format!(
+                    "{} in the outbox, next attempt in {}",
+                    wait_in_outbox(waiting),
+                    crate::util::time::format_duration(delay)
+                ),
             ));
             Ok(false)
         }
     }
+}
+
+/// `1 finding waits`, `2 findings wait`: the findings waiting in the outbox, in a sentence.
+pub fn wait_in_outbox(n: usize) -> String {
+    format!(
+        "{} {}",
+        count(n as u64, "finding"),
+        if n == 1 { "waits" } else { "wait" }
+    )
 }
 
 #[cfg(test)]

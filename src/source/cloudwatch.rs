@@ -26,15 +26,17 @@
 //!   flat and only late events wait longer. Ids are remembered back to the start of any
 //!   re-scan still running.
 
-use crate::util::aws::{self, AwsErrorClass, Backoff};
+use crate::util::aws::{self, AwsError, AwsErrorClass, Backoff, Stop};
 use crate::util::time::Millis;
 use base64::Engine as _;
 use std::time::Duration;
 
+/// A tail error that retrying cannot fix (no such log group, no permission, no credentials);
+/// the AWS error names the group.
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
-    #[error("log group {group}: {message}")]
-    Fatal { group: String, message: String },
+    #[error(transparent)]
+    Fatal(Box<AwsError>),
 }
 
 /// Settings of the tail.
@@ -341,6 +343,43 @@ impl Bucket {
     }
 }
 
+/// A FilterLogEvents error on `group`, read by the shared AWS error reading.
+fn filter_error<E>(
+    e: &aws_sdk_cloudwatchlogs::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    group: &str,
+    region: Option<String>,
+) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    AwsError::from_sdk(e, "logs:FilterLogEvents")
+        .on("log group", group)
+        .in_region(region.as_deref())
+}
+
+/// The start-up check of a log group: one FilterLogEvents request of one event from now on
+/// (the call the tail makes, with the permission it needs). An error names the group and says
+/// what to do; the caller decides what a transient one means.
+pub async fn check_group(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    now: Millis,
+) -> Result<(), AwsError> {
+    let region = client.config().region().map(|r| r.to_string());
+    client
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(now)
+        .limit(1)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| filter_error(&e, group, region))
+}
+
 /// Is this FilterLogEvents error worth retrying (throttling, 5xx, network)?
 pub fn retryable(code: Option<&str>, status: Option<u16>) -> bool {
     aws::classify(code, status) == AwsErrorClass::Transient
@@ -359,6 +398,11 @@ pub struct Tail {
     last_rescan_page: Option<std::time::Instant>,
     bucket: Bucket,
     backoff: Backoff,
+    /// Ends waits and requests in flight: a poll then returns what it has read so far.
+    stop: Stop,
+    /// An error met after some events of a poll were read: that poll returned the events,
+    /// the next one returns the error.
+    deferred: Option<TailError>,
     pub stats: TailStats,
     /// Wall-clock time of the newest new event per group (for the silence check).
     pub last_event_wall: Vec<Millis>,
@@ -394,9 +438,22 @@ impl Tail {
             last_wide: None,
             last_rescan_page: None,
             backoff: Backoff::default(),
+            stop: Stop::new(),
+            deferred: None,
             stats: TailStats::default(),
             last_event_wall: vec![now; n],
         }
+    }
+
+    /// Ends polls early when `stop` is given (see [`Tail::poll`]).
+    pub fn with_stop(mut self, stop: Stop) -> Tail {
+        self.stop = stop;
+        self
+    }
+
+    /// The region the client calls.
+    fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
     }
 
     /// How long ids must be remembered: as far back as any re-scan reads.
@@ -479,11 +536,18 @@ impl Tail {
     /// then pages of a due or running re-scan while budget is spare (`finish_rescans`: until
     /// the re-scan has ended, waiting for budget — for one-shot runs). `now` is wall-clock
     /// time in ms.
+    ///
+    /// When the stop signal is given, waits and the request in flight are abandoned and the
+    /// poll returns the events read so far (not caught up): every id it remembers is of an
+    /// event in a batch, so a checkpoint written after the batch is handed over is true.
     pub async fn poll(&mut self, now: Millis, finish_rescans: bool) -> Result<Batch, TailError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         self.schedule(now);
         let mut batch = Batch::default();
         loop {
-            if batch.events.len() >= self.cfg.max_batch {
+            if batch.events.len() >= self.cfg.max_batch || self.stop.is_set() {
                 break;
             }
             // Re-scans: spare budget, and at least a quarter of the budget (fast polls or a
@@ -505,8 +569,8 @@ impl Tail {
             }
             if !spare {
                 let wait = self.bucket.take();
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                if !wait.is_zero() && self.stop.sleep(wait).await {
+                    break;
                 }
             }
             let group = self.cfg.groups[scan.group].clone();
@@ -523,33 +587,42 @@ impl Tail {
                 req = req.next_token(t);
             }
             self.stats.requests += 1;
-            let out = match req.send().await {
+            let sent = tokio::select! {
+                r = req.send() => r,
+                _ = self.stop.wait() => break,
+            };
+            let out = match sent {
                 Ok(o) => {
                     self.backoff.reset();
                     o
                 }
                 Err(e) => {
-                    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
-                    let code = e.code().map(str::to_string);
-                    let status = e.raw_response().map(|r| r.status().as_u16());
-                    let message =
-                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e).to_string();
-                    if code.as_deref() == Some("ThrottlingException") {
+                    let err = filter_error(&e, &group, self.region());
+                    if err.code() == Some("ThrottlingException") {
                         self.stats.throttled += 1;
                     } else {
                         self.stats.errors += 1;
                     }
-                    if retryable(code.as_deref(), status) {
+                    if err.class == AwsErrorClass::Transient {
                         let delay = Duration::from_millis(self.backoff.failed(500, 32_000) as u64);
-                        tracing_warn(&format!(
-                            "log group {group}: {message}; retrying in {} ms",
-                            delay.as_millis()
+                        tracing_warn(&aws::followed_by(
+                            &err,
+                            &format!("retrying in {} ms", delay.as_millis()),
                         ));
-                        tokio::time::sleep(delay).await;
+                        if self.stop.sleep(delay).await {
+                            break;
+                        }
                         continue;
                     }
                     self.scans.clear();
-                    return Err(TailError::Fatal { group, message });
+                    let err = TailError::Fatal(Box::new(err));
+                    if batch.events.is_empty() {
+                        return Err(err);
+                    }
+                    // The events read before the error are remembered as seen: they must be
+                    // handed over before the error is.
+                    self.deferred = Some(err);
+                    break;
                 }
             };
             self.stats.pages += 1;
@@ -615,7 +688,8 @@ impl Tail {
             .unwrap_or(Millis::MAX);
         self.seen
             .evict_before((oldest_cursor - self.retention()).min(running));
-        batch.caught_up = !self.scans.iter().any(|s| s.kind == Kind::Forward);
+        batch.caught_up =
+            self.deferred.is_none() && !self.scans.iter().any(|s| s.kind == Kind::Forward);
         batch.events.sort_by_key(|e| e.timestamp);
         Ok(batch)
     }
