@@ -123,8 +123,8 @@ fn build(a: BuildArgs) -> Result<Outcome> {
             eprint!("{}", report.render(d));
         }
         anyhow::bail!(
-            "{} problem(s) in the rules; see `trailwatch rules validate`",
-            errors.len()
+            "{} in the rules; see `trailwatch rules validate`",
+            trailwatch::util::text::count(errors.len() as u64, "problem")
         );
     }
     let Some(doc) = report.baseline else {

@@ -138,12 +138,14 @@ impl RuleArgs {
         }
         if errors > 0 && !skip_invalid {
             anyhow::bail!(
-                "{errors} problem(s) in the rules; fix them (see `trailwatch rules validate`) or pass --skip-invalid to run without the broken rules"
+                "{} in the rules; fix them (see `trailwatch rules validate`) or pass --skip-invalid to run without the broken rules",
+                trailwatch::util::text::count(errors as u64, "problem")
             );
         }
         if errors > 0 {
             eprintln!(
-                "warning: running without the rules reported above ({errors} problem(s); --skip-invalid)"
+                "warning: running without the rules reported above ({}; --skip-invalid)",
+                trailwatch::util::text::count(errors as u64, "problem")
             );
         }
         let (set, dropped) = RuleSet::with_correlations(report.rules, report.correlations);
