@@ -412,17 +412,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         )),
         None => Box::new(std::io::BufWriter::new(super::out::stdout())),
     };
-    let app_config = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read configuration {}", p.display()))?;
-            Some(crate::cli::config::AppConfig::from_yaml(
-                &p.display().to_string(),
-                &text,
-            )?)
-        }
-        None => None,
-    };
+    let app_config = crate::cli::config::AppConfig::load(args.config.as_deref())?;
     let opts = backtest::BacktestOptions {
         since,
         until,

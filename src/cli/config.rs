@@ -146,6 +146,17 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// Reads the configuration file given with `--config`, if any.
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Option<AppConfig>> {
+        use anyhow::Context;
+        let Some(p) = path else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read configuration {}", p.display()))?;
+        Ok(Some(AppConfig::from_yaml(&p.display().to_string(), &text)?))
+    }
+
     pub fn from_yaml(file: &str, text: &str) -> Result<AppConfig, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             file: file.to_string(),

@@ -270,17 +270,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: RunArgs) -> Result<Outcome> {
-    let config = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read configuration {}", p.display()))?;
-            Some(crate::cli::config::AppConfig::from_yaml(
-                &p.display().to_string(),
-                &text,
-            )?)
-        }
-        None => None,
-    };
+    let config = crate::cli::config::AppConfig::load(args.config.as_deref())?;
     let file = config.as_ref().map(|c| c.run.clone()).unwrap_or_default();
     let log_format = match (args.log_format, file.log_format.as_deref()) {
         (Some(f), _) => f,
