@@ -54,7 +54,7 @@ impl serde::Serialize for SnapshotRef<'_, '_> {
             .and_then(|j| serde_json::value::RawValue::from_string(j).ok());
         let baselines = p.baselines.as_ref().map(Baselines::snapshot);
         let incidents = p.incidents.as_ref().map(Incidents::snapshot);
-        let mut out = s.serialize_struct("EngineSnapshot", 5)?;
+        let mut out = s.serialize_struct("EngineSnapshot", 4)?;
         out.serialize_field("version", &1)?;
         out.serialize_field("correlator", &corr)?;
         out.serialize_field("baselines", &baselines)?;
