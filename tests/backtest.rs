@@ -1951,12 +1951,7 @@ fn alerts_group_the_findings_of_one_event_into_one_alert() {
         assert!(a.get(key).is_some(), "no `{key}` in {a:#}");
     }
     // The CIS mapping of the same event rides inside, not as an alert of its own.
-    let titles: Vec<&str> = a["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"]["title"].as_str().unwrap())
-        .collect();
+    let titles = rule_titles(&a["findings"]);
     assert!(
         titles.contains(&"CIS 4.5 - CloudTrail configuration changed"),
         "{titles:?}"

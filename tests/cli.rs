@@ -172,10 +172,7 @@ fn backtest_samples_finds_real_attacks_and_skips_non_cloudtrail() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let findings = v["findings"].as_array().unwrap();
-    let titles: Vec<&str> = findings
-        .iter()
-        .map(|f| f["rule"]["title"].as_str().unwrap())
-        .collect();
+    let titles = rule_titles(&v["findings"]);
     for want in [
         "Root account used",
         "CloudTrail logging stopped or trail deleted",

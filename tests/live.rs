@@ -1524,12 +1524,7 @@ fn alerts_one_message_per_event_and_the_incident_survives_a_restart() {
     let first = default_of(msg);
     assert_eq!(first["alert"], "new");
     assert_eq!(first["level"], "critical");
-    let titles: Vec<&str> = first["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"]["title"].as_str().unwrap())
-        .collect();
+    let titles = rule_titles(&first["findings"]);
     assert!(
         titles.contains(&"CIS 4.5 - CloudTrail configuration changed"),
         "{titles:?}"

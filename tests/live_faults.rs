@@ -130,16 +130,22 @@ fn silent() -> Reply {
     }
 }
 
-/// SNS refuses the call to this identity.
-fn sns_refused() -> Reply {
+/// An SNS error reply (its XML error document).
+fn sns_error(status: u16, code: &str, message: &str) -> Reply {
     Reply {
-        status: 403,
+        status,
         content_type: "text/xml",
         header: None,
-        body: "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>\
-               <Message>not authorized</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-            .into(),
+        body: format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+        ),
     }
+}
+
+/// SNS refuses the call to this identity.
+fn sns_refused() -> Reply {
+    sns_error(403, "AuthorizationError", "not authorized")
 }
 
 /// An empty page: the answer to the start-up check of a log group.
@@ -327,14 +333,7 @@ fn sns_throttling_keeps_findings_in_the_outbox() {
             .await
             .unwrap();
     });
-    let throttled = Reply {
-        status: 400,
-        content_type: "text/xml",
-        header: None,
-        body: "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
-               <Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-            .into(),
-    };
+    let throttled = sns_error(400, "Throttling", "Rate exceeded");
     let sns = serve(Vec::new(), throttled);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();

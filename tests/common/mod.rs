@@ -130,3 +130,15 @@ pub fn without_credentials(cmd: &mut Command, home: &Path) {
         cmd.env_remove(v);
     }
 }
+
+/// The rule titles of a list of findings (or of the findings an alert carries), in order.
+pub fn rule_titles(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|f| f["rule"]["title"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
