@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
+use common::moto::*;
 use common::*;
 
 async fn sdk() -> aws_config::SdkConfig {
@@ -190,84 +191,6 @@ impl Setup {
     fn notifications(&self) -> Vec<(String, Value)> {
         notifications(&self.topic)
     }
-}
-
-fn http_get(path: &str) -> String {
-    use std::io::{Read, Write};
-    let url = endpoint();
-    let authority = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(authority).expect("connect to the emulator");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    // moto may answer chunked.
-    if text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        return out;
-    }
-    body.to_string()
-}
-
-/// moto's dump of its state. Under load (tests run in parallel against one emulator) moto can
-/// answer the dump with an error page when its state changes while it serialises it: ask again.
-fn moto_data() -> Value {
-    let mut last = String::new();
-    for _ in 0..20 {
-        let body = http_get("/moto-api/data.json");
-        match serde_json::from_str(&body) {
-            Ok(v) => return v,
-            Err(_) => {
-                last = body;
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-    panic!(
-        "moto's /moto-api/data.json is not JSON after 20 tries: {}",
-        last.chars().take(300).collect::<String>()
-    );
-}
-
-fn notifications(topic: &str) -> Vec<(String, Value)> {
-    let data = moto_data();
-    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
-    let t = topics
-        .iter()
-        .find(|t| t["arn"] == topic)
-        .expect("our topic in moto's data");
-    t["sent_notifications"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|n| {
-            let msg: Value = serde_json::from_str(n[1].as_str().unwrap()).unwrap();
-            (n[2].as_str().unwrap_or("").to_string(), msg)
-        })
-        .collect()
-}
-
-fn default_of(msg: &Value) -> Value {
-    serde_json::from_str(msg["default"].as_str().unwrap()).unwrap()
 }
 
 fn finding_ids(ns: &[(String, Value)]) -> Vec<String> {

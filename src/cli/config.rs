@@ -59,6 +59,7 @@ struct CorrelationFile {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub log_groups: Option<Vec<String>>,
+    pub kinesis_stream: Option<String>,
     pub topic_arn: Option<String>,
     pub region: Option<String>,
     pub state_dir: Option<std::path::PathBuf>,

@@ -8,10 +8,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, Metrics, StartFrom};
+use trailwatch::live::{self, LiveOptions, LiveOutput, LiveRun, LiveSource, Metrics, StartFrom};
 use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns, wait_in_outbox};
 use trailwatch::source::cloudwatch::{TailConfig, check_group};
+use trailwatch::source::kinesis::{KinesisConfig, check_stream};
 use trailwatch::util::aws::{AwsError, AwsErrorClass, Stop, followed_by, show_request_ids};
 use trailwatch::util::state::StateDir;
 use trailwatch::util::text::count;
@@ -37,9 +38,16 @@ run --log-group cloudtrail-logs --topic-arn arn:aws:sns:us-east-1:123456789012:t
 trailwatch run --log-group cloudtrail-logs --dry-run --start-from 2h"
 )]
 pub struct RunArgs {
-    /// CloudWatch Logs group a CloudTrail trail streams into (repeatable).
+    /// CloudWatch Logs group a CloudTrail trail streams into (repeatable), read with
+    /// FilterLogEvents.
     #[arg(long = "log-group", value_name = "NAME")]
     log_groups: Vec<String>,
+    /// Read the trail's events from a Kinesis data stream that a subscription filter on its
+    /// log group feeds, instead of tailing the group: every event pushed once, at ingestion
+    /// (late ones too), shards for throughput beyond FilterLogEvents' quota
+    /// (docs/operations.md, "Scale").
+    #[arg(long, value_name = "NAME|ARN", conflicts_with = "log_groups")]
+    kinesis_stream: Option<String>,
     /// SNS topic for findings (a standard topic: FIFO topics cannot deliver e-mail).
     #[arg(long, value_name = "ARN")]
     topic_arn: Option<String>,
@@ -280,14 +288,27 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     };
     init_logging(log_format, args.verbose);
     show_request_ids(args.verbose);
-    let groups = if args.log_groups.is_empty() {
-        file.log_groups.clone().unwrap_or_default()
+    // One source: the stream, else the log groups (flags win over the file).
+    let kinesis_stream = if args.log_groups.is_empty() {
+        args.kinesis_stream.clone().or(file.kinesis_stream.clone())
     } else {
-        args.log_groups.clone()
+        None
     };
-    if groups.is_empty() {
-        bail!("no log group: give --log-group NAME (repeatable) or `run.log_groups` in --config");
+    let groups = match (&kinesis_stream, args.log_groups.is_empty()) {
+        (Some(_), _) => Vec::new(),
+        (None, true) => file.log_groups.clone().unwrap_or_default(),
+        (None, false) => args.log_groups.clone(),
+    };
+    if groups.is_empty() && kinesis_stream.is_none() {
+        bail!(
+            "nothing to read: give --log-group NAME (repeatable) or --kinesis-stream NAME, or \
+             `run.log_groups` / `run.kinesis_stream` in --config"
+        );
     }
+    let source_name = match &kinesis_stream {
+        Some(s) => format!("reading Kinesis stream {s}"),
+        None => format!("tailing {}", groups.join(", ")),
+    };
     let topic = args.topic_arn.clone().or(file.topic_arn.clone());
     let print_to = match (&args.output, args.dry_run) {
         (Some(w), _) => Some(w.clone()),
@@ -427,12 +448,27 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     rt.block_on(async move {
         let sdk = aws_setup(file.region.clone()).await?;
         opts.region = region_of(&sdk);
-        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-        let now = live::wall_ms();
-        for g in &groups {
-            let r = tokio::time::timeout(CHECK_TIMEOUT, check_group(&logs, g, now)).await;
-            check_result(&format!("log group {g}"), r)?;
-        }
+        let source = match &kinesis_stream {
+            Some(stream) => {
+                let client = aws_sdk_kinesis::Client::new(&sdk);
+                let r = tokio::time::timeout(CHECK_TIMEOUT, check_stream(&client, stream)).await;
+                check_result(&format!("stream {stream}"), r)?;
+                let cfg = KinesisConfig {
+                    stream: stream.clone(),
+                    ..KinesisConfig::default()
+                };
+                LiveSource::Kinesis(client, cfg)
+            }
+            None => {
+                let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+                let now = live::wall_ms();
+                for g in &groups {
+                    let r = tokio::time::timeout(CHECK_TIMEOUT, check_group(&logs, g, now)).await;
+                    check_result(&format!("log group {g}"), r)?;
+                }
+                LiveSource::Logs(logs)
+            }
+        };
         let output = if let Some(out) = print_out {
             LiveOutput::Print {
                 json: args.format == PrintFormat::Jsonl,
@@ -467,12 +503,13 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         let counts = rules.counts();
         tracing::info!(
             log_groups = %groups.join(","),
+            kinesis_stream = kinesis_stream.as_deref().unwrap_or(""),
             rules = counts.rules,
             correlations = counts.correlations,
             baseline_documents = counts.baselines,
             state_dir = %state_dir.display(),
-            "tailing {} ({counts}); state in {}; {}",
-            groups.join(", "),
+            "{} ({counts}); state in {}; {}",
+            source_name,
             state_dir.display(),
             match (&topic, &print_to) {
                 (_, Some(w)) => format!("printing findings to {w} instead of publishing"),
@@ -484,7 +521,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             opts: &opts,
             rules: &rules,
             exceptions: &exceptions,
-            logs,
+            source,
             output,
             state: &state,
             stop,

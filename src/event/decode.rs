@@ -300,6 +300,14 @@ fn decode_base64_cwl(text: &str) -> Result<Decoded<'static>, DecodeError> {
     }))
 }
 
+/// Every record of one delivered object (an S3 file, a Kinesis record holding a CloudWatch
+/// Logs payload), gzip or not, as owned text: live sources hand records on after the bytes
+/// they came in are gone.
+pub(crate) fn decode_owned(bytes: &[u8]) -> Result<Decoded<'static>, DecodeError> {
+    let plain = maybe_gunzip(bytes)?;
+    Ok(into_owned(decode(&plain)?))
+}
+
 fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
     let split_texts = d.split.iter().map(|(loc, slot)| RecordText {
         text: Cow::Owned(slot.to_json_text()),

@@ -1,9 +1,11 @@
-//! The checkpoint: the persisted position of a live run (tail positions, seen event ids,
-//! engine state, silent groups), its file format, and reading and writing it.
+//! The checkpoint: the persisted position of a live run (the source's position: tail
+//! positions and seen event ids, or Kinesis shard positions; engine state, silent groups), its
+//! file format, and reading and writing it.
 
 use super::wall_ms;
 use crate::engine::SnapshotRef;
 use crate::source::cloudwatch::{GroupPosition, SeenSet};
+use crate::source::kinesis::StreamPosition;
 use crate::util::state::{StateDir, StateError};
 use crate::util::time::format_millis;
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,8 @@ struct CheckpointOut<'a> {
     seen: SeenOut<'a>,
     engine: SnapshotRef<'a, 'a>,
     silent: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kinesis: Option<StreamPosition>,
 }
 
 /// Serialises the seen ids as their base64 text without building it.
@@ -47,6 +51,20 @@ pub struct Checkpoint {
     /// Groups currently reported silent.
     #[serde(default)]
     pub silent: Vec<String>,
+    /// Shard positions of a `--kinesis-stream` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<StreamPosition>,
+}
+
+/// The source's part of a checkpoint.
+pub(super) enum SourceState<'a> {
+    /// The tail: per group (in the order of the run's groups) its position; the seen ids.
+    Tail {
+        positions: &'a [GroupPosition],
+        seen: &'a SeenSet,
+    },
+    /// Kinesis: shard positions and the event ids seen in the de-duplication window.
+    Kinesis(StreamPosition, &'a SeenSet),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,17 +96,20 @@ pub fn read_checkpoint(state: &StateDir) -> Result<Option<Checkpoint>, StateErro
     Ok(Some(cp))
 }
 
-/// Writes the checkpoint atomically: per group (`groups`, in the order of `positions` and
-/// `silent`) its tail position and whether it is reported silent, the seen ids and the
-/// engine's state.
+/// Writes the checkpoint atomically: the source's position (for the tail, per group of
+/// `groups` its position, in the same order as `silent`, and the seen ids), which groups are
+/// reported silent, and the engine's state.
 pub(super) fn write_checkpoint(
     state: &StateDir,
     groups: &[String],
-    positions: &[GroupPosition],
-    seen: &SeenSet,
+    source: SourceState<'_>,
     engine: SnapshotRef<'_, '_>,
     silent: &[bool],
 ) -> Result<(), StateError> {
+    let (positions, seen, kinesis) = match source {
+        SourceState::Tail { positions, seen } => (positions, seen, None),
+        SourceState::Kinesis(k, seen) => (&[][..], seen, Some(k)),
+    };
     let cp = CheckpointOut {
         format: CHECKPOINT_FORMAT,
         version: CHECKPOINT_VERSION,
@@ -109,6 +130,7 @@ pub(super) fn write_checkpoint(
             .filter(|(_, s)| **s)
             .map(|(g, _)| g.clone())
             .collect(),
+        kinesis,
     };
     state.write_with(CHECKPOINT_FILE, |w| {
         serde_json::to_writer(w, &cp).map_err(std::io::Error::other)
@@ -166,8 +188,10 @@ mod tests {
         write_checkpoint(
             &state,
             &groups(),
-            &positions,
-            &seen,
+            SourceState::Tail {
+                positions: &positions,
+                seen: &seen,
+            },
             pipeline.snapshot_ref(),
             &[false, true],
         )
@@ -206,6 +230,7 @@ mod tests {
             seen: SeenSet::default().to_base64(),
             engine: serde_json::Value::Null,
             silent: vec![],
+            kinesis: None,
         };
         state
             .write(CHECKPOINT_FILE, &serde_json::to_vec(&cp).unwrap())

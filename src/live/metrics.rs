@@ -2,7 +2,6 @@
 
 use super::wall_ms;
 use crate::engine::PipelineStats;
-use crate::source::cloudwatch::Tail;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,13 +31,20 @@ pub struct Metrics {
     /// Newest event time processed (ms), 0 before the first.
     pub newest_event_ms: AtomicI64,
     pub silent_groups: AtomicU64,
+    pub kinesis_requests: AtomicU64,
+    pub kinesis_throttled: AtomicU64,
+    pub kinesis_records: AtomicU64,
+    pub kinesis_undecodable: AtomicU64,
+    pub kinesis_open_shards: AtomicU64,
+    /// `MillisBehindLatest` of the furthest-behind open shard.
+    pub kinesis_behind_ms: AtomicU64,
 }
 
 impl Metrics {
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 20] = [
+        let rows = [
             (
                 "events_total",
                 "counter",
@@ -159,6 +165,36 @@ impl Metrics {
                 "log groups currently reported silent",
                 g(&self.silent_groups),
             ),
+            (
+                "kinesis_requests_total",
+                "counter",
+                "Kinesis ListShards, GetShardIterator and GetRecords requests",
+                g(&self.kinesis_requests),
+            ),
+            (
+                "kinesis_throttled_total",
+                "counter",
+                "Kinesis requests refused for throughput or failed transiently (retried)",
+                g(&self.kinesis_throttled),
+            ),
+            (
+                "kinesis_records_total",
+                "counter",
+                "Kinesis records read (CloudWatch Logs payloads)",
+                g(&self.kinesis_records),
+            ),
+            (
+                "kinesis_undecodable_records_total",
+                "counter",
+                "Kinesis records that are not CloudWatch Logs payloads of CloudTrail (skipped)",
+                g(&self.kinesis_undecodable),
+            ),
+            (
+                "kinesis_open_shards",
+                "gauge",
+                "open shards being read",
+                g(&self.kinesis_open_shards),
+            ),
         ];
         let mut s = String::new();
         for (name, ty, help, v) in rows {
@@ -166,6 +202,12 @@ impl Metrics {
                 "# HELP trailwatch_{name} {help}\n# TYPE trailwatch_{name} {ty}\ntrailwatch_{name} {v}\n"
             ));
         }
+        s.push_str(&format!(
+            "# HELP trailwatch_kinesis_iterator_age_seconds how far the furthest-behind shard is from the stream's tip (MillisBehindLatest)\n\
+             # TYPE trailwatch_kinesis_iterator_age_seconds gauge\n\
+             trailwatch_kinesis_iterator_age_seconds {}\n",
+            g(&self.kinesis_behind_ms) as f64 / 1000.0
+        ));
         let newest = self.newest_event_ms.load(Ordering::Relaxed);
         s.push_str(&format!(
             "# HELP trailwatch_newest_event_time_seconds event time of the newest event processed\n\
@@ -187,18 +229,8 @@ impl Metrics {
         s
     }
 
-    /// Copies the tail's and the engine's counters after a cycle.
-    pub(super) fn record_cycle(&self, tail: &Tail, engine: &PipelineStats) {
-        self.tail_requests
-            .store(tail.stats.requests, Ordering::Relaxed);
-        self.tail_throttled
-            .store(tail.stats.throttled, Ordering::Relaxed);
-        self.tail_duplicates
-            .store(tail.stats.duplicates, Ordering::Relaxed);
-        self.found_by_rescan
-            .store(tail.stats.found_by_rescan, Ordering::Relaxed);
-        self.seen_ids
-            .store(tail.seen.len() as u64, Ordering::Relaxed);
+    /// Copies the engine's counters after a cycle (the source's: `Feed::record_metrics`).
+    pub(super) fn record_cycle(&self, engine: &PipelineStats) {
         self.late_hits
             .store(engine.correlation.late_hits, Ordering::Relaxed);
         self.evicted_keys

@@ -1,5 +1,6 @@
-//! Live mode: the CloudWatch Logs tail feeds the same engine as the backtest, and findings go
-//! to SNS through the durable outbox (or to stdout with `--dry-run`).
+//! Live mode: a source — the CloudWatch Logs tail, or the log group's subscription stream in
+//! Kinesis — feeds the same engine as the backtest, and findings go to SNS through the durable
+//! outbox (or to stdout with `--dry-run`).
 //!
 //! One poll cycle: read what is new (forward reads, overlap re-scans when due) → evaluate each
 //! event (rules, correlations, suppression — in event-time order within the batch) → when the
@@ -14,12 +15,14 @@
 
 mod checkpoint;
 mod deliver;
+mod feed;
 mod metrics;
 mod silence;
 
 pub use checkpoint::{
     CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, SavedGroup, read_checkpoint,
 };
+pub use feed::FeedError;
 pub use metrics::{Metrics, serve_metrics};
 pub use silence::{SILENCE_RULE_ID, silence_finding};
 
@@ -29,12 +32,15 @@ use crate::finding::{Finding, Kind};
 use crate::rules::exceptions::Exceptions;
 use crate::rules::{Level, RuleSet};
 use crate::sink::sns::{Pacing, Sns};
-use crate::source::cloudwatch::{GroupPosition, RawEvent, SeenSet, Tail, TailConfig, TailError};
+use crate::source::Delivered;
+use crate::source::cloudwatch::{GroupPosition, SeenSet, Tail, TailConfig};
+use crate::source::kinesis::{Kinesis, KinesisConfig, ShardStart, StreamPosition};
 use crate::util::aws::{Backoff, Stop};
 use crate::util::state::StateDir;
 use crate::util::time::{Millis, parse_event_time};
 use checkpoint::write_checkpoint;
 use deliver::Delivery;
+use feed::Feed;
 use silence::check_silence;
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,7 +51,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(transparent)]
-    Tail(#[from] crate::source::cloudwatch::TailError),
+    Source(#[from] FeedError),
     #[error(transparent)]
     State(#[from] crate::util::state::StateError),
     #[error(transparent)]
@@ -130,12 +136,20 @@ pub struct LiveSummary {
     pub outbox_pending: usize,
 }
 
+/// Where a live run reads CloudTrail records.
+pub enum LiveSource {
+    /// The log groups of `LiveOptions::tail`, read with FilterLogEvents.
+    Logs(aws_sdk_cloudwatchlogs::Client),
+    /// A Kinesis stream fed by a subscription filter on the trail's log group.
+    Kinesis(aws_sdk_kinesis::Client, KinesisConfig),
+}
+
 /// What a live run works with (see [`run`]).
 pub struct LiveRun<'a> {
     pub opts: &'a LiveOptions,
     pub rules: &'a RuleSet,
     pub exceptions: &'a Exceptions,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub source: LiveSource,
     pub output: LiveOutput,
     /// Checkpoint, outbox and learned baselines.
     pub state: &'a StateDir,
@@ -151,7 +165,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         opts,
         rules,
         exceptions,
-        logs,
+        source,
         output,
         state,
         stop,
@@ -166,13 +180,33 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     let Restored {
         positions,
         seen,
+        kinesis,
         mut silent,
     } = restore(opts, state, &mut pipeline, now)?;
-    let mut tail = Tail::new(logs, opts.tail.clone(), positions, seen, now).with_stop(stop.clone());
+    let mut feed = match source {
+        LiveSource::Logs(logs) => Feed::Tail(
+            Tail::new(logs, opts.tail.clone(), positions, seen, now).with_stop(stop.clone()),
+        ),
+        LiveSource::Kinesis(client, cfg) => {
+            // Without a saved position: records arriving from now, or from --start-from.
+            let first = match opts.start_from {
+                StartFrom::Time(t) => ShardStart::ArrivedAt(t),
+                _ => ShardStart::ArrivedAt(now),
+            };
+            Feed::Kinesis(Kinesis::new(
+                client,
+                cfg,
+                kinesis,
+                seen,
+                first,
+                stop.clone(),
+            ))
+        }
+    };
     let mut delivery = Delivery::open(output, rules, opts, state, now)?;
-    let checkpoint = |tail: &Tail, pipeline: &Pipeline<'_>, silent: &[bool]| {
+    let checkpoint = |feed: &Feed, pipeline: &Pipeline<'_>, silent: &[bool]| {
         let (groups, engine) = (&opts.tail.groups, pipeline.snapshot_ref());
-        write_checkpoint(state, groups, &tail.positions, &tail.seen, engine, silent)
+        write_checkpoint(state, groups, feed.state(), engine, silent)
     };
     let mut summary = LiveSummary::default();
     let mut last_checkpoint = now;
@@ -184,7 +218,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     let mut backoff = Backoff::default();
     loop {
         let now = wall_ms();
-        let batch = match tail.poll(now, opts.once).await {
+        let batch = match feed.poll(now, opts.once).await {
             Ok(b) => {
                 backoff.reset();
                 b
@@ -196,14 +230,14 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             Err(e) => {
                 back_off(&e, backoff.failed(5_000, 300_000), &stop).await;
                 if stop.is_set() {
-                    checkpoint(&tail, &pipeline, &silent)?;
+                    checkpoint(&feed, &pipeline, &silent)?;
                     break;
                 }
                 continue;
             }
         };
         summary.cycles += 1;
-        let fed = evaluate(&batch.events, &mut pipeline, &metrics, &mut ready);
+        let fed = evaluate(&batch.records, &mut pipeline, &metrics, &mut ready);
         summary.events += fed;
         dirty |= fed > 0;
         if batch.caught_up {
@@ -211,7 +245,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             pipeline.tick(now, &mut ready);
         }
         if let Some(quiet) = opts.silence {
-            let last = &tail.last_event_wall;
+            let last = feed.last_event_wall();
             let caught_up = batch.caught_up;
             dirty |= check_silence(opts, quiet, last, &mut silent, now, caught_up, &mut ready);
             let n = silent.iter().filter(|s| **s).count();
@@ -240,14 +274,15 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             delivery.deliver_alerts(&mut alerts, &metrics)?;
             dirty = true;
         }
-        let stopping = stop.is_set() || (opts.once && batch.caught_up && !tail.rescanning());
+        let stopping = stop.is_set() || (opts.once && batch.caught_up && !feed.unfinished());
         if dirty && (stopping || alerted || now - last_checkpoint >= opts.checkpoint_every) {
-            checkpoint(&tail, &pipeline, &silent)?;
+            checkpoint(&feed, &pipeline, &silent)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             last_checkpoint = now;
             dirty = false;
         }
-        metrics.record_cycle(&tail, &pipeline.stats());
+        feed.record_metrics(&metrics);
+        metrics.record_cycle(&pipeline.stats());
         if let Some(pending) = delivery
             .publish(&metrics, stopping && opts.once, &stop)
             .await?
@@ -265,10 +300,12 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
     Ok(summary)
 }
 
-/// Where the tail starts, from the checkpoint or `--start-from`.
+/// Where the source starts, from the checkpoint or `--start-from`.
 struct Restored {
     positions: Vec<GroupPosition>,
     seen: SeenSet,
+    /// Saved shard positions (when resuming from a checkpoint).
+    kinesis: Option<StreamPosition>,
     /// Per group: reported silent.
     silent: Vec<bool>,
 }
@@ -296,6 +333,7 @@ fn restore(
         })
         .collect();
     let mut seen = SeenSet::default();
+    let mut kinesis = None;
     let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
     if let Some(cp) = &checkpoint {
         if let Err(e) = pipeline.restore(&cp.engine) {
@@ -311,6 +349,7 @@ fn restore(
                 silent[i] = cp.silent.contains(g);
             }
             seen = SeenSet::from_base64(&cp.seen).unwrap_or_default();
+            kinesis = cp.kinesis.clone();
         }
     }
     let learned = checkpoint
@@ -323,6 +362,7 @@ fn restore(
     Ok(Restored {
         positions,
         seen,
+        kinesis,
         silent,
     })
 }
@@ -349,54 +389,50 @@ fn load_learned_baselines(from: &std::path::Path, pipeline: &mut Pipeline<'_>) {
     }
 }
 
-/// Feeds a batch to the engine, findings into `ready`; returns how many events were
+/// Feeds a batch to the engine in event-time order (a stable sort: records without a time
+/// keep their place at the end), findings into `ready`; returns how many records were
 /// CloudTrail records (the rest are counted as malformed).
 fn evaluate(
-    events: &[RawEvent],
+    records: &[Delivered],
     pipeline: &mut Pipeline<'_>,
     metrics: &Metrics,
     ready: &mut Vec<Finding>,
 ) -> u64 {
-    let mut fed = 0;
-    for raw in events {
-        let ev = match Event::parse(&raw.message) {
-            Ok(ev) => ev,
+    let mut events = Vec::with_capacity(records.len());
+    for raw in records {
+        match Event::parse(&raw.text) {
+            Ok(ev) => {
+                let time = ev.event_time().and_then(parse_event_time);
+                events.push((time, ev, raw));
+            }
             Err(e) => {
                 let n = metrics.malformed.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first hundred are reported one by one, then every thousandth, so a
-                // flood of junk in the group cannot flood the logs (all are counted).
+                // flood of junk cannot flood the logs (all are counted).
                 if n <= 100 || n.is_multiple_of(1000) {
                     tracing::warn!(
-                        log_group = %raw.group,
-                        stream = %raw.stream,
-                        log_event = %raw.cwl_id,
-                        "log group {}, stream {}, event {}: not a CloudTrail record ({n} so far): {e}",
-                        raw.group,
-                        raw.stream,
-                        raw.cwl_id
+                        origin = %raw.origin,
+                        "{}: not a CloudTrail record ({n} so far): {e}",
+                        raw.origin
                     );
                 }
-                continue;
             }
-        };
-        fed += 1;
-        metrics.events.fetch_add(1, Ordering::Relaxed);
-        let time = ev.event_time().and_then(parse_event_time);
-        if let Some(t) = time {
-            metrics.newest_event_ms.fetch_max(t, Ordering::Relaxed);
         }
-        let origin = format!(
-            "log group {}, stream {}, log event {}",
-            raw.group, raw.stream, raw.cwl_id
-        );
-        pipeline.feed(&ev, Some(&origin), ready);
     }
-    fed
+    events.sort_by_key(|(t, _, _)| t.unwrap_or(Millis::MAX));
+    for (time, ev, raw) in &events {
+        metrics.events.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = time {
+            metrics.newest_event_ms.fetch_max(*t, Ordering::Relaxed);
+        }
+        pipeline.feed(ev, Some(&raw.origin), ready);
+    }
+    events.len() as u64
 }
 
 /// After a failed poll: logs the error and waits `delay_ms` (5 s, doubling with each failure
 /// in a row up to five minutes), or until asked to stop.
-async fn back_off(e: &TailError, delay_ms: Millis, stop: &Stop) {
+async fn back_off(e: &FeedError, delay_ms: Millis, stop: &Stop) {
     let delay = Duration::from_millis(delay_ms as u64);
     tracing::error!(
         retry_in_s = delay.as_secs(),

@@ -567,6 +567,10 @@ const TRANSIENT: &[&str] = &[
     "KMSThrottlingException",
     "RequestTimeout",
     "RequestTimeoutException",
+    // Kinesis: a shard's read (5 calls, 2 MB per second) or the stream's quota
+    "ProvisionedThroughputExceededException",
+    // S3: slow down (503)
+    "SlowDown",
 ];
 
 const DENIED: &[&str] = &[

@@ -4,6 +4,8 @@
 //! Each test binary uses a part of these, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
