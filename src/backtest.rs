@@ -16,6 +16,7 @@ use crate::finding::Finding;
 use crate::rules::RuleSet;
 use crate::rules::exceptions::Exceptions;
 use crate::source::files::{Discovery, Input};
+use crate::source::s3::Reader;
 use crate::util::time::{Millis, parse_event_time};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -42,6 +43,8 @@ pub struct BacktestOptions {
     pub keep_baseline_state: bool,
     /// Group findings into incidents and emit the alerts live mode would send.
     pub alerts: Option<AlertSettings>,
+    /// Reads the `s3://` objects of the discovery (without it, each is an input problem).
+    pub s3: Option<std::sync::Arc<Reader>>,
 }
 
 impl Default for BacktestOptions {
@@ -55,6 +58,7 @@ impl Default for BacktestOptions {
             baseline_state: None,
             keep_baseline_state: false,
             alerts: None,
+            s3: None,
         }
     }
 }
@@ -92,6 +96,15 @@ pub struct BacktestSummary {
     pub files_pruned_by_date: usize,
     /// S3-layout day directories not listed for the same reason.
     pub days_pruned_by_date: usize,
+    /// S3 objects listed (every key under the `s3://` prefixes that were listed).
+    pub objects_listed: usize,
+    /// S3 objects read (downloaded whole).
+    pub objects_read: usize,
+    /// S3 objects not read because their delivery date cannot hold events of
+    /// --since/--until (counted in `files_pruned_by_date` too).
+    pub objects_pruned_by_date: usize,
+    /// Bytes of every input read (files and S3 objects, as stored: compressed).
+    pub bytes_read: u64,
     pub control_messages_skipped: usize,
     /// Records read (in the time range or not).
     pub records: u64,
@@ -221,6 +234,8 @@ fn record_key(ev: &Event<'_>) -> Option<u128> {
 #[derive(Default)]
 struct FileResult {
     label: String,
+    /// Bytes read (`None`: the input could not be read).
+    bytes: Option<u64>,
     skipped: Option<Shape>,
     /// Why a [`Shape::NotCloudTrail`] input was skipped.
     skip_reason: Option<&'static str>,
@@ -238,25 +253,30 @@ struct FileResult {
     items: Vec<Item>,
 }
 
+/// An input that could not be read: one issue.
+fn unreadable(label: String, message: String) -> FileResult {
+    FileResult {
+        issues: vec![Issue {
+            place: label.clone(),
+            message,
+        }],
+        label,
+        ..FileResult::default()
+    }
+}
+
+/// Decodes and matches the bytes of one input (a file or an S3 object) named `label`.
 fn process_file(
-    input: &Input,
+    label: String,
+    bytes: Vec<u8>,
     rules: &RuleSet,
     exceptions: &Exceptions,
     opts: &BacktestOptions,
 ) -> FileResult {
     let mut r = FileResult {
-        label: input.label(),
+        label,
+        bytes: Some(bytes.len() as u64),
         ..FileResult::default()
-    };
-    let bytes = match input.read() {
-        Ok(b) => b,
-        Err(e) => {
-            r.issues.push(Issue {
-                place: r.label.clone(),
-                message: format!("cannot read: {e}"),
-            });
-            return r;
-        }
     };
     if bytes.is_empty() {
         r.issues.push(Issue {
@@ -592,21 +612,41 @@ pub enum Emitted<'a> {
     Alert(&'a Alert),
 }
 
+/// How far a run is, after each batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Inputs (files and S3 objects) done.
+    pub inputs: usize,
+    pub records: u64,
+    /// Bytes read (as stored).
+    pub bytes: u64,
+}
+
+/// An input of a batch, ready for a worker: a local one (the worker reads it) or an S3
+/// object already downloaded (or why it could not be).
+enum Pending<'a> {
+    Local(&'a Input),
+    Fetched(String, Result<Vec<u8>, String>),
+}
+
 /// Runs every input of `discovery`, calling `emit` for each finding (and alert) in event-time
-/// order and `progress(files_done, records_done)` after each batch.
+/// order and `progress` after each batch. Local files are read by the workers; S3 objects by
+/// `opts.s3`, downloaded ahead in reading order.
 pub fn run(
     discovery: &Discovery,
     rules: &RuleSet,
     exceptions: &Exceptions,
     opts: &BacktestOptions,
     mut emit: impl FnMut(Emitted<'_>),
-    mut progress: impl FnMut(usize, u64),
+    mut progress: impl FnMut(Progress),
 ) -> BacktestSummary {
     use rayon::prelude::*;
     let mut s = BacktestSummary {
         digest_files_skipped: discovery.digests,
         files_pruned_by_date: discovery.pruned_files,
         days_pruned_by_date: discovery.pruned_days,
+        objects_listed: discovery.objects_listed,
+        objects_pruned_by_date: discovery.objects_pruned,
         ..BacktestSummary::default()
     };
     for (path, e) in &discovery.errors {
@@ -663,6 +703,14 @@ pub fn run(
     let (mut min_t, mut max_t): (Option<Millis>, Option<Millis>) = (None, None);
     let batch = opts.threads.max(1) * 4;
     let mut done = 0usize;
+    let has_objects = discovery
+        .inputs
+        .iter()
+        .any(|i| matches!(i, Input::Object { .. }));
+    let mut fetch = match &opts.s3 {
+        Some(reader) if has_objects => Some(reader.fetch(&discovery.inputs)),
+        _ => None,
+    };
     // Decoding and matching run ahead on the worker pool while this thread puts the previous
     // batch through the stateful stage: the two overlap, and at most `AHEAD` decoded batches
     // wait (memory stays bounded). Batches arrive in file order, so the output is the same.
@@ -672,10 +720,38 @@ pub fn run(
         let pool = &pool;
         scope.spawn(move || {
             for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
-                let work = |input: &Input| process_file(input, rules, exceptions, opts);
+                // S3 objects arrive from the reader in reading order; files are read by the
+                // workers.
+                let pending: Vec<Pending> = chunk
+                    .iter()
+                    .map(|input| match input {
+                        Input::Object { .. } => {
+                            let bytes = match fetch.as_mut().and_then(Iterator::next) {
+                                Some(Ok(b)) => Ok(b),
+                                Some(Err(e)) => Err(format!("cannot read: {}", e.detail())),
+                                None => Err("cannot read: no S3 reader for it".to_string()),
+                            };
+                            Pending::Fetched(input.label(), bytes)
+                        }
+                        local => Pending::Local(local),
+                    })
+                    .collect();
+                let work = |p: Pending| {
+                    let (label, bytes) = match p {
+                        Pending::Local(input) => (
+                            input.label(),
+                            input.read().map_err(|e| format!("cannot read: {e}")),
+                        ),
+                        Pending::Fetched(label, bytes) => (label, bytes),
+                    };
+                    match bytes {
+                        Ok(b) => process_file(label, b, rules, exceptions, opts),
+                        Err(message) => unreadable(label, message),
+                    }
+                };
                 let results: Vec<FileResult> = match pool {
-                    Ok(p) => p.install(|| chunk.par_iter().map(work).collect()),
-                    Err(_) => chunk.iter().map(work).collect(),
+                    Ok(p) => p.install(|| pending.into_par_iter().map(work).collect()),
+                    Err(_) => pending.into_iter().map(work).collect(),
                 };
                 if tx.send((b, results)).is_err() {
                     return;
@@ -686,6 +762,15 @@ pub fn run(
             let files = results.len();
             for (k, r) in results.into_iter().enumerate() {
                 let file_idx = (b * batch + k) as u32;
+                if let Some(n) = r.bytes {
+                    s.bytes_read += n;
+                    if matches!(
+                        discovery.inputs.get(b * batch + k),
+                        Some(Input::Object { .. })
+                    ) {
+                        s.objects_read += 1;
+                    }
+                }
                 match r.skipped {
                     Some(Shape::Digest) => s.digest_files_skipped += 1,
                     Some(Shape::CwlControl) => {}
@@ -722,7 +807,11 @@ pub fn run(
                 reorder.release(wm);
             }
             done += files;
-            progress(done, s.records);
+            progress(Progress {
+                inputs: done,
+                records: s.records,
+                bytes: s.bytes_read,
+            });
         }
     });
     reorder.release(None);

@@ -12,7 +12,8 @@ use trailwatch::backtest::{self, BacktestSummary, Emitted};
 use trailwatch::finding::Finding;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
-use trailwatch::source::files::{DeliveryRange, discover_in};
+use trailwatch::source::files::{DeliveryRange, Selection, discover_in};
+use trailwatch::source::s3::{self, S3Url};
 use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
@@ -23,13 +24,25 @@ directory layout, JSON arrays, single records, JSON lines, CloudWatch Logs subsc
 payloads (raw or base64+gzip), LookupEvents / CloudTrail Lake output, and `-` for standard \
 input. The shape is detected from content. Files that are neither JSON nor gzip, and JSON that \
 is neither a record nor an envelope of records (an IAM policy), are skipped and counted \
-(--strict fails on them); CloudTrail-Digest files are skipped.\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
+(--strict fails on them); CloudTrail-Digest files are skipped.\n\nS3: `s3://bucket/prefix/` reads a \
+trail's bucket in place (no local copy), mixed freely with local paths. The prefix may stop \
+anywhere in the layout AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/ (the bucket, \
+AWSLogs/, an account, a region, a day) or name one object; a prefix outside the layout is \
+listed whole. Days outside --since/--until (with --delivery-margin), accounts and regions left \
+out by --accounts/--regions, and CloudTrail-Digest/ are never listed; objects are read \
+--s3-concurrency at a time, in the same order as the same files on disk, with the same \
+findings (their origin is `s3://bucket/key: record N`). Region, credentials and endpoint come \
+from the standard AWS chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, …); a bucket in another \
+region is followed there. It needs s3:ListBucket and s3:GetObject (and kms:Decrypt for \
+SSE-KMS trails).\n\nExamples:\n  trailwatch backtest fixtures/samples/\n  \
 trailwatch backtest --rules my-rules/ --format jsonl s3-export/ > findings.jsonl\n  \
+trailwatch backtest --since 2024-05-01 --until 2024-05-08 --accounts 111122223333 s3://my-trail-bucket/AWSLogs/\n  \
 zcat file.json.gz | trailwatch backtest -"
 )]
 pub struct BacktestArgs {
-    /// Files or directories of archived CloudTrail (`-` for standard input).
-    #[arg(value_name = "PATH", required = true)]
+    /// Files or directories of archived CloudTrail, `s3://bucket/prefix/` addresses, `-` for
+    /// standard input.
+    #[arg(value_name = "PATH|S3URL", required = true)]
     inputs: Vec<PathBuf>,
     /// Rule file or directory (repeatable). Replaces the built-in rules unless --builtin.
     #[arg(long = "rules", value_name = "PATH")]
@@ -76,6 +89,19 @@ pub struct BacktestArgs {
     /// usually delivered within minutes); files without a date in their name are always read.
     #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
     delivery_margin: Millis,
+    /// Only these accounts (12-digit ids, comma-separated) of the S3 layout
+    /// `AWSLogs/[o-org/]<account>/`: other accounts are not listed in S3, nor walked on disk
+    /// (where the path shows the account).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = parse_account)]
+    accounts: Vec<String>,
+    /// Only these regions (comma-separated, e.g. us-east-1,eu-west-1) of the S3 layout
+    /// `…/CloudTrail/<region>/`, in S3 and on disk alike.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',', value_parser = parse_region)]
+    regions: Vec<String>,
+    /// S3 objects downloaded at once for `s3://` inputs; at most 64 MiB are read ahead of the
+    /// workers, whatever the size of the archive.
+    #[arg(long, value_name = "N", default_value_t = s3::DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    s3_concurrency: usize,
     /// YAML map of rule id → expected number of findings; rules not listed are expected to
     /// produce none. Exit 1 with a diff on any mismatch (for rule regression tests in CI).
     /// An id that no loaded rule has is an error (exit 2), as with --disable.
@@ -109,17 +135,62 @@ pub struct BacktestArgs {
     state_dir: Option<PathBuf>,
 }
 
-/// The progress bar: files done of all, events read, rate, time left. (`{per_sec}` would
-/// read `14,618.3264/s`: the rate is written here, whole files a second.)
-fn progress_style() -> indicatif::ProgressStyle {
-    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}  {rate}  ETA {eta}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .with_key(
-            "rate",
-            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} files/s", indicatif::HumanFloatCount(s.per_sec()));
-            },
-        )
+/// The progress bar: inputs (`files`, `objects` or both) done of all, events and bytes read,
+/// rate, time left. (`{per_sec}` would read `14,618.3264/s`: the rate is written here, whole
+/// inputs a second.)
+fn progress_style(noun: &'static str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {noun}  {{msg}}  {{rate}}  ETA {{eta}}"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} {noun}/s", indicatif::HumanFloatCount(s.per_sec()));
+        },
+    )
+}
+
+/// `--accounts`: a 12-digit AWS account id.
+fn parse_account(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an AWS account id (12 digits, e.g. 111122223333)"
+        ))
+    }
+}
+
+/// `--regions`: a region name such as `us-east-1` or `us-gov-west-1`.
+fn parse_region(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an AWS region (e.g. us-east-1, eu-west-1)"
+        ))
+    }
+}
+
+/// `--s3-concurrency`: 1 to 256.
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number of requests from 1 to 256")),
+    }
 }
 
 /// `--since` and `--until` in milliseconds; a range that holds no time is a usage error
@@ -244,6 +315,22 @@ fn write_summary_text(out: &mut dyn Write, s: &BacktestSummary, secs: f64) -> st
         "file",
         "not read (delivery date outside --since/--until)",
     );
+    if s.objects_listed > 0 {
+        notes.push(format!(
+            "S3: {} listed, {} read{}; {} read from all inputs",
+            count(s.objects_listed as u64, "object"),
+            s.objects_read,
+            if s.objects_pruned_by_date > 0 {
+                format!(
+                    ", {} not read (delivery date outside --since/--until)",
+                    s.objects_pruned_by_date
+                )
+            } else {
+                String::new()
+            },
+            indicatif::HumanBytes(s.bytes_read)
+        ));
+    }
     note(
         &mut notes,
         s.control_messages_skipped as u64,
@@ -394,18 +481,42 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
             Some(expected)
         }
     };
-    let range = (since.is_some() || until.is_some()).then_some(DeliveryRange {
-        since,
-        until,
-        margin: args.delivery_margin,
-    });
-    let discovery = discover_in(&args.inputs, range.as_ref());
-    if discovery.inputs.is_empty() && discovery.errors.len() == args.inputs.len() {
+    let sel = Selection {
+        range: (since.is_some() || until.is_some()).then_some(DeliveryRange {
+            since,
+            until,
+            margin: args.delivery_margin,
+        }),
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+    };
+    // `s3://` addresses are listed in S3; everything else is a local path.
+    let mut urls = Vec::new();
+    let mut paths = Vec::new();
+    for input in &args.inputs {
+        match input.to_str().and_then(S3Url::parse) {
+            Some(url) => urls.push(url?),
+            None => paths.push(input.clone()),
+        }
+    }
+    let mut discovery = discover_in(&paths, &sel);
+    if urls.is_empty() && discovery.inputs.is_empty() && discovery.errors.len() == paths.len() {
         for (p, e) in &discovery.errors {
             eprintln!("error: {p}: {e}");
         }
         anyhow::bail!("none of the inputs could be read");
     }
+    // A listing that fails (no such bucket, access denied) stops the run: nothing of that
+    // address could be read.
+    let reader = if urls.is_empty() {
+        None
+    } else {
+        let reader = s3::Reader::connect(args.s3_concurrency)?;
+        for url in &urls {
+            discovery.merge(reader.discover(url, &sel)?);
+        }
+        Some(std::sync::Arc::new(reader))
+    };
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -435,10 +546,21 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         // The text summary and `--format alerts` say what a person would have received.
         alerts: matches!(args.format, FindingFormat::Alerts | FindingFormat::Text)
             .then(|| args.alert.settings(app_config.as_ref())),
+        s3: reader,
     };
     let bar = if std::io::stderr().is_terminal() && !discovery.inputs.is_empty() {
+        let objects = discovery
+            .inputs
+            .iter()
+            .filter(|i| matches!(i, trailwatch::source::files::Input::Object { .. }))
+            .count();
+        let noun = match objects {
+            0 => "files",
+            n if n == discovery.inputs.len() => "objects",
+            _ => "inputs",
+        };
         let b = indicatif::ProgressBar::new(discovery.inputs.len() as u64);
-        b.set_style(progress_style());
+        b.set_style(progress_style(noun));
         Some(b)
     } else {
         None
@@ -488,10 +610,14 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                 write_err = Some(e);
             }
         },
-        |files, records| {
+        |p| {
             if let Some(b) = &bar {
-                b.set_position(files as u64);
-                b.set_message(count(records, "event"));
+                b.set_position(p.inputs as u64);
+                b.set_message(format!(
+                    "{}, {}",
+                    count(p.records, "event"),
+                    indicatif::HumanBytes(p.bytes)
+                ));
             }
         },
     );

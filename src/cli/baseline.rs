@@ -181,7 +181,7 @@ fn build(a: BuildArgs) -> Result<Outcome> {
         ..backtest::BacktestOptions::default()
     };
     let exceptions = trailwatch::rules::exceptions::Exceptions::default();
-    let summary = backtest::run(&discovery, &rules, &exceptions, &opts, |_| {}, |_, _| {});
+    let summary = backtest::run(&discovery, &rules, &exceptions, &opts, |_| {}, |_| {});
     for i in &summary.issues {
         eprintln!("warning: {}: {}", i.place, i.message);
     }

@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     File(PathBuf),
+    /// An object of an S3 bucket (read by `source::s3`), with its size as listed.
+    Object {
+        bucket: String,
+        key: String,
+        size: u64,
+    },
     Stdin,
 }
 
@@ -17,13 +23,18 @@ impl Input {
     pub fn label(&self) -> String {
         match self {
             Input::File(p) => p.display().to_string(),
+            Input::Object { bucket, key, .. } => format!("s3://{bucket}/{key}"),
             Input::Stdin => "<stdin>".into(),
         }
     }
 
+    /// Reads a local input (a file or standard input); an S3 object is read by `source::s3`.
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
         match self {
             Input::File(p) => std::fs::read(p),
+            Input::Object { .. } => Err(std::io::Error::other(
+                "an S3 object is read through source::s3, not from the file system",
+            )),
             Input::Stdin => {
                 let mut buf = Vec::new();
                 std::io::stdin().lock().read_to_end(&mut buf)?;
@@ -31,20 +42,87 @@ impl Input {
             }
         }
     }
+
+    /// The order of inputs with the same time: files by path, then objects by bucket and key
+    /// (compared segment by segment, as paths are), then standard input.
+    fn cmp_place(&self, other: &Input) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (Input::File(a), Input::File(b)) => a.cmp(b),
+            (
+                Input::Object {
+                    bucket: a, key: k, ..
+                },
+                Input::Object {
+                    bucket: b, key: l, ..
+                },
+            ) => a.cmp(b).then_with(|| k.split('/').cmp(l.split('/'))),
+            (Input::Stdin, Input::Stdin) => Ordering::Equal,
+            (Input::File(_), _) | (Input::Object { .. }, Input::Stdin) => Ordering::Less,
+            _ => Ordering::Greater,
+        }
+    }
 }
 
-/// What walking the paths found.
+/// What walking the paths (or listing S3 prefixes) found.
 #[derive(Debug, Default)]
 pub struct Discovery {
+    /// In reading order: see [`Discovery::from_keyed`].
     pub inputs: Vec<Input>,
+    /// The time each input is ordered by (parallel to `inputs`), to merge discoveries.
+    keys: Vec<Option<Millis>>,
     /// `CloudTrail-Digest/` files: integrity digests, not events.
     pub digests: usize,
     /// Paths that could not be listed or do not exist.
     pub errors: Vec<(String, std::io::Error)>,
-    /// Files left unread because the delivery date in their name is outside the time range.
+    /// Files (local or S3 objects) left unread because the delivery date in their name is
+    /// outside the time range.
     pub pruned_files: usize,
-    /// `YYYY/MM/DD` directories of the S3 layout left unlisted for the same reason.
+    /// `YYYY/MM/DD` directories (or S3 prefixes) of the S3 layout left unlisted for the same
+    /// reason.
     pub pruned_days: usize,
+    /// S3 objects listed (every key a listing returned, digests and pruned ones included).
+    pub objects_listed: usize,
+    /// Of `pruned_files`, those that were S3 objects.
+    pub objects_pruned: usize,
+}
+
+impl Discovery {
+    /// Inputs with the time they are ordered by, put in reading order: by that time (the
+    /// delivery stamp in CloudTrail file names, else the first event time), then by place;
+    /// inputs without a time come last, by place.
+    pub fn from_keyed(mut keyed: Vec<(Option<Millis>, Input)>) -> Discovery {
+        keyed.sort_by(|a, b| match (a.0, b.0) {
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.1.cmp_place(&b.1)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.1.cmp_place(&b.1),
+        });
+        let (keys, inputs) = keyed.into_iter().unzip();
+        Discovery {
+            inputs,
+            keys,
+            ..Discovery::default()
+        }
+    }
+
+    /// Adds what another discovery found (another source), keeping one reading order.
+    pub fn merge(&mut self, other: Discovery) {
+        let keyed = std::mem::take(&mut self.keys)
+            .into_iter()
+            .zip(std::mem::take(&mut self.inputs))
+            .chain(other.keys.into_iter().zip(other.inputs))
+            .collect();
+        let merged = Discovery::from_keyed(keyed);
+        self.inputs = merged.inputs;
+        self.keys = merged.keys;
+        self.digests += other.digests;
+        self.errors.extend(other.errors);
+        self.pruned_files += other.pruned_files;
+        self.pruned_days += other.pruned_days;
+        self.objects_listed += other.objects_listed;
+        self.objects_pruned += other.objects_pruned;
+    }
 }
 
 /// Clock skew allowed between an event's time and its file's delivery stamp.
@@ -79,10 +157,43 @@ impl DeliveryRange {
     }
 }
 
-/// `…/YYYY/MM/DD` of the S3 layout: the day's start and end (exclusive) in milliseconds.
-fn day_of_dir(dir: &Path) -> Option<(Millis, Millis)> {
-    let mut parts = dir.iter().rev().take(3).map(|c| c.to_str());
-    let (d, m, y) = (parts.next()??, parts.next()??, parts.next()??);
+/// The top directory of the S3 layout.
+pub const AWS_LOGS: &str = "AWSLogs";
+/// The service directory of integrity digests (not events).
+pub const DIGEST_DIR: &str = "CloudTrail-Digest";
+
+/// Where a directory sits in the S3 layout `AWSLogs/[o-org/]<account>/<service>/<region>/
+/// YYYY/MM/DD/`, read from its path segments (as far as the path shows it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutPlace<'a> {
+    pub account: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub region: Option<&'a str>,
+}
+
+/// The layout place of a directory given as path segments (`["AWSLogs", "o-abc", "1111…"]`).
+pub fn layout_place<'a>(segments: &[&'a str]) -> LayoutPlace<'a> {
+    let Some(at) = segments.iter().rposition(|s| *s == AWS_LOGS) else {
+        return LayoutPlace::default();
+    };
+    let mut rest = &segments[at + 1..];
+    if rest.first().is_some_and(|s| s.starts_with("o-")) {
+        rest = &rest[1..];
+    }
+    let get = |i: usize| rest.get(i).copied().filter(|s| !s.is_empty());
+    LayoutPlace {
+        account: get(0),
+        service: get(1),
+        region: get(2),
+    }
+}
+
+/// `…/YYYY/MM/DD` of the S3 layout (the last three segments of a directory): the day's start
+/// and end (exclusive) in milliseconds.
+pub fn day_of(segments: &[&str]) -> Option<(Millis, Millis)> {
+    let [.., y, m, d] = segments else {
+        return None;
+    };
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
         return None;
     }
@@ -91,14 +202,65 @@ fn day_of_dir(dir: &Path) -> Option<(Millis, Millis)> {
     Some((start, start + 86_400_000))
 }
 
+/// The segments of a local path (a segment that is not UTF-8 matches nothing).
+fn segments(p: &Path) -> Vec<&str> {
+    p.iter().map(|c| c.to_str().unwrap_or("")).collect()
+}
+
 fn is_digest_path(p: &Path) -> bool {
-    p.components()
-        .any(|c| c.as_os_str().to_str() == Some("CloudTrail-Digest"))
+    p.iter().any(|c| c == DIGEST_DIR)
+}
+
+/// What an archive run reads: the delivery time range and, in the S3 layout, the accounts
+/// and regions (empty: all).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub range: Option<DeliveryRange>,
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+/// Whether a directory (or S3 prefix) of an archive is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirVerdict {
+    Read,
+    /// A `YYYY/MM/DD` day whose files cannot hold events of the time range.
+    PrunedDay,
+    /// An account or region left out by `--accounts`/`--regions`.
+    Filtered,
+}
+
+impl Selection {
+    /// Is a directory with these path segments read? Judged by what the path shows: an
+    /// account or region outside the filters, or a day outside the time range.
+    pub fn dir(&self, segments: &[&str]) -> DirVerdict {
+        let place = layout_place(segments);
+        let left_out = |filter: &[String], value: Option<&str>| {
+            !filter.is_empty() && value.is_some_and(|v| !filter.iter().any(|f| f == v))
+        };
+        if left_out(&self.accounts, place.account) || left_out(&self.regions, place.region) {
+            return DirVerdict::Filtered;
+        }
+        if let (Some(r), Some((start, end))) = (&self.range, day_of(segments))
+            && !r.keeps(start, end)
+        {
+            return DirVerdict::PrunedDay;
+        }
+        DirVerdict::Read
+    }
+
+    /// Can a file delivered at `stamp` (its delivery stamp) hold events of the time range?
+    /// Files without a stamp are always read.
+    pub fn keeps_delivery(&self, stamp: Option<Millis>) -> bool {
+        match (&self.range, stamp) {
+            (Some(r), Some(t)) => r.keeps(t, t + 60_000),
+            _ => true,
+        }
+    }
 }
 
 /// The `YYYYMMDDTHHMMZ` delivery stamp of a CloudTrail file name, for ordering.
-pub fn time_key(p: &Path) -> Option<&str> {
-    let name = p.file_name()?.to_str()?;
+pub fn delivery_stamp(name: &str) -> Option<&str> {
     name.split('_').find(|part| {
         let b = part.as_bytes();
         b.len() == 14
@@ -108,11 +270,21 @@ pub fn time_key(p: &Path) -> Option<&str> {
     })
 }
 
-/// `YYYYMMDDTHHMMZ` as milliseconds.
-fn stamp_millis(stamp: &str) -> Option<Millis> {
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%MZ")
+/// The delivery time in a CloudTrail file name (`…_20230710T1145Z_…`), in milliseconds.
+pub fn delivery_time(name: &str) -> Option<Millis> {
+    chrono::NaiveDateTime::parse_from_str(delivery_stamp(name)?, "%Y%m%dT%H%MZ")
         .ok()
         .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// The `YYYYMMDDTHHMMZ` delivery stamp of a CloudTrail file's name, for ordering.
+pub fn time_key(p: &Path) -> Option<&str> {
+    delivery_stamp(p.file_name()?.to_str()?)
+}
+
+/// The delivery time in the name of a local file.
+fn file_delivery_time(p: &Path) -> Option<Millis> {
+    p.file_name()?.to_str().and_then(delivery_time)
 }
 
 /// How much of a file is read to find its first event time.
@@ -151,14 +323,17 @@ fn walk(
     d: &mut Discovery,
     files: &mut Vec<PathBuf>,
     ancestors: &mut Vec<PathBuf>,
-    range: Option<&DeliveryRange>,
+    sel: &Selection,
 ) {
-    // A day directory of the S3 layout outside the range is not even listed.
-    if let (Some(r), Some((start, end))) = (range, day_of_dir(dir))
-        && !r.keeps(start, end)
-    {
-        d.pruned_days += 1;
-        return;
+    // A day directory of the S3 layout outside the range, or an account or region left out,
+    // is not even listed.
+    match sel.dir(&segments(dir)) {
+        DirVerdict::Read => {}
+        DirVerdict::PrunedDay => {
+            d.pruned_days += 1;
+            return;
+        }
+        DirVerdict::Filtered => return,
     }
     // Symbolic links to directories are followed, except into a directory being walked
     // already (a loop).
@@ -191,7 +366,7 @@ fn walk(
             }
         };
         if ft.is_dir() {
-            walk(&p, d, files, ancestors, range);
+            walk(&p, d, files, ancestors, sel);
         } else if is_digest_path(&p) {
             d.digests += 1;
         } else if ft.is_file() {
@@ -204,12 +379,13 @@ fn walk(
 /// Expands `paths` (files, directories, `-`) into inputs, ordered by the delivery time in
 /// CloudTrail file names, then by path.
 pub fn discover(paths: &[PathBuf]) -> Discovery {
-    discover_in(paths, None)
+    discover_in(paths, &Selection::default())
 }
 
 /// [`discover`], leaving out files (and S3-layout day directories) whose delivery date cannot
-/// hold events of `range`. Files without a delivery stamp in their name are always kept.
-pub fn discover_in(paths: &[PathBuf], range: Option<&DeliveryRange>) -> Discovery {
+/// hold events of the selection's range, and accounts and regions it leaves out. Files
+/// without a delivery stamp in their name are always kept.
+pub fn discover_in(paths: &[PathBuf], sel: &Selection) -> Discovery {
     let mut d = Discovery::default();
     let mut files = Vec::new();
     let mut stdin = false;
@@ -219,44 +395,37 @@ pub fn discover_in(paths: &[PathBuf], range: Option<&DeliveryRange>) -> Discover
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files, &mut Vec::new(), range),
+            Ok(m) if m.is_dir() => walk(p, &mut d, &mut files, &mut Vec::new(), sel),
             Ok(_) if is_digest_path(p) => d.digests += 1,
-            Ok(_) => files.push(p.clone()),
+            Ok(_) => {
+                let dir = p.parent().map(segments).unwrap_or_default();
+                if sel.dir(&dir) != DirVerdict::Filtered {
+                    files.push(p.clone());
+                }
+            }
             Err(e) => d.errors.push((p.display().to_string(), e)),
         }
     }
     files.sort();
     files.dedup();
-    if let Some(r) = range {
-        let before = files.len();
-        files.retain(|p| match time_key(p).and_then(stamp_millis) {
-            Some(t) => r.keeps(t, t + 60_000),
-            None => true,
-        });
-        d.pruned_files = before - files.len();
-    }
+    let before = files.len();
+    files.retain(|p| sel.keeps_delivery(file_delivery_time(p)));
+    d.pruned_files = before - files.len();
     // Order by time: the delivery stamp in CloudTrail file names, else the first event time
     // found at the start of the file; files with neither come last, by path.
-    let mut keyed: Vec<(Option<Millis>, PathBuf)> = files
+    let mut keyed: Vec<(Option<Millis>, Input)> = files
         .into_iter()
         .map(|p| {
-            let key = time_key(&p)
-                .and_then(stamp_millis)
-                .or_else(|| peek_time(&p));
-            (key, p)
+            let key = file_delivery_time(&p).or_else(|| peek_time(&p));
+            (key, Input::File(p))
         })
         .collect();
-    keyed.sort_by(|a, b| match (a.0, b.0) {
-        (Some(x), Some(y)) => (x, &a.1).cmp(&(y, &b.1)),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.1.cmp(&b.1),
-    });
-    let files: Vec<PathBuf> = keyed.into_iter().map(|(_, p)| p).collect();
-    d.inputs = files.into_iter().map(Input::File).collect();
     if stdin {
-        d.inputs.push(Input::Stdin);
+        keyed.push((None, Input::Stdin));
     }
+    let ordered = Discovery::from_keyed(keyed);
+    d.inputs = ordered.inputs;
+    d.keys = ordered.keys;
     d
 }
 
@@ -313,7 +482,13 @@ mod tests {
             until: Some(ms("2023-07-10T12:00:00Z")),
             margin: 3_600_000,
         };
-        let d = discover_in(&[dir.path().to_path_buf()], Some(&range));
+        let d = discover_in(
+            &[dir.path().to_path_buf()],
+            &Selection {
+                range: Some(range),
+                ..Selection::default()
+            },
+        );
         let names: Vec<String> = d
             .inputs
             .iter()
@@ -337,7 +512,13 @@ mod tests {
             since: Some(ms("2023-07-10T06:00:00Z")),
             ..range
         };
-        let d = discover_in(&[dir.path().to_path_buf()], Some(&range));
+        let d = discover_in(
+            &[dir.path().to_path_buf()],
+            &Selection {
+                range: Some(range),
+                ..Selection::default()
+            },
+        );
         assert_eq!((d.inputs.len(), d.pruned_days, d.pruned_files), (2, 2, 1));
     }
 
@@ -394,7 +575,7 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Input::File(p) => p.file_name().unwrap().to_string_lossy().to_string(),
-                Input::Stdin => "-".into(),
+                Input::Stdin | Input::Object { .. } => "-".into(),
             })
             .collect();
         assert_eq!(

@@ -325,6 +325,15 @@ impl AwsError {
         self
     }
 
+    /// The IAM action that allows the call: its action, except where IAM names it otherwise
+    /// (`ListObjectsV2` is allowed by `s3:ListBucket`).
+    pub fn iam_action(&self) -> &'static str {
+        match self.action {
+            "s3:ListObjectsV2" => "s3:ListBucket",
+            a => a,
+        }
+    }
+
     /// The operation, e.g. `FilterLogEvents`.
     pub fn operation(&self) -> &'static str {
         self.action
@@ -401,13 +410,42 @@ impl AwsError {
                  temporary credentials)."
                     .into()
             }
-            "AccessDenied" | "AccessDeniedException" | "AuthorizationError" => format!(
-                "Allow {} to this identity{} (see docs/iam-policy.json).",
-                self.action,
+            "AccessDenied" if self.action.starts_with("s3:") => format!(
+                "Allow {} to this identity{}, and kms:Decrypt on the trail's key if its files \
+                 are encrypted with SSE-KMS (see docs/operations.md, \"Backtest straight from \
+                 S3\").",
+                self.iam_action(),
                 self.resource
                     .as_ref()
                     .map_or(String::new(), |(k, n)| format!(" on {k} {n}"))
             ),
+            "AccessDenied" | "AccessDeniedException" | "AuthorizationError" => format!(
+                "Allow {} to this identity{} (see docs/iam-policy.json).",
+                self.iam_action(),
+                self.resource
+                    .as_ref()
+                    .map_or(String::new(), |(k, n)| format!(" on {k} {n}"))
+            ),
+            "NoSuchBucket" => format!(
+                "Check the bucket name (aws s3 ls s3://{}/); a trail's bucket is in aws \
+                 cloudtrail describe-trails.",
+                name.unwrap_or("BUCKET")
+            ),
+            "NoSuchKey" => "The object was deleted or moved after it was listed.".into(),
+            "InvalidObjectState" => {
+                "The object is archived (an S3 Glacier storage class): restore it first (aws \
+                 s3api restore-object), or leave its days out with --since/--until."
+                    .into()
+            }
+            "PermanentRedirect" | "AuthorizationHeaderMalformed"
+                if self.action.starts_with("s3:") =>
+            {
+                format!(
+                    "The bucket is in another region: aws s3api get-bucket-location --bucket {}, \
+                     then set AWS_REGION to it.",
+                    name.unwrap_or("BUCKET")
+                )
+            }
             "KMSAccessDenied" | "KMSDisabled" | "KMSNotFound" | "KMSInvalidState" => {
                 "The topic's KMS key is unusable or refuses this identity: check that the key is \
                  enabled and allow kms:GenerateDataKey and kms:Decrypt on it."
@@ -593,6 +631,11 @@ const DENIED: &[&str] = &[
     "InvalidSignatureException",
     "IncompleteSignature",
     "RequestExpired",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "InvalidObjectState",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
 ];
 
 /// Classifies an AWS error by its error code and HTTP status; either may be absent (a
@@ -605,6 +648,8 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> AwsErrorClass {
         _ => match status {
             Some(s) if s == 429 || s >= 500 => AwsErrorClass::Transient,
             Some(400) | Some(413) => AwsErrorClass::Invalid,
+            // A redirect (S3: the bucket is in another region) is not followed by retrying.
+            Some(s) if (300..400).contains(&s) => AwsErrorClass::Denied,
             Some(s) if (400..500).contains(&s) => AwsErrorClass::Denied,
             // No response at all (network trouble), or one no AWS API gives for an error.
             _ => AwsErrorClass::Transient,
