@@ -10,13 +10,6 @@ mod common;
 use common::moto::*;
 use common::*;
 
-async fn sdk() -> aws_config::SdkConfig {
-    endpoint();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()

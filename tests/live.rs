@@ -12,13 +12,6 @@ mod common;
 use common::moto::*;
 use common::*;
 
-async fn sdk() -> aws_config::SdkConfig {
-    endpoint();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()
@@ -1137,73 +1130,6 @@ fn restart_before_any_event_resumes_from_the_first_start() {
 }
 
 /// An SQS queue subscribed to `topic` (not raw: it receives the SNS envelope).
-fn subscribed_queue(topic: &str, name: &str) -> String {
-    rt().block_on(async {
-        let c = sdk().await;
-        let sqs = aws_sdk_sqs::Client::new(&c);
-        let url = sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap();
-        aws_sdk_sns::Client::new(&c)
-            .subscribe()
-            .topic_arn(topic)
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .expect("subscribe the queue");
-        url
-    })
-}
-
-/// Receives (and deletes) what is in the queue now: the SNS envelopes, parsed.
-fn receive(url: &str) -> Vec<Value> {
-    rt().block_on(async {
-        let c = sdk().await;
-        let sqs = aws_sdk_sqs::Client::new(&c);
-        let mut out = Vec::new();
-        loop {
-            let r = sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            let msgs = r.messages();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                out.push(serde_json::from_str(m.body().unwrap()).expect("SNS envelope"));
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-    })
-}
-
 /// A record by the root user of the account (from the console).
 fn root_record(name: &str, ms: i64, id: &str) -> String {
     json!({

@@ -60,6 +60,7 @@ struct CorrelationFile {
 pub struct RunConfig {
     pub log_groups: Option<Vec<String>>,
     pub kinesis_stream: Option<String>,
+    pub sqs_queue: Option<String>,
     pub topic_arn: Option<String>,
     pub region: Option<String>,
     pub state_dir: Option<std::path::PathBuf>,

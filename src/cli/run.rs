@@ -13,6 +13,8 @@ use trailwatch::rules::Level;
 use trailwatch::sink::sns::{Pacing, Sns, wait_in_outbox};
 use trailwatch::source::cloudwatch::{TailConfig, check_group};
 use trailwatch::source::kinesis::{KinesisConfig, check_stream};
+use trailwatch::source::s3::s3_client;
+use trailwatch::source::sqs::{SqsConfig, check_queue};
 use trailwatch::util::aws::{AwsError, AwsErrorClass, Stop, followed_by, show_request_ids};
 use trailwatch::util::state::StateDir;
 use trailwatch::util::text::count;
@@ -48,6 +50,13 @@ pub struct RunArgs {
     /// (docs/operations.md, "Scale").
     #[arg(long, value_name = "NAME|ARN", conflicts_with = "log_groups")]
     kinesis_stream: Option<String>,
+    /// Read new CloudTrail files from S3 as the bucket's event notifications announce them on
+    /// this SQS queue (S3 → SQS, S3 → SNS → SQS, EventBridge → SQS), instead of tailing a log
+    /// group: for trails that write only to S3, and for several instances sharing the work
+    /// (docs/operations.md, "Scale"). A message is deleted once its files' findings are in
+    /// the outbox; one that keeps failing is left to the queue's dead-letter policy.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["log_groups", "kinesis_stream"])]
+    sqs_queue: Option<String>,
     /// SNS topic for findings (a standard topic: FIFO topics cannot deliver e-mail).
     #[arg(long, value_name = "ARN")]
     topic_arn: Option<String>,
@@ -288,26 +297,39 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     };
     init_logging(log_format, args.verbose);
     show_request_ids(args.verbose);
-    // One source: the stream, else the log groups (flags win over the file).
-    let kinesis_stream = if args.log_groups.is_empty() {
-        args.kinesis_stream.clone().or(file.kinesis_stream.clone())
+    // One source (a flag wins over the file): the queue, the stream, or the log groups.
+    let flagged =
+        !args.log_groups.is_empty() || args.kinesis_stream.is_some() || args.sqs_queue.is_some();
+    let (sqs_queue, kinesis_stream, groups) = if flagged {
+        (
+            args.sqs_queue.clone(),
+            args.kinesis_stream.clone(),
+            args.log_groups.clone(),
+        )
     } else {
-        None
+        (
+            file.sqs_queue.clone(),
+            file.kinesis_stream.clone(),
+            file.log_groups.clone().unwrap_or_default(),
+        )
     };
-    let groups = match (&kinesis_stream, args.log_groups.is_empty()) {
-        (Some(_), _) => Vec::new(),
-        (None, true) => file.log_groups.clone().unwrap_or_default(),
-        (None, false) => args.log_groups.clone(),
-    };
-    if groups.is_empty() && kinesis_stream.is_none() {
+    let sources = usize::from(sqs_queue.is_some())
+        + usize::from(kinesis_stream.is_some())
+        + usize::from(!groups.is_empty());
+    if sources == 0 {
         bail!(
-            "nothing to read: give --log-group NAME (repeatable) or --kinesis-stream NAME, or \
-             `run.log_groups` / `run.kinesis_stream` in --config"
+            "nothing to read: give --log-group NAME (repeatable), --kinesis-stream NAME or \
+             --sqs-queue URL, or `run.log_groups` / `run.kinesis_stream` / `run.sqs_queue` in \
+             --config"
         );
     }
-    let source_name = match &kinesis_stream {
-        Some(s) => format!("reading Kinesis stream {s}"),
-        None => format!("tailing {}", groups.join(", ")),
+    if sources > 1 {
+        bail!("--config: give one of `run.log_groups`, `run.kinesis_stream`, `run.sqs_queue`");
+    }
+    let source_name = match (&sqs_queue, &kinesis_stream) {
+        (Some(q), _) => format!("reading S3 notifications from queue {q}"),
+        (_, Some(s)) => format!("reading Kinesis stream {s}"),
+        _ => format!("tailing {}", groups.join(", ")),
     };
     let topic = args.topic_arn.clone().or(file.topic_arn.clone());
     let print_to = match (&args.output, args.dry_run) {
@@ -448,8 +470,24 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     rt.block_on(async move {
         let sdk = aws_setup(file.region.clone()).await?;
         opts.region = region_of(&sdk);
-        let source = match &kinesis_stream {
-            Some(stream) => {
+        let source = match (&sqs_queue, &kinesis_stream) {
+            (Some(queue), _) => {
+                let client = aws_sdk_sqs::Client::new(&sdk);
+                let r = tokio::time::timeout(CHECK_TIMEOUT, check_queue(&client, queue)).await;
+                check_result(&format!("queue {queue}"), r)?;
+                let cfg = SqsConfig {
+                    queue_url: queue.clone(),
+                    // Long polling while idle; a once-run does not wait for more.
+                    wait: if opts.once {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_secs(10)
+                    },
+                    ..SqsConfig::default()
+                };
+                LiveSource::Sqs(client, s3_client(&sdk), cfg)
+            }
+            (None, Some(stream)) => {
                 let client = aws_sdk_kinesis::Client::new(&sdk);
                 let r = tokio::time::timeout(CHECK_TIMEOUT, check_stream(&client, stream)).await;
                 check_result(&format!("stream {stream}"), r)?;
@@ -459,7 +497,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 };
                 LiveSource::Kinesis(client, cfg)
             }
-            None => {
+            (None, None) => {
                 let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
                 let now = live::wall_ms();
                 for g in &groups {
@@ -504,6 +542,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         tracing::info!(
             log_groups = %groups.join(","),
             kinesis_stream = kinesis_stream.as_deref().unwrap_or(""),
+            sqs_queue = sqs_queue.as_deref().unwrap_or(""),
             rules = counts.rules,
             correlations = counts.correlations,
             baseline_documents = counts.baselines,

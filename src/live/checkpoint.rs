@@ -65,6 +65,9 @@ pub(super) enum SourceState<'a> {
     },
     /// Kinesis: shard positions and the event ids seen in the de-duplication window.
     Kinesis(StreamPosition, &'a SeenSet),
+    /// SQS: the objects read in the last day (their messages are deleted after this
+    /// checkpoint).
+    Sqs(&'a SeenSet),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,6 +112,7 @@ pub(super) fn write_checkpoint(
     let (positions, seen, kinesis) = match source {
         SourceState::Tail { positions, seen } => (positions, seen, None),
         SourceState::Kinesis(k, seen) => (&[][..], seen, Some(k)),
+        SourceState::Sqs(processed) => (&[][..], processed, None),
     };
     let cp = CheckpointOut {
         format: CHECKPOINT_FORMAT,

@@ -8,6 +8,7 @@ use super::checkpoint::SourceState;
 use crate::source::Delivered;
 use crate::source::cloudwatch::{Tail, TailError};
 use crate::source::kinesis::{Kinesis, KinesisError};
+use crate::source::sqs::{Sqs, SqsError};
 use crate::util::time::Millis;
 use std::sync::atomic::Ordering;
 
@@ -15,6 +16,7 @@ use std::sync::atomic::Ordering;
 pub(super) enum Feed {
     Tail(Tail),
     Kinesis(Kinesis),
+    Sqs(Sqs),
 }
 
 /// What one poll read.
@@ -30,6 +32,8 @@ pub enum FeedError {
     Tail(#[from] TailError),
     #[error(transparent)]
     Kinesis(#[from] KinesisError),
+    #[error(transparent)]
+    Sqs(#[from] SqsError),
 }
 
 impl Feed {
@@ -62,6 +66,29 @@ impl Feed {
                     caught_up: b.caught_up,
                 })
             }
+            Feed::Sqs(q) => {
+                let b = q.poll(now).await?;
+                Ok(FeedBatch {
+                    records: b.records,
+                    caught_up: b.caught_up,
+                })
+            }
+        }
+    }
+
+    /// Read work a checkpoint must cover before the source lets it go (SQS messages to
+    /// delete).
+    pub fn has_pending(&self) -> bool {
+        match self {
+            Feed::Sqs(q) => q.has_pending(),
+            _ => false,
+        }
+    }
+
+    /// After a checkpoint: lets go of what it covers (deletes SQS messages).
+    pub async fn commit(&mut self) {
+        if let Feed::Sqs(q) = self {
+            q.commit().await;
         }
     }
 
@@ -73,6 +100,7 @@ impl Feed {
                 seen: &t.seen,
             },
             Feed::Kinesis(k) => SourceState::Kinesis(k.position(), &k.seen),
+            Feed::Sqs(q) => SourceState::Sqs(&q.processed),
         }
     }
 
@@ -80,7 +108,7 @@ impl Feed {
     pub fn unfinished(&self) -> bool {
         match self {
             Feed::Tail(t) => t.rescanning(),
-            Feed::Kinesis(_) => false,
+            Feed::Kinesis(_) | Feed::Sqs(_) => false,
         }
     }
 
@@ -89,7 +117,7 @@ impl Feed {
     pub fn last_event_wall(&self) -> &[Millis] {
         match self {
             Feed::Tail(t) => &t.last_event_wall,
-            Feed::Kinesis(_) => &[],
+            Feed::Kinesis(_) | Feed::Sqs(_) => &[],
         }
     }
 
@@ -112,6 +140,15 @@ impl Feed {
                 set(&m.kinesis_open_shards, k.stats.open_shards as u64);
                 set(&m.seen_ids, k.seen.len() as u64);
                 set(&m.kinesis_behind_ms, k.stats.behind_ms.max(0) as u64);
+            }
+            Feed::Sqs(q) => {
+                set(&m.sqs_messages, q.stats.messages);
+                set(&m.sqs_deleted, q.stats.deleted);
+                set(&m.sqs_failed, q.stats.failed);
+                set(&m.sqs_queue_depth, q.stats.queue_depth);
+                set(&m.s3_objects, q.stats.objects);
+                set(&m.s3_bytes, q.stats.bytes);
+                set(&m.seen_ids, q.processed.len() as u64);
             }
         }
     }

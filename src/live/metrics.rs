@@ -38,6 +38,12 @@ pub struct Metrics {
     pub kinesis_open_shards: AtomicU64,
     /// `MillisBehindLatest` of the furthest-behind open shard.
     pub kinesis_behind_ms: AtomicU64,
+    pub sqs_messages: AtomicU64,
+    pub sqs_deleted: AtomicU64,
+    pub sqs_failed: AtomicU64,
+    pub sqs_queue_depth: AtomicU64,
+    pub s3_objects: AtomicU64,
+    pub s3_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -194,6 +200,42 @@ impl Metrics {
                 "gauge",
                 "open shards being read",
                 g(&self.kinesis_open_shards),
+            ),
+            (
+                "sqs_messages_total",
+                "counter",
+                "SQS messages received",
+                g(&self.sqs_messages),
+            ),
+            (
+                "sqs_messages_deleted_total",
+                "counter",
+                "SQS messages deleted once their objects' findings were in the outbox",
+                g(&self.sqs_deleted),
+            ),
+            (
+                "sqs_messages_failed_total",
+                "counter",
+                "SQS messages left in the queue after a failure (retried or dead-lettered)",
+                g(&self.sqs_failed),
+            ),
+            (
+                "sqs_queue_depth",
+                "gauge",
+                "messages in the queue (ApproximateNumberOfMessages, every 30 s)",
+                g(&self.sqs_queue_depth),
+            ),
+            (
+                "s3_objects_total",
+                "counter",
+                "CloudTrail objects read from S3",
+                g(&self.s3_objects),
+            ),
+            (
+                "s3_object_bytes_total",
+                "counter",
+                "bytes of CloudTrail objects read from S3",
+                g(&self.s3_bytes),
             ),
         ];
         let mut s = String::new();

@@ -35,6 +35,7 @@ use crate::sink::sns::{Pacing, Sns};
 use crate::source::Delivered;
 use crate::source::cloudwatch::{GroupPosition, SeenSet, Tail, TailConfig};
 use crate::source::kinesis::{Kinesis, KinesisConfig, ShardStart, StreamPosition};
+use crate::source::sqs::{Sqs, SqsConfig};
 use crate::util::aws::{Backoff, Stop};
 use crate::util::state::StateDir;
 use crate::util::time::{Millis, parse_event_time};
@@ -142,6 +143,9 @@ pub enum LiveSource {
     Logs(aws_sdk_cloudwatchlogs::Client),
     /// A Kinesis stream fed by a subscription filter on the trail's log group.
     Kinesis(aws_sdk_kinesis::Client, KinesisConfig),
+    /// An SQS queue of S3 notifications for new CloudTrail objects, and the S3 client that
+    /// reads them.
+    Sqs(aws_sdk_sqs::Client, aws_sdk_s3::Client, SqsConfig),
 }
 
 /// What a live run works with (see [`run`]).
@@ -202,6 +206,8 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
                 stop.clone(),
             ))
         }
+        // The queue is read from wherever it is: --start-from does not apply.
+        LiveSource::Sqs(sqs, s3, cfg) => Feed::Sqs(Sqs::new(sqs, s3, cfg, seen, stop.clone())),
     };
     let mut delivery = Delivery::open(output, rules, opts, state, now)?;
     let checkpoint = |feed: &Feed, pipeline: &Pipeline<'_>, silent: &[bool]| {
@@ -231,6 +237,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
                 back_off(&e, backoff.failed(5_000, 300_000), &stop).await;
                 if stop.is_set() {
                     checkpoint(&feed, &pipeline, &silent)?;
+                    feed.commit().await;
                     break;
                 }
                 continue;
@@ -239,7 +246,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         summary.cycles += 1;
         let fed = evaluate(&batch.records, &mut pipeline, &metrics, &mut ready);
         summary.events += fed;
-        dirty |= fed > 0;
+        dirty |= fed > 0 || feed.has_pending();
         if batch.caught_up {
             // Nothing more to read: event time has reached the present.
             pipeline.tick(now, &mut ready);
@@ -280,6 +287,8 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             last_checkpoint = now;
             dirty = false;
+            // What the checkpoint covers can go (SQS messages are deleted).
+            feed.commit().await;
         }
         feed.record_metrics(&metrics);
         metrics.record_cycle(&pipeline.stats());

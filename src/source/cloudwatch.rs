@@ -132,7 +132,7 @@ impl SeenSet {
         self.len == 0
     }
 
-    fn contains(&self, key: u128) -> bool {
+    pub fn contains(&self, key: u128) -> bool {
         self.minutes.iter().any(|(_, ids)| ids.contains(&key))
     }
 

@@ -36,7 +36,7 @@ pub struct KinesisConfig {
     /// How often the shards are listed again, to find those created by resharding (also
     /// whenever a shard is read to its end).
     pub list_every: Millis,
-    /// Records asked for per `GetRecords` (at most 10,000).
+    /// Records asked for per `GetRecords` (at most 10,000; each a CloudWatch Logs payload).
     pub limit: i32,
     /// CloudTrail event ids are remembered this long (wall time) to drop a record delivered
     /// twice (the subscription delivers at least once).
@@ -48,7 +48,9 @@ impl Default for KinesisConfig {
         KinesisConfig {
             stream: String::new(),
             list_every: 60_000,
-            limit: 10_000,
+            // A payload holds up to 1 MB of log events once inflated: 100 bound a read's memory
+            // (500 payloads per second per shard is more than the shard's 2 MB/s).
+            limit: 100,
             dedup_window: 15 * 60_000,
         }
     }
@@ -299,6 +301,20 @@ impl Kinesis {
             caught_up: true,
             ..KinesisBatch::default()
         };
+        // Nothing readable before the quota spacing or a backoff ends: wait for it here
+        // rather than letting the caller spin.
+        let earliest = self
+            .shards
+            .values()
+            .filter(|s| self.ready(s))
+            .map(|s| s.not_before)
+            .min();
+        if let Some(t) = earliest.filter(|t| *t > now) {
+            self.stop
+                .sleep(std::time::Duration::from_millis((t - now) as u64))
+                .await;
+            return Ok(KinesisBatch::default());
+        }
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         for id in ids {
             if self.stop.is_set() {

@@ -6,6 +6,7 @@ pub mod cloudwatch;
 pub mod files;
 pub mod kinesis;
 pub mod s3;
+pub mod sqs;
 
 /// One CloudTrail record read by a live source, with where it was read (the finding's
 /// `details.origin`, and the place named when it is not a record).

@@ -1,6 +1,7 @@
-//! Reading the AWS emulator's (moto's) own state: what SNS accepted on a topic.
+//! The AWS emulator (moto) from a test: the SDK configuration that reaches it, a queue
+//! subscribed to a topic, and moto's own state (what SNS accepted on a topic).
 
-use super::endpoint;
+use super::{endpoint, rt};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -80,4 +81,80 @@ pub fn notifications(topic: &str) -> Vec<(String, Value)> {
 
 pub fn default_of(msg: &Value) -> Value {
     serde_json::from_str(msg["default"].as_str().unwrap()).unwrap()
+}
+
+/// The SDK configuration of the emulator started by `./scripts/test`.
+pub async fn sdk() -> aws_config::SdkConfig {
+    endpoint();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A new SQS queue subscribed to `topic` (the real SNS envelope arrives in it); its URL.
+pub fn subscribed_queue(topic: &str, name: &str) -> String {
+    rt().block_on(async {
+        let c = sdk().await;
+        let sqs = aws_sdk_sqs::Client::new(&c);
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap();
+        aws_sdk_sns::Client::new(&c)
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .expect("subscribe the queue");
+        url
+    })
+}
+
+/// Receives (and deletes) what is in the queue now: the SNS envelopes, parsed.
+pub fn receive(url: &str) -> Vec<Value> {
+    rt().block_on(async {
+        let c = sdk().await;
+        let sqs = aws_sdk_sqs::Client::new(&c);
+        let mut out = Vec::new();
+        loop {
+            let r = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = r.messages();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                out.push(serde_json::from_str(m.body().unwrap()).expect("SNS envelope"));
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    })
 }
