@@ -476,3 +476,20 @@ fn one_queue_per_group_of_accounts_splits_the_work() {
     assert_eq!(run(&qa, "a"), ["111111111111"]);
     assert_eq!(run(&qb, "b"), ["222222222222"]);
 }
+
+#[test]
+fn a_missing_queue_stops_the_run_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/123456789012/no-such-queue", endpoint());
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["run", "--sqs-queue", &url, "--dry-run", "--once"])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no-such-queue"), "{err}");
+    assert!(err.contains("GetQueueAttributes"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -104,6 +104,18 @@ impl Feed {
         }
     }
 
+    /// How long after an event the source can still deliver it, beyond the engine's allowed
+    /// lateness: when caught up, the watermark follows the wall clock minus this too. The tail
+    /// and the stream see an event when CloudWatch Logs ingests it; CloudTrail writes its S3
+    /// files about every 5 minutes (and up to 15 minutes after the calls), so with SQS the
+    /// clock is held back that much more.
+    pub fn delivery_delay(&self) -> Millis {
+        match self {
+            Feed::Tail(_) | Feed::Kinesis(_) => 0,
+            Feed::Sqs(_) => 15 * 60_000,
+        }
+    }
+
     /// Work a one-shot run must still finish once caught up (the tail's re-scans).
     pub fn unfinished(&self) -> bool {
         match self {

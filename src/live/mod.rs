@@ -248,8 +248,9 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         summary.events += fed;
         dirty |= fed > 0 || feed.has_pending();
         if batch.caught_up {
-            // Nothing more to read: event time has reached the present.
-            pipeline.tick(now, &mut ready);
+            // Nothing more to read: event time has reached the present (less what the source
+            // may still deliver late).
+            pipeline.tick(now - feed.delivery_delay(), &mut ready);
         }
         if let Some(quiet) = opts.silence {
             let last = feed.last_event_wall();

@@ -431,6 +431,7 @@ impl Sqs {
                     // read from it; the message is deleted.
                     tracing::warn!("{url}: {error}; skipped (the object no longer exists)");
                 }
+                Some(Err(S3Error::Stopped { .. })) => failed[job.message] = true,
                 Some(Err(e)) => {
                     failed[job.message] = true;
                     let m = &messages[job.message];
