@@ -9,7 +9,18 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Is the value under this key a secret? Keys are compared case-insensitively.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
+    // Lower-cased on the stack: this runs for every key of every record a finding shows.
+    let mut buf = [0u8; 64];
+    let Some(dst) = buf.get_mut(..key.len()) else {
+        return secret_lowercase(&key.to_ascii_lowercase());
+    };
+    dst.copy_from_slice(key.as_bytes());
+    dst.make_ascii_lowercase();
+    // ASCII lower-casing keeps UTF-8 valid.
+    std::str::from_utf8(dst).is_ok_and(secret_lowercase)
+}
+
+fn secret_lowercase(k: &str) -> bool {
     const EXACT: &[&str] = &[
         "sessiontoken",
         "secretaccesskey",
@@ -30,7 +41,7 @@ pub fn is_secret_key(key: &str) -> bool {
         "keymaterial",
         "plaintext",
     ];
-    EXACT.contains(&k.as_str())
+    EXACT.contains(&k)
         || k.contains("password")
         || k.contains("passphrase")
         || k.ends_with("secret")
@@ -116,6 +127,19 @@ pub fn redact(v: &Value<'_>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_keys_whatever_their_case_and_length() {
+        for k in ["SessionToken", "DB_PASSWORD", "clientSecret", "x_token", "PlainText"] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        let long = format!("{}Password", "a".repeat(80));
+        assert!(is_secret_key(&long));
+        for k in ["accessKeyId", "userName", "tokenType", "", &"b".repeat(100), "ÄSecretX"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+        assert!(is_secret_key("ÄSecret"));
+    }
 
     #[test]
     fn redacts_secrets_and_keeps_keys() {
