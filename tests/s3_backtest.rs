@@ -113,21 +113,13 @@ fn archive(dir: &Path) -> PathBuf {
 
 /// Every file under `dir`, as (key relative to `dir`, path).
 fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let key = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-                out.push((key, p));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::files(dir)
+        .into_iter()
+        .map(|p| {
+            let key = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            (key, p)
+        })
+        .collect()
 }
 
 /// Creates `bucket` and uploads the tree at `dir` to it, keys relative to `dir`.
