@@ -113,21 +113,13 @@ fn archive(dir: &Path) -> PathBuf {
 
 /// Every file under `dir`, as (key relative to `dir`, path).
 fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let key = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-                out.push((key, p));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::files(dir)
+        .into_iter()
+        .map(|p| {
+            let key = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            (key, p)
+        })
+        .collect()
 }
 
 /// Creates `bucket` and uploads the tree at `dir` to it, keys relative to `dir`.
@@ -530,4 +522,96 @@ fn get_object_names_a_missing_object() {
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     });
+}
+
+/// A stand-in for S3 in `eu-west-1`: a request signed for another region gets the `301
+/// PermanentRedirect` S3 answers with (naming the bucket's region); one signed for `eu-west-1`
+/// lists one object, `x.json`, and reads it.
+fn redirecting_s3(object: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        // Listing (twice: the redirect, then the bucket's region) and reading: 3 requests; the
+        // SDK may retry nothing here (a 301 and two 200s).
+        for stream in listener.incoming().take(3) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_string());
+            }
+            let request = head.first().cloned().unwrap_or_default();
+            let auth = head
+                .iter()
+                .find(|h| h.to_ascii_lowercase().starts_with("authorization:"))
+                .cloned()
+                .unwrap_or_default();
+            let (status, headers, body) = if !auth.contains("/eu-west-1/s3/") {
+                (
+                    "301 Moved Permanently",
+                    "x-amz-bucket-region: eu-west-1\r\nContent-Type: application/xml\r\n",
+                    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>far-bucket</Bucket></Error>".to_vec(),
+                )
+            } else if request.contains("list-type=2") {
+                (
+                    "200 OK",
+                    "Content-Type: application/xml\r\n",
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>far-bucket</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated><Contents><Key>x.json</Key><Size>{}</Size></Contents></ListBucketResult>",
+                        object.len()
+                    )
+                    .into_bytes(),
+                )
+            } else {
+                (
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    object.clone(),
+                )
+            };
+            seen.push(format!("{request} -> {status}"));
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            stream.write_all(&body).unwrap();
+        }
+        seen
+    });
+    (url, server)
+}
+
+#[test]
+fn a_bucket_in_another_region_is_followed_there() {
+    let sample =
+        root().join("fixtures/samples/stratus-red-team/aws.defense-evasion.cloudtrail-stop.json");
+    let (url, server) = redirecting_s3(std::fs::read(&sample).unwrap());
+    let o = common::bin()
+        .args(["backtest", "--format", "jsonl", "s3://far-bucket/"])
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_REGION", "us-east-1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{seen:?}", stderr(&o));
+    assert!(seen[0].ends_with("301 Moved Permanently"), "{seen:?}");
+    assert!(
+        seen[1].contains("list-type=2") && seen[1].ends_with("200 OK"),
+        "{seen:?}"
+    );
+    assert!(seen[2].starts_with("GET /far-bucket/x.json"), "{seen:?}");
+    let out = stdout(&o);
+    assert!(
+        out.contains("\"s3://far-bucket/x.json: record ") && out.contains("StopLogging"),
+        "{out}"
+    );
 }

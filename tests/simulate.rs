@@ -3,10 +3,13 @@
 //!
 //! Parameters are small (3 days, 20 principals) so a debug build runs this in seconds.
 
+mod common;
+
+use common::files;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use trailwatch_sim::{AnomalyKind, Labels, Params};
 
@@ -18,23 +21,6 @@ fn small() -> Params {
         seed: 7,
         scale: 0.5,
     }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// One decoded record: grouping principal, event time (ms), read-only, refused.

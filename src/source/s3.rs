@@ -46,17 +46,17 @@ pub enum S3Error {
     Setup(#[from] SetupError),
     /// Listing a bucket failed (after retries when it was transient).
     #[error("{0}")]
-    List(AwsError),
+    List(Box<AwsError>),
     /// The bucket is in another region than the one called, and following it failed too.
     #[error("bucket {bucket} is in region {region}: {error}")]
     Redirect {
         bucket: String,
         region: String,
-        error: AwsError,
+        error: Box<AwsError>,
     },
     /// Reading an object failed (after retries when it was transient).
     #[error("{url}: {error}")]
-    Get { url: String, error: AwsError },
+    Get { url: String, error: Box<AwsError> },
     /// Asked to stop before the request was done.
     #[error("{url}: stopped")]
     Stopped { url: String },
@@ -133,7 +133,7 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> Client {
 /// Why a retried call ended without a result.
 #[derive(Debug)]
 enum Failed {
-    Aws(AwsError),
+    Aws(Box<AwsError>),
     Stopped,
 }
 
@@ -157,7 +157,7 @@ where
             _ = stop.wait() => return Err(Failed::Stopped),
         };
         if err.class != AwsErrorClass::Transient || backoff.failures() + 1 >= ATTEMPTS {
-            return Err(Failed::Aws(err));
+            return Err(Failed::Aws(Box::new(err)));
         }
         let wait = backoff.failed(base, RETRY_CAP);
         tracing::debug!("S3 call failed, retrying in {wait} ms: {err}");
@@ -245,7 +245,7 @@ fn bucket_region<E>(
 
 /// A listing error: the AWS error, and the bucket's region when S3 said it is elsewhere.
 struct ListError {
-    error: AwsError,
+    error: Box<AwsError>,
     region: Option<String>,
 }
 
