@@ -48,9 +48,10 @@ impl Default for KinesisConfig {
         KinesisConfig {
             stream: String::new(),
             list_every: 60_000,
-            // A payload holds up to 1 MB of log events once inflated: 100 bound a read's memory
-            // (500 payloads per second per shard is more than the shard's 2 MB/s).
-            limit: 100,
+            // A payload holds up to 1 MB of log events once inflated: 25 bound a read's memory;
+            // at five reads a second that is 125 payloads per second per shard, more than the
+            // shard's 2 MB/s of compressed payloads carry.
+            limit: 25,
             dedup_window: 15 * 60_000,
         }
     }
