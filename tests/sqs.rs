@@ -493,3 +493,56 @@ fn a_missing_queue_stops_the_run_with_one_line() {
     assert!(err.contains("GetQueueAttributes"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn an_object_announced_twice_is_read_once_and_a_damaged_one_is_kept_for_a_retry() {
+    let s = Setup::new("sqs-twice");
+    let queue = s.notified_queue("none", "nothing-matches/");
+    let key = s.put_file("111122223333", &["ivan"]);
+    // The S3 notification and the trail's own, for the same file, in one batch.
+    let s3_shape = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": s.bucket}, "object": {"key": key}}}]});
+    send(&queue, &s3_shape.to_string());
+    send(
+        &queue,
+        &json!({"s3Bucket": s.bucket, "s3ObjectKey": [key]}).to_string(),
+    );
+    // A file whose gzip is cut short.
+    let mut cut =
+        gz(br#"{"Records":[{"eventName":"StopLogging","eventTime":"2024-01-01T00:00:00Z"}]}"#);
+    cut.truncate(cut.len() / 2);
+    rt().block_on(async {
+        let c = sdk().await;
+        aws_sdk_s3::Client::new(&c)
+            .put_object()
+            .bucket(&s.bucket)
+            .key("AWSLogs/111122223333/CloudTrail/us-east-1/cut.json.gz")
+            .body(cut.into())
+            .send()
+            .await
+            .expect("put object");
+    });
+    send(
+        &queue,
+        &json!({"s3Bucket": s.bucket,
+            "s3ObjectKey": ["AWSLogs/111122223333/CloudTrail/us-east-1/cut.json.gz"]})
+        .to_string(),
+    );
+    let out = s
+        .cmd(&queue, "a", &["--once", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "read once:\n{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("cut.json.gz") && err.contains("left in the queue"),
+        "{err}"
+    );
+    assert_eq!(queue_depth(&queue), 1, "the damaged file's message stays");
+}

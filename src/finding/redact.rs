@@ -130,12 +130,25 @@ mod tests {
 
     #[test]
     fn secret_keys_whatever_their_case_and_length() {
-        for k in ["SessionToken", "DB_PASSWORD", "clientSecret", "x_token", "PlainText"] {
+        for k in [
+            "SessionToken",
+            "DB_PASSWORD",
+            "clientSecret",
+            "x_token",
+            "PlainText",
+        ] {
             assert!(is_secret_key(k), "{k}");
         }
         let long = format!("{}Password", "a".repeat(80));
         assert!(is_secret_key(&long));
-        for k in ["accessKeyId", "userName", "tokenType", "", &"b".repeat(100), "ÄSecretX"] {
+        for k in [
+            "accessKeyId",
+            "userName",
+            "tokenType",
+            "",
+            &"b".repeat(100),
+            "ÄSecretX",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
         assert!(is_secret_key("ÄSecret"));

@@ -100,14 +100,14 @@ pub fn read_checkpoint(state: &StateDir) -> Result<Option<Checkpoint>, StateErro
 }
 
 /// Writes the checkpoint atomically: the source's position (for the tail, per group of
-/// `groups` its position, in the same order as `silent`, and the seen ids), which groups are
-/// reported silent, and the engine's state.
+/// `groups` its position, and the seen ids), the names of the sources reported silent, and the
+/// engine's state.
 pub(super) fn write_checkpoint(
     state: &StateDir,
     groups: &[String],
     source: SourceState<'_>,
     engine: SnapshotRef<'_, '_>,
-    silent: &[bool],
+    silent: Vec<String>,
 ) -> Result<(), StateError> {
     let (positions, seen, kinesis) = match source {
         SourceState::Tail { positions, seen } => (positions, seen, None),
@@ -128,12 +128,7 @@ pub(super) fn write_checkpoint(
             .collect(),
         seen: SeenOut(seen),
         engine,
-        silent: groups
-            .iter()
-            .zip(silent)
-            .filter(|(_, s)| **s)
-            .map(|(g, _)| g.clone())
-            .collect(),
+        silent,
         kinesis,
     };
     state.write_with(CHECKPOINT_FILE, |w| {
@@ -197,7 +192,7 @@ mod tests {
                 seen: &seen,
             },
             pipeline.snapshot_ref(),
-            &[false, true],
+            vec!["/trail/b".to_string()],
         )
         .unwrap();
 

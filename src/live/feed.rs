@@ -85,11 +85,21 @@ impl Feed {
         }
     }
 
-    /// After a checkpoint: lets go of what it covers (deletes SQS messages).
-    pub async fn commit(&mut self) {
-        if let Feed::Sqs(q) = self {
-            q.commit().await;
+    /// Whether a checkpoint is due now for the source's sake (SQS messages waiting for
+    /// deletion must go before their visibility timeout ends).
+    pub fn must_commit(&self, now: Millis) -> bool {
+        match self {
+            Feed::Sqs(q) => q.must_commit(now),
+            _ => false,
         }
+    }
+
+    /// After a checkpoint: lets go of what it covers (deletes SQS messages).
+    pub async fn commit(&mut self) -> Result<(), FeedError> {
+        if let Feed::Sqs(q) = self {
+            q.commit().await?;
+        }
+        Ok(())
     }
 
     /// The position the checkpoint saves.
@@ -124,12 +134,13 @@ impl Feed {
         }
     }
 
-    /// Per log group of the tail, the wall time its last event arrived (for the silence
-    /// rule); other sources have no log groups.
+    /// Per watched source (each log group of the tail; the stream; the queue), the wall time
+    /// its last event arrived, for the silence rule.
     pub fn last_event_wall(&self) -> &[Millis] {
         match self {
             Feed::Tail(t) => &t.last_event_wall,
-            Feed::Kinesis(_) | Feed::Sqs(_) => &[],
+            Feed::Kinesis(k) => std::slice::from_ref(&k.last_record_wall),
+            Feed::Sqs(q) => std::slice::from_ref(&q.last_record_wall),
         }
     }
 

@@ -24,7 +24,7 @@ pub use checkpoint::{
 };
 pub use feed::FeedError;
 pub use metrics::{Metrics, serve_metrics};
-pub use silence::{SILENCE_RULE_ID, silence_finding};
+pub use silence::{SILENCE_RULE_ID, Watched, silence_finding};
 
 use crate::engine::{Alert, AlertSettings, Pipeline, Settings};
 use crate::event::Event;
@@ -181,12 +181,13 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         // Before the restore: open incidents come back with the checkpoint.
         pipeline.enable_alerts(a.clone());
     }
+    let watched = watched_of(&source, &opts.tail.groups);
     let Restored {
         positions,
         seen,
         kinesis,
         mut silent,
-    } = restore(opts, state, &mut pipeline, now)?;
+    } = restore(opts, state, &watched, &mut pipeline, now)?;
     let mut feed = match source {
         LiveSource::Logs(logs) => Feed::Tail(
             Tail::new(logs, opts.tail.clone(), positions, seen, now).with_stop(stop.clone()),
@@ -197,21 +198,22 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
                 StartFrom::Time(t) => ShardStart::ArrivedAt(t),
                 _ => ShardStart::ArrivedAt(now),
             };
-            Feed::Kinesis(Kinesis::new(
-                client,
-                cfg,
-                kinesis,
-                seen,
-                first,
-                stop.clone(),
-            ))
+            Feed::Kinesis(Kinesis::new(client, cfg, kinesis, seen, first, stop.clone()).since(now))
         }
         // The queue is read from wherever it is: --start-from does not apply.
-        LiveSource::Sqs(sqs, s3, cfg) => Feed::Sqs(Sqs::new(sqs, s3, cfg, seen, stop.clone())),
+        LiveSource::Sqs(sqs, s3, cfg) => {
+            Feed::Sqs(Sqs::new(sqs, s3, cfg, seen, stop.clone()).since(now))
+        }
     };
     let mut delivery = Delivery::open(output, rules, opts, state, now)?;
     let checkpoint = |feed: &Feed, pipeline: &Pipeline<'_>, silent: &[bool]| {
         let (groups, engine) = (&opts.tail.groups, pipeline.snapshot_ref());
+        let silent = watched
+            .iter()
+            .zip(silent)
+            .filter(|(_, s)| **s)
+            .map(|(w, _)| w.name.clone())
+            .collect();
         write_checkpoint(state, groups, feed.state(), engine, silent)
     };
     let mut summary = LiveSummary::default();
@@ -237,7 +239,7 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
                 back_off(&e, backoff.failed(5_000, 300_000), &stop).await;
                 if stop.is_set() {
                     checkpoint(&feed, &pipeline, &silent)?;
-                    feed.commit().await;
+                    feed.commit().await?;
                     break;
                 }
                 continue;
@@ -255,7 +257,17 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
         if let Some(quiet) = opts.silence {
             let last = feed.last_event_wall();
             let caught_up = batch.caught_up;
-            dirty |= check_silence(opts, quiet, last, &mut silent, now, caught_up, &mut ready);
+            let region = opts.region.as_deref();
+            dirty |= check_silence(
+                &watched,
+                region,
+                quiet,
+                last,
+                &mut silent,
+                now,
+                caught_up,
+                &mut ready,
+            );
             let n = silent.iter().filter(|s| **s).count();
             metrics.silent_groups.store(n as u64, Ordering::Relaxed);
         }
@@ -283,13 +295,14 @@ pub async fn run(live: LiveRun<'_>) -> Result<LiveSummary, LiveError> {
             dirty = true;
         }
         let stopping = stop.is_set() || (opts.once && batch.caught_up && !feed.unfinished());
-        if dirty && (stopping || alerted || now - last_checkpoint >= opts.checkpoint_every) {
+        let due = now - last_checkpoint >= opts.checkpoint_every || feed.must_commit(now);
+        if dirty && (stopping || alerted || due) {
             checkpoint(&feed, &pipeline, &silent)?;
             metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
             last_checkpoint = now;
             dirty = false;
             // What the checkpoint covers can go (SQS messages are deleted).
-            feed.commit().await;
+            feed.commit().await?;
         }
         feed.record_metrics(&metrics);
         metrics.record_cycle(&pipeline.stats());
@@ -316,8 +329,29 @@ struct Restored {
     seen: SeenSet,
     /// Saved shard positions (when resuming from a checkpoint).
     kinesis: Option<StreamPosition>,
-    /// Per group: reported silent.
+    /// Per watched source: reported silent.
     silent: Vec<bool>,
+}
+
+/// What the silence rule watches: each log group of the tail, or the stream, or the queue.
+fn watched_of(source: &LiveSource, groups: &[String]) -> Vec<Watched> {
+    match source {
+        LiveSource::Logs(_) => groups
+            .iter()
+            .map(|g| Watched {
+                kind: "log group",
+                name: g.clone(),
+            })
+            .collect(),
+        LiveSource::Kinesis(_, cfg) => vec![Watched {
+            kind: "Kinesis stream",
+            name: cfg.stream.clone(),
+        }],
+        LiveSource::Sqs(_, _, cfg) => vec![Watched {
+            kind: "queue",
+            name: cfg.queue_url.clone(),
+        }],
+    }
 }
 
 /// Reads the checkpoint: the engine's state goes into `pipeline` (or, on a first start,
@@ -325,6 +359,7 @@ struct Restored {
 fn restore(
     opts: &LiveOptions,
     state: &StateDir,
+    watched: &[Watched],
     pipeline: &mut Pipeline<'_>,
     now: Millis,
 ) -> Result<Restored, LiveError> {
@@ -344,7 +379,7 @@ fn restore(
         .collect();
     let mut seen = SeenSet::default();
     let mut kinesis = None;
-    let mut silent: Vec<bool> = vec![false; opts.tail.groups.len()];
+    let mut silent: Vec<bool> = vec![false; watched.len()];
     if let Some(cp) = &checkpoint {
         if let Err(e) = pipeline.restore(&cp.engine) {
             tracing::warn!(
@@ -356,7 +391,9 @@ fn restore(
                 if let Some(saved) = cp.groups.iter().find(|s| &s.name == g) {
                     positions[i] = saved.position.clone();
                 }
-                silent[i] = cp.silent.contains(g);
+            }
+            for (w, s) in watched.iter().zip(silent.iter_mut()) {
+                *s = cp.silent.contains(&w.name);
             }
             seen = SeenSet::from_base64(&cp.seen).unwrap_or_default();
             kinesis = cp.kinesis.clone();

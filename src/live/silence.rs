@@ -1,7 +1,7 @@
-//! The silence rule: a log group that receives no CloudTrail event for `--silence` is
-//! reported (a stopped trail or broken delivery blinds every other detection).
+//! The silence rule: a source — a log group, a Kinesis stream, an SQS queue — that delivers
+//! no CloudTrail event for `--silence` is reported (a stopped trail or broken delivery blinds
+//! every other detection).
 
-use super::LiveOptions;
 use crate::finding::{Body, Finding, HealthDetails, RuleRef};
 use crate::rules::Level;
 use crate::sink::message::EmailContext;
@@ -9,13 +9,31 @@ use crate::util::time::{Millis, format_duration, format_millis};
 
 pub const SILENCE_RULE_ID: &str = "trailwatch-log-group-silent";
 
-/// One cycle's silence check over the groups of `opts.tail` (`last_event_wall` and `silent`
-/// in the same order), `quiet` being the silence period: a group without a new event for
-/// that long is reported once (only when the tail is `caught_up`: a backlog still being read
-/// is not silence), and a reported group is cleared when events arrive again. Returns whether
-/// any group changed (the checkpoint records which are silent).
+/// Something watched for silence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// What it is: `log group`, `Kinesis stream`, `queue`.
+    pub kind: &'static str,
+    /// Its name (the log group, the stream, the queue URL): the name the checkpoint keeps
+    /// for a silent one, and `details.log_group` of its finding.
+    pub name: String,
+}
+
+impl Watched {
+    fn label(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
+}
+
+/// One cycle's silence check over `watched` (`last_event_wall` and `silent` in the same
+/// order), `quiet` being the silence period: a source without a new event for that long is
+/// reported once (only when the source is `caught_up`: a backlog still being read is not
+/// silence), and a reported one is cleared when events arrive again. Returns whether any
+/// changed (the checkpoint records which are silent).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_silence(
-    opts: &LiveOptions,
+    watched: &[Watched],
+    region: Option<&str>,
     quiet: Millis,
     last_event_wall: &[Millis],
     silent: &mut [bool],
@@ -24,38 +42,40 @@ pub(super) fn check_silence(
     ready: &mut Vec<Finding>,
 ) -> bool {
     let mut changed = false;
-    for (g, name) in opts.tail.groups.iter().enumerate() {
-        let last = last_event_wall[g];
-        if last == now && silent[g] {
-            silent[g] = false;
+    for ((w, last), silent) in watched.iter().zip(last_event_wall).zip(silent.iter_mut()) {
+        let (last, label) = (*last, w.label());
+        if last == now && *silent {
+            *silent = false;
             changed = true;
-            tracing::info!(log_group = %name, "log group {name}: events arrive again");
-        } else if now - last >= quiet && !silent[g] && caught_up {
-            silent[g] = true;
+            tracing::info!(log_group = %w.name, "{label}: events arrive again");
+        } else if now - last >= quiet && !*silent && caught_up {
+            *silent = true;
             changed = true;
             tracing::warn!(
-                log_group = %name,
-                "log group {name}: no event for {}; reporting it",
+                log_group = %w.name,
+                "{label}: no event for {}; reporting it",
                 format_duration(now - last)
             );
-            ready.push(silence_finding(name, last, now, opts.region.as_deref()));
+            ready.push(silence_finding(w, last, now, region));
         }
     }
     changed
 }
 
-/// The finding for a log group that went quiet.
+/// The finding for a source that went quiet.
 pub fn silence_finding(
-    group: &str,
+    watched: &Watched,
     last_event_wall: Millis,
     now: Millis,
     region: Option<&str>,
 ) -> Finding {
+    let group = &watched.name;
+    let label = watched.label();
     let id = crate::util::ids::stable_id(&["silence", group, &last_event_wall.to_string()]);
     let silent_for = format_duration(now - last_event_wall);
     let rule = RuleRef {
         id: SILENCE_RULE_ID.into(),
-        title: "No CloudTrail events from log group".into(),
+        title: format!("No CloudTrail events from {}", watched.kind),
         level: Level::High,
         tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
     };
@@ -68,8 +88,8 @@ pub fn silence_finding(
         .with_time(Some(format_millis(now)), Some(now))
         .with_who("trailwatch".into(), None, region.map(str::to_string))
         .with_summary(format!(
-            "No CloudTrail event arrived in log group {group} for {silent_for} (last one received \
-             at {}): the trail may be stopped or its delivery broken.",
+            "No CloudTrail event arrived from {label} for {silent_for} (last one received at \
+             {}): the trail may be stopped or its delivery broken.",
             format_millis(last_event_wall)
         ))
 }
@@ -79,7 +99,8 @@ pub(super) fn silence_rule_text() -> EmailContext {
     EmailContext {
         fired: Vec::new(),
         description: Some(
-            "No CloudTrail event has reached this log group for longer than the configured \
+            "No CloudTrail event has arrived from this source (a log group, its subscription \
+             stream, or the queue of its bucket's notifications) for longer than the configured \
              silence period. A trail that is stopped, deleted, re-pointed, or whose delivery \
              to CloudWatch Logs is broken (role, KMS key, subscription) looks like this — and \
              every detection depending on it is blind until it is fixed.\n\
@@ -102,14 +123,17 @@ mod tests {
 
     #[test]
     fn reported_once_then_cleared_when_events_arrive() {
-        let opts = LiveOptions {
-            tail: crate::source::cloudwatch::TailConfig {
-                groups: vec!["/trail/a".into(), "/trail/b".into()],
-                ..Default::default()
+        let watched = [
+            Watched {
+                kind: "log group",
+                name: "/trail/a".into(),
             },
-            region: Some("eu-west-1".into()),
-            ..Default::default()
-        };
+            Watched {
+                kind: "log group",
+                name: "/trail/b".into(),
+            },
+        ];
+        let region = Some("eu-west-1");
         let quiet = 60_000;
         let mut silent = [false, false];
         let mut ready = Vec::new();
@@ -118,7 +142,8 @@ mod tests {
         let last = [t0, t0 + quiet];
         let now = t0 + quiet;
         assert!(!check_silence(
-            &opts,
+            &watched,
+            region,
             quiet,
             &last,
             &mut silent,
@@ -129,7 +154,8 @@ mod tests {
         assert!(ready.is_empty());
         // Caught up: a is reported, once.
         assert!(check_silence(
-            &opts,
+            &watched,
+            region,
             quiet,
             &last,
             &mut silent,
@@ -143,8 +169,16 @@ mod tests {
         assert_eq!(f.rule.id, SILENCE_RULE_ID);
         assert_eq!(f.region.as_deref(), Some("eu-west-1"));
         assert_eq!(f.details.to_json()["log_group"], "/trail/a");
+        assert_eq!(f.rule.title, "No CloudTrail events from log group");
+        assert!(
+            f.summary
+                .starts_with("No CloudTrail event arrived from log group /trail/a for 1m"),
+            "{}",
+            f.summary
+        );
         assert!(!check_silence(
-            &opts,
+            &watched,
+            region,
             quiet,
             &last,
             &mut silent,
@@ -157,7 +191,8 @@ mod tests {
         let now = now + 5_000;
         let last = [now, t0 + quiet];
         assert!(check_silence(
-            &opts,
+            &watched,
+            region,
             quiet,
             &last,
             &mut silent,

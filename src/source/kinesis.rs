@@ -143,10 +143,14 @@ pub struct Kinesis {
     restored: bool,
     listed_at: Option<Millis>,
     relist: bool,
+    /// An error met after other shards had given records in the same poll.
+    deferred: Option<KinesisError>,
     stop: Stop,
     /// CloudTrail event ids delivered within the de-duplication window.
     pub seen: SeenSet,
     pub stats: KinesisStats,
+    /// Wall time records last arrived (for the silence rule).
+    pub last_record_wall: Millis,
 }
 
 /// A shard's reads are spaced by this much: five `GetRecords` per second is the quota.
@@ -179,10 +183,18 @@ impl Kinesis {
             restored,
             listed_at: None,
             relist: true,
+            deferred: None,
             stop,
             seen,
             stats: KinesisStats::default(),
+            last_record_wall: 0,
         }
+    }
+
+    /// Counts silence from `now` (the start of the run).
+    pub fn since(mut self, now: Millis) -> Self {
+        self.last_record_wall = now;
+        self
     }
 
     /// The position to save: every known shard's start.
@@ -272,8 +284,10 @@ impl Kinesis {
                 self.shards.insert(id.clone(), shard);
             }
         }
+        // Shards no longer listed are past the stream's retention: nothing is left to read in
+        // them (their children, if any, are then free to start).
         self.shards
-            .retain(|id, s| !s.saved.finished || listed.iter().any(|(l, _, _)| l == id));
+            .retain(|id, _| listed.iter().any(|(l, _, _)| l == id));
         self.listed_at = Some(now);
         self.relist = false;
         Ok(())
@@ -291,6 +305,9 @@ impl Kinesis {
 
     /// One read of every readable shard (parents before children).
     pub async fn poll(&mut self, now: Millis) -> Result<KinesisBatch, KinesisError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         if self.relist
             || self
                 .listed_at
@@ -330,8 +347,20 @@ impl Kinesis {
                 batch.caught_up = false;
                 continue;
             }
-            let caught_up = self.read_shard(&id, now, &mut batch.records).await?;
-            batch.caught_up &= caught_up;
+            match self.read_shard(&id, now, &mut batch.records).await {
+                Ok(caught_up) => batch.caught_up &= caught_up,
+                // Records of shards read before it in this poll have moved their shards on:
+                // they are handed over first, the error comes with the next poll.
+                Err(e) if !batch.records.is_empty() => {
+                    self.deferred = Some(e);
+                    batch.caught_up = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !batch.records.is_empty() {
+            self.last_record_wall = now;
         }
         self.stats.open_shards = self.shards.values().filter(|s| !s.saved.finished).count();
         self.stats.finished_shards = self.shards.len() - self.stats.open_shards;
@@ -385,6 +414,7 @@ impl Kinesis {
                     // Iterators live five minutes: get a new one from the saved position.
                     if let Some(s) = self.shards.get_mut(id) {
                         s.iterator = None;
+                        s.not_before = now + SHARD_SPACING;
                     }
                     return Ok(false);
                 }
@@ -465,7 +495,8 @@ impl Kinesis {
         }
     }
 
-    /// A shard iterator for `start`; `None` when a transient failure was counted.
+    /// A shard iterator for `start`; `None` when asked to stop, or when the shard is closed
+    /// and expired (then marked finished).
     async fn iterator(&mut self, id: &str, start: &ShardStart) -> Result<Option<String>, AwsError> {
         let mut req = self.client.get_shard_iterator().shard_id(id);
         req = if self.is_arn() {
@@ -525,9 +556,11 @@ impl Kinesis {
             return Ok(false);
         }
         if e.code() == Some("ResourceNotFoundException") && self.shards.len() > 1 {
-            // A shard past the retention: nothing left to read in it.
+            // Perhaps a shard past the retention: the next listing tells (a shard it no longer
+            // lists is forgotten); until then it waits.
             if let Some(s) = self.shards.get_mut(id) {
-                s.saved.finished = true;
+                s.iterator = None;
+                s.not_before = now + self.cfg.list_every.min(5_000);
             }
             self.relist = true;
             return Ok(false);

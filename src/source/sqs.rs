@@ -11,7 +11,7 @@
 //! messages is extended so that slow reads are not handed to another consumer.
 
 use super::Delivered;
-use super::cloudwatch::{SeenSet, id_key};
+use super::cloudwatch::{SeenSet, cloudtrail_event_id, id_key};
 use super::s3::{S3Error, get_object};
 use crate::event::decode::{self, Shape};
 use crate::util::aws::{AwsError, AwsErrorClass, Backoff, Stop};
@@ -188,6 +188,8 @@ pub struct SqsStats {
     pub bytes: u64,
     /// Objects announced again after they were read (not read twice).
     pub already_read: u64,
+    /// CloudTrail events delivered in two files (read once).
+    pub duplicate_events: u64,
     /// Visibility extensions asked for.
     pub extended: u64,
     /// `ApproximateNumberOfMessages` of the queue, when last asked.
@@ -198,6 +200,8 @@ pub struct SqsStats {
 /// A message whose objects are read: deleted once a checkpoint covers them.
 struct Pending {
     receipt: String,
+    /// Wall time it was received.
+    received: Millis,
 }
 
 /// Reads one queue.
@@ -208,6 +212,8 @@ pub struct Sqs {
     stop: Stop,
     /// Objects read (keys of `s3://bucket/key`), with the wall time they were read.
     pub processed: SeenSet,
+    /// CloudTrail event ids read in the last [`EVENT_WINDOW`].
+    events: SeenSet,
     pending: Vec<Pending>,
     /// The queue's visibility timeout (s), read from its attributes.
     visibility_s: i32,
@@ -215,6 +221,8 @@ pub struct Sqs {
     backoff: Backoff,
     not_before: Millis,
     pub stats: SqsStats,
+    /// Wall time records last arrived (for the silence rule).
+    pub last_record_wall: Millis,
 }
 
 /// What one poll read.
@@ -227,6 +235,12 @@ pub struct SqsBatch {
 
 /// At most this many objects are remembered as read.
 const PROCESSED_CAP: usize = 2_000_000;
+/// CloudTrail event ids are remembered this long (wall time) to drop a record delivered in two
+/// files, and at most this many.
+const EVENT_WINDOW: Millis = 15 * 60_000;
+const EVENTS_CAP: usize = 5_000_000;
+/// Messages waiting for a checkpoint before they are deleted, at most (more wait in the queue).
+const PENDING_CAP: usize = 10_000;
 
 impl Sqs {
     pub fn new(
@@ -242,13 +256,21 @@ impl Sqs {
             cfg,
             stop,
             processed,
+            events: SeenSet::default(),
             pending: Vec::new(),
             visibility_s: 30,
             attributes_at: None,
             backoff: Backoff::default(),
             not_before: 0,
             stats: SqsStats::default(),
+            last_record_wall: 0,
         }
+    }
+
+    /// Counts silence from `now` (the start of the run).
+    pub fn since(mut self, now: Millis) -> Self {
+        self.last_record_wall = now;
+        self
     }
 
     fn fatal(&self, e: AwsError) -> SqsError {
@@ -258,6 +280,16 @@ impl Sqs {
     /// Messages read and waiting for a checkpoint before they are deleted.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// A message waiting for deletion has used a third of its visibility timeout (at most
+    /// 10 s): the checkpoint that lets it be deleted is due now, before the message becomes
+    /// visible again (and another instance reads it).
+    pub fn must_commit(&self, now: Millis) -> bool {
+        let limit = (Millis::from(self.visibility_s) * 1000 / 3).min(10_000);
+        self.pending
+            .first()
+            .is_some_and(|p| now - p.received >= limit)
     }
 
     /// The queue's depth and visibility timeout, every 30 s.
@@ -358,6 +390,7 @@ impl Sqs {
         }
         let mut jobs: Vec<Job> = Vec::new();
         let mut failed = vec![false; messages.len()];
+        let mut this_batch = std::collections::HashSet::new();
         for (i, m) in messages.iter().enumerate() {
             self.stats.messages += 1;
             let id = m.message_id().unwrap_or("?");
@@ -368,7 +401,10 @@ impl Sqs {
                 }
                 Ok(Notification::Objects(objects)) => {
                     for o in objects {
-                        if self.processed.contains(id_key(&o.url())) {
+                        // Read before, or announced twice in this batch (an S3 notification
+                        // and the trail's own for the same file).
+                        let key = id_key(&o.url());
+                        if self.processed.contains(key) || !this_batch.insert(key) {
                             self.stats.already_read += 1;
                             continue;
                         }
@@ -423,8 +459,18 @@ impl Sqs {
                 Some(Ok(bytes)) => {
                     self.stats.objects += 1;
                     self.stats.bytes += bytes.len() as u64;
-                    self.records_of(&url, &bytes, &mut batch.records);
-                    self.processed.insert(id_key(&url), now, PROCESSED_CAP);
+                    match self.records_of(&url, &bytes, now, &mut batch.records) {
+                        Ok(()) => {
+                            self.processed.insert(id_key(&url), now, PROCESSED_CAP);
+                        }
+                        Err(why) => {
+                            // Damaged or truncated: left for a retry, then the dead-letter
+                            // queue, rather than lost.
+                            failed[job.message] = true;
+                            let m = &messages[job.message];
+                            self.left_in_queue(m, &format!("{url}: {why}"));
+                        }
+                    }
                 }
                 Some(Err(S3Error::Get { error, .. })) if error.code() == Some("NoSuchKey") => {
                     // Gone (deleted or expired since the notification): nothing will ever be
@@ -446,34 +492,58 @@ impl Sqs {
             {
                 self.pending.push(Pending {
                     receipt: r.to_string(),
+                    received: now,
                 });
             }
         }
+        if self.pending.len() > PENDING_CAP {
+            // Deletes keep failing: the oldest are let go (they come back and are skipped as
+            // read) rather than held without bound.
+            let extra = self.pending.len() - PENDING_CAP;
+            self.pending.drain(..extra);
+        }
         self.processed.evict_before(now - self.cfg.remember);
+        if !batch.records.is_empty() {
+            self.last_record_wall = now;
+        }
         Ok(batch)
     }
 
-    fn records_of(&mut self, url: &str, bytes: &[u8], out: &mut Vec<Delivered>) {
-        match decode::decode_owned(bytes) {
-            Ok(d)
-                if matches!(
-                    d.shape,
-                    Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
-                ) =>
-            {
-                tracing::warn!("{url}: not CloudTrail records; skipped");
-            }
-            Ok(d) => {
-                for issue in d.issues {
-                    tracing::warn!("{url}: {}: {}", issue.loc, issue.message);
-                }
-                out.extend(d.records.into_iter().map(|r| Delivered {
-                    text: r.text.into_owned(),
-                    origin: format!("{url}: {}", r.loc),
-                }));
-            }
-            Err(e) => tracing::warn!("{url}: {e}; skipped"),
+    /// The records of one object, each CloudTrail event once (a record CloudTrail delivered
+    /// in two files, seen within the de-duplication window, is dropped). An object that is not
+    /// CloudTrail is skipped (`Ok`, nothing); one that cannot be decoded is an error.
+    fn records_of(
+        &mut self,
+        url: &str,
+        bytes: &[u8],
+        now: Millis,
+        out: &mut Vec<Delivered>,
+    ) -> Result<(), String> {
+        let d = decode::decode_owned(bytes).map_err(|e| e.to_string())?;
+        if matches!(
+            d.shape,
+            Shape::NotCloudTrail | Shape::Digest | Shape::CwlControl
+        ) {
+            tracing::warn!("{url}: not CloudTrail records; skipped");
+            return Ok(());
         }
+        for issue in d.issues {
+            tracing::warn!("{url}: {}: {}", issue.loc, issue.message);
+        }
+        self.events.evict_before(now - EVENT_WINDOW);
+        for r in d.records {
+            if let Some(id) = cloudtrail_event_id(&r.text)
+                && !self.events.insert(id_key(id), now, EVENTS_CAP)
+            {
+                self.stats.duplicate_events += 1;
+                continue;
+            }
+            out.push(Delivered {
+                text: r.text.into_owned(),
+                origin: format!("{url}: {}", r.loc),
+            });
+        }
+        Ok(())
     }
 
     /// A message that failed stays in the queue: it comes back after its visibility timeout,
@@ -493,12 +563,15 @@ impl Sqs {
         );
     }
 
-    /// Extends the visibility of messages being worked on by the queue's timeout.
+    /// Extends the visibility of the messages being worked on, and of those read before that
+    /// still wait for their checkpoint.
     async fn extend(&mut self, messages: &[aws_sdk_sqs::types::Message]) {
-        for m in messages {
-            let Some(r) = m.receipt_handle() else {
-                continue;
-            };
+        let receipts: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.receipt_handle().map(str::to_string))
+            .chain(self.pending.iter().map(|p| p.receipt.clone()))
+            .collect();
+        for r in &receipts {
             self.stats.extended += 1;
             let req = self
                 .sqs
@@ -521,7 +594,7 @@ impl Sqs {
 
     /// Deletes the messages whose objects a checkpoint now covers. A failure is logged and the
     /// message kept for the next call (a message that came back meanwhile is skipped as read).
-    pub async fn commit(&mut self) {
+    pub async fn commit(&mut self) -> Result<(), SqsError> {
         while !self.pending.is_empty() {
             let n = self.pending.len().min(10);
             let entries: Vec<DeleteMessageBatchRequestEntry> = self.pending[..n]
@@ -553,15 +626,21 @@ impl Sqs {
                     self.pending.drain(..n);
                 }
                 Err(e) => {
-                    let e = AwsError::from_sdk(&e, "sqs:DeleteMessageBatch");
+                    let e = AwsError::from_sdk(&e, "sqs:DeleteMessage");
+                    if e.class != AwsErrorClass::Transient {
+                        // Without deletes every message comes back until the dead-letter queue
+                        // takes it: a setup error, not something to run with.
+                        return Err(self.fatal(e));
+                    }
                     tracing::warn!(
                         "{}",
                         crate::util::aws::followed_by(&e, "retrying at the next checkpoint")
                     );
-                    return;
+                    return Ok(());
                 }
             }
         }
+        Ok(())
     }
 }
 
