@@ -640,6 +640,25 @@ enum Pending<'a> {
     Fetched(String, Result<Vec<u8>, String>),
 }
 
+/// An input ready for a worker. S3 objects arrive from the reader in reading order (so this
+/// is called in input order); files are read by the workers.
+fn pending_of<'a>(
+    input: &'a Input,
+    fetch: &mut Option<crate::source::s3::Fetch>,
+) -> Pending<'a> {
+    match input {
+        Input::Object { .. } => {
+            let bytes = match fetch.as_mut().and_then(Iterator::next) {
+                Some(Ok(b)) => Ok(b),
+                Some(Err(e)) => Err(format!("cannot read: {}", e.detail())),
+                None => Err("cannot read: no S3 reader for it".to_string()),
+            };
+            Pending::Fetched(input.label(), bytes)
+        }
+        local => Pending::Local(local),
+    }
+}
+
 /// Runs every input of `discovery`, calling `emit` for each finding (and alert) in event-time
 /// order and `progress` after each batch. Local files are read by the workers; S3 objects by
 /// `opts.s3`, downloaded ahead in reading order.
@@ -651,7 +670,6 @@ pub fn run(
     mut emit: impl FnMut(Emitted<'_>),
     mut progress: impl FnMut(Progress),
 ) -> BacktestSummary {
-    use rayon::prelude::*;
     let mut s = BacktestSummary {
         digest_files_skipped: discovery.digests,
         files_pruned_by_date: discovery.pruned_files,
@@ -726,7 +744,6 @@ pub fn run(
         },
     );
     let (mut min_t, mut max_t): (Option<Millis>, Option<Millis>) = (None, None);
-    let batch = opts.threads.max(1) * 4;
     let mut done = 0usize;
     let has_objects = discovery
         .inputs
@@ -736,63 +753,66 @@ pub fn run(
         Some(reader) if has_objects => Some(reader.fetch(&discovery.inputs)),
         _ => None,
     };
-    // Decoding and matching run ahead on the worker pool while this thread puts the previous
-    // batch through the stateful stage: the two overlap, and at most `AHEAD` decoded batches
-    // wait (memory stays bounded). Batches arrive in file order, so the output is the same.
-    const AHEAD: usize = 2;
+    // Decoding and matching run on the worker pool, one task per input, while this thread
+    // puts finished inputs through the stateful stage in input order: the two overlap, the
+    // workers never wait for a batch to end, and at most `window` inputs are in flight or
+    // waiting for an earlier one (memory stays bounded). The order of the output does not
+    // depend on which worker finishes first.
+    let window = opts.threads.max(1) * 8;
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<FileResult>)>(AHEAD);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
+        // Permits: the producer takes one per input, this thread gives it back once the input
+        // has gone through the stateful stage.
+        let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(window);
         let pool = &pool;
         scope.spawn(move || {
-            for (b, chunk) in discovery.inputs.chunks(batch).enumerate() {
-                // S3 objects arrive from the reader in reading order; files are read by the
-                // workers.
-                let pending: Vec<Pending> = chunk
-                    .iter()
-                    .map(|input| match input {
-                        Input::Object { .. } => {
-                            let bytes = match fetch.as_mut().and_then(Iterator::next) {
-                                Some(Ok(b)) => Ok(b),
-                                Some(Err(e)) => Err(format!("cannot read: {}", e.detail())),
-                                None => Err("cannot read: no S3 reader for it".to_string()),
-                            };
-                            Pending::Fetched(input.label(), bytes)
+            let work = |p: Pending| {
+                let (label, bytes) = match p {
+                    Pending::Local(input) => (
+                        input.label(),
+                        input.read().map_err(|e| format!("cannot read: {e}")),
+                    ),
+                    Pending::Fetched(label, bytes) => (label, bytes),
+                };
+                match bytes {
+                    Ok(b) => process_file(label, b, rules, exceptions, opts),
+                    Err(message) => unreadable(label, message),
+                }
+            };
+            let inputs = &discovery.inputs;
+            match pool {
+                Ok(pool) => pool.in_place_scope(|sc| {
+                    let work = &work;
+                    for (i, input) in inputs.iter().enumerate() {
+                        if permit_tx.send(()).is_err() {
+                            return;
                         }
-                        local => Pending::Local(local),
-                    })
-                    .collect();
-                let work = |p: Pending| {
-                    let (label, bytes) = match p {
-                        Pending::Local(input) => (
-                            input.label(),
-                            input.read().map_err(|e| format!("cannot read: {e}")),
-                        ),
-                        Pending::Fetched(label, bytes) => (label, bytes),
-                    };
-                    match bytes {
-                        Ok(b) => process_file(label, b, rules, exceptions, opts),
-                        Err(message) => unreadable(label, message),
+                        let p = pending_of(input, &mut fetch);
+                        let tx = tx.clone();
+                        sc.spawn(move |_| {
+                            let _ = tx.send((i, work(p)));
+                        });
                     }
-                };
-                let results: Vec<FileResult> = match pool {
-                    Ok(p) => p.install(|| pending.into_par_iter().map(work).collect()),
-                    Err(_) => pending.into_iter().map(work).collect(),
-                };
-                if tx.send((b, results)).is_err() {
-                    return;
+                }),
+                Err(_) => {
+                    for (i, input) in inputs.iter().enumerate() {
+                        if permit_tx.send(()).is_err() {
+                            return;
+                        }
+                        let _ = tx.send((i, work(pending_of(input, &mut fetch))));
+                    }
                 }
             }
         });
-        for (b, results) in rx {
-            let files = results.len();
-            for (k, r) in results.into_iter().enumerate() {
-                let file_idx = (b * batch + k) as u32;
+        let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
+        let mut next = 0usize;
+        for (i, r) in rx {
+            waiting.insert(i, r);
+            while let Some(r) = waiting.remove(&next) {
+                let file_idx = next as u32;
                 if let Some(n) = r.bytes {
                     s.bytes_read += n;
-                    if matches!(
-                        discovery.inputs.get(b * batch + k),
-                        Some(Input::Object { .. })
-                    ) {
+                    if matches!(discovery.inputs.get(next), Some(Input::Object { .. })) {
                         s.objects_read += 1;
                     }
                 }
@@ -830,13 +850,16 @@ pub fn run(
                 reorder.push_file(file_idx, r.items);
                 let wm = reorder.watermark();
                 reorder.release(wm);
+                next += 1;
+                done += 1;
+                // The input is through: its permit goes back to the producer.
+                let _ = permit_rx.try_recv();
+                progress(Progress {
+                    inputs: done,
+                    records: s.records,
+                    bytes: s.bytes_read,
+                });
             }
-            done += files;
-            progress(Progress {
-                inputs: done,
-                records: s.records,
-                bytes: s.bytes_read,
-            });
         }
     });
     reorder.release(None);
