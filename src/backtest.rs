@@ -326,20 +326,20 @@ fn process_file(
         return r;
     }
     // Invalid UTF-8 is reported, then replaced (U+FFFD) so the file's records still count.
-    let plain = match std::str::from_utf8(&plain) {
-        Ok(_) => plain,
+    let plain = match String::from_utf8(plain) {
+        Ok(text) => text,
         Err(e) => {
             r.issues.push(Issue {
                 place: r.label.clone(),
                 message: format!(
                     "invalid UTF-8 at byte {} (replaced with U+FFFD; records are still read)",
-                    e.valid_up_to()
+                    e.utf8_error().valid_up_to()
                 ),
             });
-            String::from_utf8_lossy(&plain).into_owned().into_bytes()
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
-    let decoded = match decode::decode(&plain) {
+    let decoded = match decode::decode_text(&plain) {
         Ok(d) => d,
         Err(e) => {
             r.issues.push(Issue {
@@ -356,7 +356,7 @@ fn process_file(
     ) {
         r.skipped = Some(decoded.shape);
         let json = matches!(
-            plain.iter().find(|b| !b.is_ascii_whitespace()),
+            plain.bytes().find(|b| !b.is_ascii_whitespace()),
             Some(b'{' | b'[')
         );
         r.skip_reason = Some(if json {

@@ -251,6 +251,11 @@ fn first_byte(text: &str) -> Option<u8> {
 /// Decodes one (already decompressed) input.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
+    decode_text(text)
+}
+
+/// [`decode`] of text already known to be UTF-8 (not validated twice).
+pub(crate) fn decode_text(text: &str) -> Result<Decoded<'_>, DecodeError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match first_byte(text) {
         Some(b'{') => decode_object_or_lines(text),
