@@ -642,10 +642,7 @@ enum Pending<'a> {
 
 /// An input ready for a worker. S3 objects arrive from the reader in reading order (so this
 /// is called in input order); files are read by the workers.
-fn pending_of<'a>(
-    input: &'a Input,
-    fetch: &mut Option<crate::source::s3::Fetch>,
-) -> Pending<'a> {
+fn pending_of<'a>(input: &'a Input, fetch: &mut Option<crate::source::s3::Fetch>) -> Pending<'a> {
     match input {
         Input::Object { .. } => {
             let bytes = match fetch.as_mut().and_then(Iterator::next) {

@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 mod common;
 use common::moto::*;
@@ -40,19 +39,6 @@ fn record(name: &str, user: &str, ms: i64, id: &str) -> String {
     })
     .to_string()
 }
-
-const RULE: &str = r#"title: Test - CloudTrail logging stopped
-id: 5d1c2b3a-0000-4000-8000-0000000000a1
-status: test
-logsource:
-  product: aws
-  service: cloudtrail
-detection:
-  selection:
-    eventName: StopLogging
-  condition: selection
-level: high
-"#;
 
 /// A log group with a subscription filter into a new one-shard stream, a topic, a rule.
 struct Setup {
@@ -112,7 +98,11 @@ impl Setup {
                 .to_string()
         });
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
+        std::fs::write(
+            dir.path().join("rule.yml"),
+            stop_logging_rule("5d1c2b3a-0000-4000-8000-0000000000a1"),
+        )
+        .unwrap();
         Setup {
             name,
             group,
@@ -124,33 +114,7 @@ impl Setup {
 
     /// PutLogEvents into a new log stream of the group: the subscription filter forwards them.
     fn put(&self, log_stream: &str, events: &[(i64, String)]) {
-        rt().block_on(async {
-            let c = sdk().await;
-            let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
-            logs.create_log_stream()
-                .log_group_name(&self.group)
-                .log_stream_name(log_stream)
-                .send()
-                .await
-                .expect("create log stream");
-            let evs: Vec<_> = events
-                .iter()
-                .map(|(ts, m)| {
-                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                        .timestamp(*ts)
-                        .message(m)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            logs.put_log_events()
-                .log_group_name(&self.group)
-                .log_stream_name(log_stream)
-                .set_log_events(Some(evs))
-                .send()
-                .await
-                .expect("put log events");
-        });
+        put_log_events(&self.group, log_stream, events.to_vec());
     }
 
     /// StopLogging by `users`, one log event each, a minute ago.
@@ -160,15 +124,7 @@ impl Setup {
             .iter()
             .enumerate()
             .map(|(i, u)| {
-                let id = trailwatch::util::ids::stable_id(&[&self.name, log_stream, u]);
-                let uuid = format!(
-                    "{}-{}-{}-{}-{}",
-                    &id[0..8],
-                    &id[8..12],
-                    &id[12..16],
-                    &id[16..20],
-                    &id[20..32]
-                );
+                let uuid = uuid_of(&[&self.name, log_stream, u]);
                 let ts = t + i as i64;
                 (ts, record("StopLogging", u, ts, &uuid))
             })
@@ -289,14 +245,7 @@ fn killed_between_publish_and_checkpoint_publishes_once() {
         .spawn()
         .unwrap();
     s.stop_logging_by("a", &["carol"]);
-    let start = Instant::now();
-    while notifications(&s.topic).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no notification within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_notification(&s.topic);
     // SIGKILL: no chance to write a last checkpoint.
     child.kill().unwrap();
     child.wait().unwrap();

@@ -20,15 +20,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn uuid(n: u64, salt: &str) -> String {
-    let h = trailwatch::util::ids::stable_id(&[salt, &n.to_string()]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid_of(&[salt, &n.to_string()])
 }
 
 /// A CloudTrail record as a trail sends it to CloudWatch Logs.
@@ -108,35 +100,8 @@ impl Setup {
     }
 
     /// Puts records (timestamp, message) into a new stream of the group.
-    fn put(&self, stream: &str, mut events: Vec<(i64, String)>) {
-        events.sort_by_key(|e| e.0);
-        rt().block_on(async {
-            let c = sdk().await;
-            let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
-            logs.create_log_stream()
-                .log_group_name(&self.group)
-                .log_stream_name(stream)
-                .send()
-                .await
-                .expect("create stream");
-            let evs: Vec<_> = events
-                .into_iter()
-                .map(|(ts, m)| {
-                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                        .timestamp(ts)
-                        .message(m)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            logs.put_log_events()
-                .log_group_name(&self.group)
-                .log_stream_name(stream)
-                .set_log_events(Some(evs))
-                .send()
-                .await
-                .expect("put log events");
-        });
+    fn put(&self, stream: &str, events: Vec<(i64, String)>) {
+        put_log_events(&self.group, stream, events);
     }
 
     fn state(&self) -> std::path::PathBuf {

@@ -47,29 +47,8 @@ fn record(name: &str, user: &str, account: &str, ms: i64, id: &str) -> Value {
     })
 }
 
-const RULE: &str = r#"title: Test - CloudTrail logging stopped
-id: 5d1c2b3a-0000-4000-8000-0000000000b1
-status: test
-logsource:
-  product: aws
-  service: cloudtrail
-detection:
-  selection:
-    eventName: StopLogging
-  condition: selection
-level: high
-"#;
-
 fn uuid(salt: &str) -> String {
-    let h = trailwatch::util::ids::stable_id(&[salt]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid_of(&[salt])
 }
 
 fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> impl Future<Output = String> {
@@ -122,7 +101,11 @@ impl Setup {
         });
         let inbox = subscribed_queue(&topic, &format!("inbox-{name}"));
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rule.yml"), RULE).unwrap();
+        std::fs::write(
+            dir.path().join("rule.yml"),
+            stop_logging_rule("5d1c2b3a-0000-4000-8000-0000000000b1"),
+        )
+        .unwrap();
         Setup {
             name,
             bucket,
@@ -431,14 +414,7 @@ fn killed_between_receive_and_delete_publishes_once() {
         .spawn()
         .unwrap();
     s.put_file("111122223333", &["frank"]);
-    let start = Instant::now();
-    while notifications(&s.topic).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "nothing published in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_notification(&s.topic);
     child.kill().unwrap();
     child.wait().unwrap();
     // The messages come back after their visibility timeout (2 s; the killed run's long poll

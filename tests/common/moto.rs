@@ -158,3 +158,70 @@ pub fn receive(url: &str) -> Vec<Value> {
         }
     })
 }
+
+/// PutLogEvents of (timestamp, message) into a new stream of `group` (sorted by timestamp,
+/// as the API wants).
+pub fn put_log_events(group: &str, stream: &str, mut events: Vec<(i64, String)>) {
+    events.sort_by_key(|e| e.0);
+    rt().block_on(async {
+        let c = sdk().await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("create log stream");
+        let evs: Vec<_> = events
+            .into_iter()
+            .map(|(ts, m)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(ts)
+                    .message(m)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(evs))
+            .send()
+            .await
+            .expect("put log events");
+    });
+}
+
+/// Waits (at most a minute) until SNS has accepted a first message on `topic`.
+pub fn wait_for_notification(topic: &str) {
+    let start = std::time::Instant::now();
+    while notifications(topic).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing published on {topic} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A rule with this id that fires on StopLogging (high).
+pub fn stop_logging_rule(id: &str) -> String {
+    format!(
+        "title: Test - CloudTrail logging stopped\nid: {id}\nstatus: test\nlogsource:\n  \
+         product: aws\n  service: cloudtrail\ndetection:\n  selection:\n    eventName: \
+         StopLogging\n  condition: selection\nlevel: high\n"
+    )
+}
+
+/// A stable UUID-shaped event id from `parts`.
+pub fn uuid_of(parts: &[&str]) -> String {
+    let h = trailwatch::util::ids::stable_id(parts);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
