@@ -22,22 +22,30 @@ use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "How it works: every --poll, FilterLogEvents reads each log group \
+    after_help = "Sources: --log-group (tail the group with FilterLogEvents), --kinesis-stream \
+(the group's subscription stream: every event pushed once, shards for throughput), or \
+--sqs-queue (the bucket's S3 notifications: trails that write only to S3, several instances \
+sharing the work); docs/operations.md, \"Choosing a source\".\n\n\
+How the tail works: every --poll, FilterLogEvents reads each log group \
 forward from the newest event seen; every --rescan-every, the trailing --overlap window is \
 read again so events CloudTrail delivers late are not missed; events are de-duplicated on \
 their CloudTrail eventID. Findings are appended to an outbox in --state-dir (synced to disk) \
-before the position advances, then published to SNS at most --max-messages-per-minute (bursts \
+before the position advances (with Kinesis: the shard positions; with SQS: before the message \
+is deleted), then published to SNS at most --max-messages-per-minute (bursts \
 become one digest message), so a restart after a crash skips no event and publishes no \
 finding twice. SIGINT/SIGTERM stop within seconds, also during retries and publishing, after a \
 final checkpoint of what was handed over.\n\n\
 Region and credentials come from the standard AWS chain (AWS_PROFILE, AWS_REGION, environment, \
-instance role); AWS_ENDPOINT_URL is honoured. At start-up, the region, the credentials, each \
-log group and the topic are checked: a problem stops the run with one line saying what to do \
+instance role); AWS_ENDPOINT_URL is honoured. At start-up, the region, the credentials, the \
+source (each log group, the stream or the queue) and the topic are checked: a problem stops the run with one line saying what to do \
 (exit 2).\n\n\
 Examples:\n  trailwatch topic create trailwatch-alerts\n  trailwatch subscribe --topic-arn \
 arn:aws:sns:us-east-1:123456789012:trailwatch-alerts --email secops@example.com\n  trailwatch \
 run --log-group cloudtrail-logs --topic-arn arn:aws:sns:us-east-1:123456789012:trailwatch-alerts\n  \
-trailwatch run --log-group cloudtrail-logs --dry-run --start-from 2h"
+trailwatch run --log-group cloudtrail-logs --dry-run --start-from 2h\n  \
+trailwatch run --kinesis-stream cloudtrail-events --topic-arn <ARN>\n  \
+trailwatch run --sqs-queue https://sqs.us-east-1.amazonaws.com/123456789012/cloudtrail-objects \
+--topic-arn <ARN>"
 )]
 pub struct RunArgs {
     /// CloudWatch Logs group a CloudTrail trail streams into (repeatable), read with
