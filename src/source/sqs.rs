@@ -722,6 +722,37 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_message_asks_for_its_checkpoint_before_its_visibility_runs_out() {
+        let sqs_conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let s3_conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .build();
+        let mut q = Sqs::new(
+            aws_sdk_sqs::Client::from_conf(sqs_conf),
+            aws_sdk_s3::Client::from_conf(s3_conf),
+            SqsConfig::default(),
+            SeenSet::default(),
+            Stop::new(),
+        );
+        let t0 = 1_700_000_000_000;
+        assert!(!q.has_pending() && !q.must_commit(t0));
+        q.pending.push(Pending {
+            receipt: "r".into(),
+            received: t0,
+        });
+        // 30 s visibility (the default): due after 10 s (a third, at most 10 s).
+        assert!(q.has_pending());
+        assert!(!q.must_commit(t0 + 9_999));
+        assert!(q.must_commit(t0 + 10_000));
+        // 6 s visibility: due after 2 s.
+        q.visibility_s = 6;
+        assert!(!q.must_commit(t0 + 1_999));
+        assert!(q.must_commit(t0 + 2_000));
+    }
+
+    #[test]
     fn keys_are_url_decoded() {
         assert_eq!(url_decode("a+b%2Fc%3d"), "a b/c=");
         assert_eq!(url_decode("100%"), "100%");
