@@ -51,22 +51,6 @@ fn uuid(salt: &str) -> String {
     uuid_of(&[salt])
 }
 
-fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> impl Future<Output = String> {
-    let req = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn);
-    async move {
-        req.send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap()
-    }
-}
-
 /// A bucket, a topic with a subscribed queue (where detections arrive) and a rule.
 struct Setup {
     name: String,

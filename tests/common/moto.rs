@@ -105,17 +105,7 @@ pub fn subscribed_queue(topic: &str, name: &str) -> String {
             .queue_url()
             .unwrap()
             .to_string();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap();
+        let arn = queue_arn(&sqs, &url).await;
         aws_sdk_sns::Client::new(&c)
             .subscribe()
             .topic_arn(topic)
@@ -224,4 +214,19 @@ pub fn uuid_of(parts: &[&str]) -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap()
 }
