@@ -193,6 +193,23 @@ impl<'a> Event<'a> {
         })
     }
 
+    /// How many top-level members the record has.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Top-level member `i`: its key, whether the key was written without escapes, and its
+    /// value's JSON text as the record wrote it (not parsed).
+    pub fn raw_member(&self, i: usize) -> Option<(&str, bool, &'a str)> {
+        let (k, raw) = self.members.get(i)?;
+        Some((k.as_ref(), matches!(k, Cow::Borrowed(_)), raw.get()))
+    }
+
+    /// Top-level member `i`, parsed (on first use).
+    pub fn member_value(&self, i: usize) -> Option<&Value<'a>> {
+        (i < self.members.len()).then(|| self.member(i))
+    }
+
     /// Every top-level member (parsing those not yet parsed), in document order.
     pub fn members(&self) -> Vec<(&str, &Value<'a>)> {
         (0..self.members.len())

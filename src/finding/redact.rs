@@ -79,28 +79,189 @@ impl Serialize for Redacted<'_, '_> {
     }
 }
 
-/// The whole record, redacted, as JSON text (members serialised as they are parsed).
+/// The whole record, redacted, as JSON text: exactly what serialising its parsed members
+/// with [`Redacted`] writes. A member whose text is already in that form (compact, integers,
+/// no escapes serde_json writes differently, as CloudTrail writes records) is copied with its
+/// secrets replaced, without being parsed; any other member is parsed and serialised.
 pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
-    struct Whole<'e, 'a>(&'e Event<'a>);
-    impl Serialize for Whole<'_, '_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let members = self.0.members();
-            let mut map = s.serialize_map(Some(members.len()))?;
-            for (k, v) in members {
-                if is_secret_key(k) && !matches!(v, Value::Null) {
-                    map.serialize_entry(k, REDACTED)?;
-                } else {
-                    map.serialize_entry(k, &Redacted(v))?;
-                }
+    let n = ev.member_count();
+    let size: usize = (0..n)
+        .filter_map(|i| ev.raw_member(i))
+        .map(|(k, _, raw)| k.len() + raw.len() + 4)
+        .sum();
+    let mut out: Vec<u8> = Vec::with_capacity(size + 2);
+    out.push(b'{');
+    for i in 0..n {
+        let Some((key, plain_key, raw)) = ev.raw_member(i) else {
+            continue;
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        if plain_key {
+            // Written without escapes: no quote, backslash or control character to escape.
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'"');
+        } else if serde_json::to_writer(&mut out, key).is_err() {
+            return null_raw();
+        }
+        out.push(b':');
+        if is_secret_key(key) && raw != "null" {
+            out.extend_from_slice(QUOTED_REDACTED);
+        } else if !copy_redacted(raw.as_bytes(), &mut out) {
+            let Some(v) = ev.member_value(i) else {
+                return null_raw();
+            };
+            if serde_json::to_writer(&mut out, &Redacted(v)).is_err() {
+                return null_raw();
             }
-            map.end()
         }
     }
-    let text = serde_json::to_string(&Whole(ev)).unwrap_or_else(|_| "null".into());
-    serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| {
-        serde_json::value::RawValue::from_string("null".into()).unwrap_or_default()
-    })
+    out.push(b'}');
+    match String::from_utf8(out) {
+        Ok(text) => serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| null_raw()),
+        Err(_) => null_raw(),
+    }
+}
+
+/// `"[REDACTED]"` as JSON.
+const QUOTED_REDACTED: &[u8] = b"\"[REDACTED]\"";
+
+fn null_raw() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).unwrap_or_default()
+}
+
+/// Appends `raw` (one valid JSON value) to `out` with every secret replaced, when the text is
+/// already what serde_json writes for its parsed form: no whitespace between tokens, numbers
+/// that are integers of at most 18 digits (other than `-0`), string escapes only among
+/// `\" \\ \n \r \t \b \f`, keys without escapes. Otherwise leaves `out` as it was and
+/// returns `false` (the caller serialises the parsed value).
+fn copy_redacted(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let fail = |out: &mut Vec<u8>| {
+        out.truncate(start);
+        false
+    };
+    let mut i = 0;
+    // Bytes before `copied` are in `out` already.
+    let mut copied = 0;
+    while let Some(&c) = raw.get(i) {
+        match c {
+            b'"' => {
+                let text_start = i + 1;
+                let Some((end, escaped)) = string_end(raw, text_start) else {
+                    return fail(out);
+                };
+                i = end + 1;
+                if raw.get(i) != Some(&b':') {
+                    continue;
+                }
+                // A key: its value is replaced when it names a secret (and is not null).
+                if escaped {
+                    return fail(out);
+                }
+                let Ok(key) = std::str::from_utf8(&raw[text_start..end]) else {
+                    return fail(out);
+                };
+                let value = i + 1;
+                if is_secret_key(key) && !raw[value..].starts_with(b"null") {
+                    let Some(after) = value_end(raw, value) else {
+                        return fail(out);
+                    };
+                    out.extend_from_slice(&raw[copied..value]);
+                    out.extend_from_slice(QUOTED_REDACTED);
+                    copied = after;
+                    i = after;
+                } else {
+                    i = value;
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let digits_from = if c == b'-' { i + 1 } else { i };
+                let mut j = digits_from;
+                while raw.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+                let digits = j - digits_from;
+                let negative_zero = c == b'-' && &raw[digits_from..j] == b"0";
+                if digits == 0
+                    || digits > 18
+                    || negative_zero
+                    || matches!(raw.get(j), Some(b'.' | b'e' | b'E'))
+                {
+                    return fail(out);
+                }
+                i = j;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => return fail(out),
+            _ => i += 1,
+        }
+    }
+    out.extend_from_slice(&raw[copied..]);
+    true
+}
+
+/// The index of the quote closing the string whose text starts at `from`, and whether the
+/// text has escapes; `None` for an escape serde_json would write differently (or no end).
+fn string_end(raw: &[u8], from: usize) -> Option<(usize, bool)> {
+    let mut j = from;
+    let mut escaped = false;
+    loop {
+        j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
+        if raw[j] == b'"' {
+            return Some((j, escaped));
+        }
+        match raw.get(j + 1)? {
+            b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The index just past the JSON value starting at `from` (valid JSON, any escapes).
+fn value_end(raw: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = from;
+    loop {
+        match *raw.get(i)? {
+            b'"' => {
+                let mut j = i + 1;
+                loop {
+                    j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
+                    if raw[j] == b'"' {
+                        break;
+                    }
+                    j += 2;
+                }
+                i = j + 1;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            _ if depth == 0 => {
+                // A number or literal: it runs to the next separator or the end.
+                let rest = &raw[i..];
+                let n = rest
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']'))
+                    .unwrap_or(rest.len());
+                return Some(i + n);
+            }
+            _ => i += 1,
+        }
+        if depth == 0 {
+            return Some(i);
+        }
+    }
 }
 
 /// A copy of `v` as JSON with every secret value replaced by [`REDACTED`].
@@ -176,5 +337,72 @@ mod tests {
         assert_eq!(red["requestParameters"]["userName"], "bob");
         assert!(red["requestParameters"]["clientSecret"].is_null());
         assert!(!red.to_string().contains("hunter2"));
+    }
+    /// What serialising the parsed members writes: the reference for the copying fast path.
+    fn parsed_then_serialised(ev: &Event<'_>) -> String {
+        let mut out = String::from("{");
+        for (n, (k, v)) in ev.members().into_iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).unwrap());
+            out.push(':');
+            if is_secret_key(k) && !matches!(v, Value::Null) {
+                out.push_str(&serde_json::to_string(REDACTED).unwrap());
+            } else {
+                out.push_str(&serde_json::to_string(&Redacted(v)).unwrap());
+            }
+        }
+        out.push('}');
+        out
+    }
+
+    #[test]
+    fn copied_record_is_what_serialising_the_parsed_one_writes() {
+        let texts = [
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},"eventTime":"2024-01-01T00:00:00Z","readOnly":false,"n":12,"neg":-7,"resources":[{"ARN":"x"},null,true]}"#,
+            r#"{"responseElements":{"credentials":{"accessKeyId":"ASIA1","sessionToken":"IQo\"x\\y","expiration":1700000000000},"assumedRoleUser":{"arn":"a"}},"Token":{"a":[1,{"b":"}"}]},"password":null,"x":1}"#,
+            r#"{"requestParameters":{"list":[{"clientSecret":[1,2]},{"apiKey":12,"y":"z"}],"passphrase":true,"k":"v"}}"#,
+            r#"{"a": 1, "b" : [1, 2]}"#,
+            r#"{"f":1.5,"e":1e3,"big":123456789012345678901,"mz":-0,"z":0}"#,
+            r#"{"esc":"a\/b","u":"\u00e9\u0001","ok":"line\nnext\ttab\r\b\f"}"#,
+            r#"{"k\u0065y":"v","sessionToken":"t","nested":{"we\nird":1}}"#,
+            r#"{"uni":"é漢字","emptyObj":{},"emptyArr":[],"s":""}"#,
+            r#"{"userAgent":"aws-cli/2 \"quoted\"","secretString":"{\"u\":\"p\"}"}"#,
+        ];
+        for text in texts {
+            let ev = Event::parse(text).unwrap();
+            let expected = parsed_then_serialised(&ev);
+            let fresh = Event::parse(text).unwrap();
+            assert_eq!(redacted_json(&fresh).get(), expected, "{text}");
+        }
+        let ev = Event::parse(texts[1]).unwrap();
+        let out = redacted_json(&ev);
+        assert!(!out.get().contains("IQo"), "{}", out.get());
+        assert!(out.get().contains(r#""Token":"[REDACTED]""#));
+        assert!(out.get().contains(r#""password":null"#));
+    }
+    #[test]
+    fn compact_members_are_copied_and_others_are_not() {
+        let mut out = Vec::new();
+        assert!(copy_redacted(
+            br#"{"a":[1,-2,"x\"y"],"sessionToken":{"t":[1]},"b":null}"#,
+            &mut out
+        ));
+        assert_eq!(
+            out,
+            br#"{"a":[1,-2,"x\"y"],"sessionToken":"[REDACTED]","b":null}"#
+        );
+        for not_copied in [
+            &br#"{"a": 1}"#[..],
+            br#"1.5"#,
+            br#""a\/b""#,
+            br#""\u00e9""#,
+            br#"-0"#,
+        ] {
+            let mut out = b"kept".to_vec();
+            assert!(!copy_redacted(not_copied, &mut out));
+            assert_eq!(out, b"kept");
+        }
     }
 }
