@@ -32,7 +32,7 @@ pub struct BacktestOptions {
     pub since: Option<Millis>,
     /// Keep records with `eventTime < until`.
     pub until: Option<Millis>,
-    /// Worker threads for decoding and matching (at least 1).
+    /// Threads for decoding and matching; 0 or 1: everything on the calling thread.
     pub threads: usize,
     pub reorder_window: Millis,
     /// Correlation and suppression settings.
@@ -678,9 +678,11 @@ pub fn run(
     for (path, e) in &discovery.errors {
         s.issue(path.clone(), format!("cannot read: {e}"));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .build();
+    // Workers when more than one thread is asked for (and the pool can be made).
+    let pool = match opts.threads {
+        0 | 1 => None,
+        n => rayon::ThreadPoolBuilder::new().num_threads(n).build().ok(),
+    };
     let mut principals: HashMap<String, u64> = HashMap::new();
     let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
     let mut seen_ids: SeenIds<u128> = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
@@ -750,115 +752,118 @@ pub fn run(
         Some(reader) if has_objects => Some(reader.fetch(&discovery.inputs)),
         _ => None,
     };
-    // Decoding and matching run on the worker pool, one task per input, while this thread
-    // puts finished inputs through the stateful stage in input order: the two overlap, the
-    // workers never wait for a batch to end, and at most `window` inputs are in flight or
-    // waiting for an earlier one (memory stays bounded). The order of the output does not
-    // depend on which worker finishes first.
-    let window = opts.threads.max(1) * 8;
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
-        // Permits: the producer takes one per input, this thread gives it back once the input
-        // has gone through the stateful stage.
-        let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(window);
-        let pool = &pool;
-        scope.spawn(move || {
-            let work = |p: Pending| {
-                let (label, bytes) = match p {
-                    Pending::Local(input) => (
-                        input.label(),
-                        input.read().map_err(|e| format!("cannot read: {e}")),
-                    ),
-                    Pending::Fetched(label, bytes) => (label, bytes),
-                };
-                match bytes {
-                    Ok(b) => process_file(label, b, rules, exceptions, opts),
-                    Err(message) => unreadable(label, message),
-                }
-            };
-            let inputs = &discovery.inputs;
-            match pool {
-                Ok(pool) => pool.in_place_scope(|sc| {
-                    let work = &work;
-                    for (i, input) in inputs.iter().enumerate() {
-                        if permit_tx.send(()).is_err() {
-                            return;
-                        }
-                        let p = pending_of(input, &mut fetch);
-                        let tx = tx.clone();
-                        sc.spawn(move |_| {
-                            let _ = tx.send((i, work(p)));
-                        });
-                    }
-                }),
-                Err(_) => {
-                    for (i, input) in inputs.iter().enumerate() {
-                        if permit_tx.send(()).is_err() {
-                            return;
-                        }
-                        let _ = tx.send((i, work(pending_of(input, &mut fetch))));
-                    }
-                }
-            }
-        });
-        let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
-        let mut next = 0usize;
-        for (i, r) in rx {
-            waiting.insert(i, r);
-            while let Some(r) = waiting.remove(&next) {
-                let file_idx = next as u32;
-                if let Some(n) = r.bytes {
-                    s.bytes_read += n;
-                    if matches!(discovery.inputs.get(next), Some(Input::Object { .. })) {
-                        s.objects_read += 1;
-                    }
-                }
-                match r.skipped {
-                    Some(Shape::Digest) => s.digest_files_skipped += 1,
-                    Some(Shape::CwlControl) => {}
-                    Some(_) => {
-                        s.files_skipped += 1;
-                        if s.skipped.len() < MAX_ISSUES {
-                            s.skipped.push(Issue {
-                                place: r.label.clone(),
-                                message: r.skip_reason.unwrap_or("not CloudTrail").to_string(),
-                            });
-                        }
-                    }
-                    None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
-                    None => {}
-                }
-                s.records += r.records;
-                s.malformed_records += r.malformed;
-                s.records_out_of_range += r.out_of_range;
-                s.records_without_time += r.without_time;
-                s.records_time_from_fallback += r.time_from_fallback;
-                for i in r.issues {
-                    s.issue(i.place, i.message);
-                }
-                if let Some(t) = r.min_time {
-                    min_t = Some(min_t.map_or(t, |m| m.min(t)));
-                }
-                if let Some(t) = r.max_time {
-                    max_t = Some(max_t.map_or(t, |m| m.max(t)));
-                }
-                s.control_messages_skipped += r.control_messages;
-                s.excepted_findings += r.excepted;
-                reorder.push_file(file_idx, r.items);
-                let wm = reorder.watermark();
-                reorder.release(wm);
-                next += 1;
-                done += 1;
-                // The input is through: its permit goes back to the producer.
-                let _ = permit_rx.try_recv();
-                progress(Progress {
-                    inputs: done,
-                    records: s.records,
-                    bytes: s.bytes_read,
-                });
+    // What one input's result adds to the summary; its records go to the stateful stage.
+    let mut take = |idx: usize, r: FileResult| {
+        if let Some(n) = r.bytes {
+            s.bytes_read += n;
+            if matches!(discovery.inputs.get(idx), Some(Input::Object { .. })) {
+                s.objects_read += 1;
             }
         }
-    });
+        match r.skipped {
+            Some(Shape::Digest) => s.digest_files_skipped += 1,
+            Some(Shape::CwlControl) => {}
+            Some(_) => {
+                s.files_skipped += 1;
+                if s.skipped.len() < MAX_ISSUES {
+                    s.skipped.push(Issue {
+                        place: r.label.clone(),
+                        message: r.skip_reason.unwrap_or("not CloudTrail").to_string(),
+                    });
+                }
+            }
+            None if r.records > 0 || r.malformed > 0 => s.files_read += 1,
+            None => {}
+        }
+        s.records += r.records;
+        s.malformed_records += r.malformed;
+        s.records_out_of_range += r.out_of_range;
+        s.records_without_time += r.without_time;
+        s.records_time_from_fallback += r.time_from_fallback;
+        for i in r.issues {
+            s.issue(i.place, i.message);
+        }
+        if let Some(t) = r.min_time {
+            min_t = Some(min_t.map_or(t, |m| m.min(t)));
+        }
+        if let Some(t) = r.max_time {
+            max_t = Some(max_t.map_or(t, |m| m.max(t)));
+        }
+        s.control_messages_skipped += r.control_messages;
+        s.excepted_findings += r.excepted;
+        reorder.push_file(idx as u32, r.items);
+        let wm = reorder.watermark();
+        reorder.release(wm);
+        done += 1;
+        progress(Progress {
+            inputs: done,
+            records: s.records,
+            bytes: s.bytes_read,
+        });
+    };
+    // Reads (local files), decodes and matches one input.
+    let work = |p: Pending| {
+        let (label, bytes) = match p {
+            Pending::Local(input) => (
+                input.label(),
+                input.read().map_err(|e| format!("cannot read: {e}")),
+            ),
+            Pending::Fetched(label, bytes) => (label, bytes),
+        };
+        match bytes {
+            Ok(b) => process_file(label, b, rules, exceptions, opts),
+            Err(message) => unreadable(label, message),
+        }
+    };
+    let inputs = &discovery.inputs;
+    match pool {
+        Some(pool) => {
+            // Decoding and matching run on the worker pool, one task per input, while this
+            // thread puts finished inputs through the stateful stage in input order: the two
+            // overlap, the workers never wait for a batch to end, and at most `window` inputs
+            // are in flight or waiting for an earlier one (memory stays bounded). The order
+            // of the output does not depend on which worker finishes first.
+            let window = opts.threads * 8;
+            std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
+                // Permits: the producer takes one per input, this thread gives it back once
+                // the input has gone through the stateful stage.
+                let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(window);
+                let (pool, work) = (&pool, &work);
+                scope.spawn(move || {
+                    pool.in_place_scope(|sc| {
+                        for (i, input) in inputs.iter().enumerate() {
+                            if permit_tx.send(()).is_err() {
+                                return;
+                            }
+                            let p = pending_of(input, &mut fetch);
+                            let tx = tx.clone();
+                            sc.spawn(move |_| {
+                                let _ = tx.send((i, work(p)));
+                            });
+                        }
+                    });
+                });
+                let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
+                let mut next = 0usize;
+                for (i, r) in rx {
+                    waiting.insert(i, r);
+                    while let Some(r) = waiting.remove(&next) {
+                        take(next, r);
+                        next += 1;
+                        // The input is through: its permit goes back to the producer.
+                        let _ = permit_rx.try_recv();
+                    }
+                }
+            });
+        }
+        // One thread: everything in turn on this one (no hand-over between threads).
+        None => {
+            for (i, input) in inputs.iter().enumerate() {
+                take(i, work(pending_of(input, &mut fetch)));
+            }
+        }
+    }
     reorder.release(None);
     s.late_records = reorder.late;
     s.duplicate_records = reorder.duplicates;

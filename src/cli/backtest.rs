@@ -112,7 +112,8 @@ pub struct BacktestArgs {
     /// Each is named on stderr, then the run exits 2.
     #[arg(long)]
     strict: bool,
-    /// Worker threads for decoding and matching [default: available cores]. The output does
+    /// Threads for decoding and matching [default: available cores]; with 1, the whole run
+    /// (correlations, baselines and output included) stays on one thread. The output does
     /// not depend on it.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
