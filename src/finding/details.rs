@@ -275,10 +275,69 @@ impl Details {
 /// on in a build that links a crate enabling it).
 impl Serialize for Details {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A match (most findings): its keys written in sorted order directly, without a JSON
+        // tree in between.
+        if let Body::Match(m) = &self.body {
+            use serde::ser::SerializeMap;
+            let entries = [
+                ("event_type", m.event_type.as_deref()),
+                ("identity_account", m.identity_account.as_deref()),
+                ("origin", self.origin.as_deref()),
+                ("rule_file", Some(m.rule_file.as_str())),
+                ("time_field", self.time_field.as_deref()),
+            ];
+            let mut map = s.serialize_map(None)?;
+            for (k, v) in entries {
+                if let Some(v) = v {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            return map.end();
+        }
         let sorted: BTreeMap<String, serde_json::Value> = match self.to_json() {
             serde_json::Value::Object(m) => m.into_iter().collect(),
             _ => BTreeMap::new(),
         };
         sorted.serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct serialisation of a match writes what the JSON tree did: keys sorted, absent
+    /// fields left out.
+    #[test]
+    fn match_details_serialise_like_their_json_tree() {
+        let some = |s: &str| Some(s.to_string());
+        for (event_type, identity_account, origin, time_field) in [
+            (None, None, None, None),
+            (some("AwsApiCall"), None, some("f.json.gz: record 3"), None),
+            (
+                some("AwsConsoleSignIn"),
+                some("999"),
+                some("o\"x"),
+                some("@timestamp"),
+            ),
+        ] {
+            let d = Details {
+                body: Body::Match(MatchDetails {
+                    rule_file: "builtin:x.yml".into(),
+                    event_type,
+                    identity_account,
+                }),
+                origin,
+                time_field,
+            };
+            let tree: BTreeMap<String, serde_json::Value> = match d.to_json() {
+                serde_json::Value::Object(m) => m.into_iter().collect(),
+                _ => BTreeMap::new(),
+            };
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                serde_json::to_string(&tree).unwrap()
+            );
+        }
     }
 }

@@ -267,26 +267,41 @@ impl<'de> Deserialize<'de> for Finding {
 
 /// One plain sentence: who did what, where, and whether it failed.
 pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
-    let action = match (ev.event_name(), ev.event_source()) {
-        (Some(n), Some(s)) => format!("called {n} ({s})"),
-        (Some(n), None) => format!("called {n}"),
+    // Built in one buffer (this runs for every finding of a backtest).
+    let mut s = String::with_capacity(rule.meta.title.len() + who.len() + 128);
+    for part in [rule.meta.title.as_str(), ": ", who, " "] {
+        s.push_str(part);
+    }
+    match (ev.event_name(), ev.event_source()) {
+        (Some(n), source) => {
+            s.push_str("called ");
+            s.push_str(n);
+            if let Some(src) = source {
+                for part in [" (", src, ")"] {
+                    s.push_str(part);
+                }
+            }
+        }
         _ => match ev.top_str("eventType") {
-            Some(t) => format!("produced a {t} record"),
-            None => "produced a record".into(),
+            Some(t) => {
+                for part in ["produced a ", t, " record"] {
+                    s.push_str(part);
+                }
+            }
+            None => s.push_str("produced a record"),
         },
-    };
-    let mut s = format!("{}: {who} {action}", rule.meta.title);
-    if let Some(r) = ev.aws_region() {
-        s.push_str(&format!(" in {r}"));
     }
-    if let Some(a) = ev.recipient_account_id() {
-        s.push_str(&format!(", account {a}"));
-    }
-    if let Some(ip) = ev.top_str("sourceIPAddress") {
-        s.push_str(&format!(", from {ip}"));
-    }
-    if let Some(e) = ev.error_code() {
-        s.push_str(&format!(" — failed with {e}"));
+    let tail = [
+        (" in ", ev.aws_region()),
+        (", account ", ev.recipient_account_id()),
+        (", from ", ev.top_str("sourceIPAddress")),
+        (" — failed with ", ev.error_code()),
+    ];
+    for (label, value) in tail {
+        if let Some(v) = value {
+            s.push_str(label);
+            s.push_str(v);
+        }
     }
     s.push('.');
     s

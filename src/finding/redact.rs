@@ -9,43 +9,51 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Is the value under this key a secret? Keys are compared case-insensitively.
 pub fn is_secret_key(key: &str) -> bool {
+    is_secret_key_bytes(key.as_bytes())
+}
+
+/// [`is_secret_key`] on the key's bytes (UTF-8).
+fn is_secret_key_bytes(key: &[u8]) -> bool {
     // Lower-cased on the stack: this runs for every key of every record a finding shows.
     let mut buf = [0u8; 64];
     let Some(dst) = buf.get_mut(..key.len()) else {
         return secret_lowercase(&key.to_ascii_lowercase());
     };
-    dst.copy_from_slice(key.as_bytes());
+    dst.copy_from_slice(key);
     dst.make_ascii_lowercase();
-    // ASCII lower-casing keeps UTF-8 valid.
-    std::str::from_utf8(dst).is_ok_and(secret_lowercase)
+    secret_lowercase(dst)
 }
 
-fn secret_lowercase(k: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "sessiontoken",
-        "secretaccesskey",
-        "secretkey",
-        "privatekey",
-        "token",
-        "accesstoken",
-        "refreshtoken",
-        "idtoken",
-        "authtoken",
-        "clientsecret",
-        "secretstring",
-        "secretbinary",
-        "apikey",
-        "samlresponse",
-        "assertion",
-        "webidentitytoken",
-        "keymaterial",
-        "plaintext",
-    ];
-    EXACT.contains(&k)
-        || k.contains("password")
-        || k.contains("passphrase")
-        || k.ends_with("secret")
-        || k.ends_with("_token")
+fn secret_lowercase(k: &[u8]) -> bool {
+    // A match on the whole key compiles to a switch on its length, then one comparison.
+    matches!(
+        k,
+        b"sessiontoken"
+            | b"secretaccesskey"
+            | b"secretkey"
+            | b"privatekey"
+            | b"token"
+            | b"accesstoken"
+            | b"refreshtoken"
+            | b"idtoken"
+            | b"authtoken"
+            | b"clientsecret"
+            | b"secretstring"
+            | b"secretbinary"
+            | b"apikey"
+            | b"samlresponse"
+            | b"assertion"
+            | b"webidentitytoken"
+            | b"keymaterial"
+            | b"plaintext"
+    ) || k.ends_with(b"secret")
+        || k.ends_with(b"_token")
+        || (contains(k, b"pass") && (contains(k, b"password") || contains(k, b"passphrase")))
+}
+
+/// Does `hay` contain `needle`? (Keys are short: a plain scan.)
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Serialises a value with every secret replaced by [`REDACTED`], straight from the borrowed
@@ -161,11 +169,9 @@ fn copy_redacted(raw: &[u8], out: &mut Vec<u8>) -> bool {
                 if escaped {
                     return fail(out);
                 }
-                let Ok(key) = std::str::from_utf8(&raw[text_start..end]) else {
-                    return fail(out);
-                };
                 let value = i + 1;
-                if is_secret_key(key) && !raw[value..].starts_with(b"null") {
+                if is_secret_key_bytes(&raw[text_start..end]) && !raw[value..].starts_with(b"null")
+                {
                     let Some(after) = value_end(raw, value) else {
                         return fail(out);
                     };
