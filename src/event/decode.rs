@@ -335,6 +335,21 @@ fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
     }
 }
 
+/// The records of a `{"Records":[…]}` file, split into members.
+fn records_file(records: Vec<Slot<'_>>) -> Decoded<'_> {
+    Decoded {
+        shape: Shape::Records,
+        records: Vec::new(),
+        split: records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (Loc::Index(i), r))
+            .collect(),
+        issues: Vec::new(),
+        control_messages: 0,
+    }
+}
+
 /// Interprets a parsed top-level object; `None` when it is a plain record.
 fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
     let list = |items: Vec<Cow<'a, str>>, shape| Decoded {
@@ -352,13 +367,7 @@ fn from_top<'a>(top: TopLevel<'a>, whole: &'a str) -> Option<Decoded<'a>> {
         control_messages: usize::from(shape == Shape::CwlControl),
     };
     if let Some(records) = top.records {
-        let mut d = list(Vec::new(), Shape::Records);
-        d.split = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (Loc::Index(i), r))
-            .collect();
-        return Some(d);
+        return Some(records_file(records));
     }
     if top.digest_start.is_some() && top.log_files.is_some() {
         return Some(list(Vec::new(), Shape::Digest));
@@ -417,6 +426,10 @@ fn lookup_event<'a>(raw: &'a str, loc: Loc, d: &mut Decoded<'a>) {
 }
 
 fn decode_object_or_lines(text: &str) -> Result<Decoded<'_>, DecodeError> {
+    // The file CloudTrail writes, split by the fast scanner when it is sure of it.
+    if let Some(records) = super::split::records(text) {
+        return Ok(records_file(records));
+    }
     match serde_json::from_str::<TopLevel>(text) {
         Ok(top) => {
             let record = top.looks_like_record();

@@ -8,6 +8,7 @@
 
 pub(crate) mod decode;
 pub(crate) mod identity;
+mod split;
 pub mod target;
 mod value;
 
@@ -65,13 +66,14 @@ pub const FALLBACK_TIME_FIELD: &str = "@timestamp";
 /// large members (`requestParameters`, `responseElements`) built at all.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    members: Members<'a>,
     parsed: Box<[OnceCell<Value<'a>>]>,
     root: OnceCell<Value<'a>>,
 }
 
-/// The top-level members of a JSON object, values left unparsed.
-type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+/// The top-level members of a JSON object, values left unparsed (their JSON text, already
+/// checked to be valid).
+pub(crate) type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
 /// One element of a record list, split into members in the same pass that reads the list
 /// (a `{"Records":[…]}` file is scanned once). Elements that are not objects are kept as
@@ -92,7 +94,7 @@ impl Slot<'_> {
                     .map(|(k, v)| {
                         (
                             k.to_string(),
-                            serde_json::from_str(v.get()).unwrap_or(serde_json::Value::Null),
+                            serde_json::from_str(v).unwrap_or(serde_json::Value::Null),
                         )
                     })
                     .collect();
@@ -118,7 +120,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Slot<'a> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(32));
                 while let Some(value::BorrowedStr(k)) = map.next_key()? {
                     let v: &'a RawValue = map.next_value()?;
-                    members.push((k, v));
+                    members.push((k, v.get()));
                 }
                 Ok(Slot::Object(members))
             }
@@ -187,7 +189,7 @@ impl<'a> Event<'a> {
 
     fn member(&self, i: usize) -> &Value<'a> {
         self.parsed[i].get_or_init(|| {
-            let raw: &'a str = self.members[i].1.get();
+            let raw: &'a str = self.members[i].1;
             // The text was validated as JSON when the record was split; it parses.
             serde_json::from_str(raw).unwrap_or(Value::Null)
         })
@@ -202,7 +204,7 @@ impl<'a> Event<'a> {
     /// value's JSON text as the record wrote it (not parsed).
     pub fn raw_member(&self, i: usize) -> Option<(&str, bool, &'a str)> {
         let (k, raw) = self.members.get(i)?;
-        Some((k.as_ref(), matches!(k, Cow::Borrowed(_)), raw.get()))
+        Some((k.as_ref(), matches!(k, Cow::Borrowed(_)), *raw))
     }
 
     /// Top-level member `i`, parsed (on first use).
