@@ -190,8 +190,9 @@ impl<'a> Event<'a> {
     fn member(&self, i: usize) -> &Value<'a> {
         self.parsed[i].get_or_init(|| {
             let raw: &'a str = self.members[i].1;
-            // The text was validated as JSON when the record was split; it parses.
-            serde_json::from_str(raw).unwrap_or(Value::Null)
+            // The text was validated as JSON when the record was split; it parses (by the
+            // scanner, or by serde_json when it has `\u` escapes).
+            split::value(raw).unwrap_or_else(|| serde_json::from_str(raw).unwrap_or(Value::Null))
         })
     }
 

@@ -8,7 +8,7 @@
 //! then gives the same records or the same error as before. What it accepts is valid JSON:
 //! the members it returns parse.
 
-use super::{Members, Slot};
+use super::{Members, Slot, Value};
 use std::borrow::Cow;
 
 /// serde_json's default recursion limit: deeper documents are its error to report.
@@ -52,6 +52,20 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     s.eat(b'}')?;
     s.ws();
     (s.i == s.b.len()).then_some(out)
+}
+
+/// A member's value (its text, already checked to be valid JSON) as a borrowed tree, built
+/// without serde_json; `None` when it has a `\u` escape (serde_json then builds it).
+pub(crate) fn value(text: &str) -> Option<Value<'_>> {
+    let mut s = Scan {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    let v = s.build(1)?;
+    s.ws();
+    (s.i == s.b.len()).then_some(v)
 }
 
 struct Scan<'a> {
@@ -201,6 +215,111 @@ impl<'a> Scan<'a> {
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
+    }
+
+    /// The value at the cursor as a tree (strings borrowed unless they have escapes).
+    fn build(&mut self, depth: usize) -> Option<Value<'a>> {
+        match *self.b.get(self.i)? {
+            b'"' => self.string_value().map(Value::String),
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                // Most CloudTrail objects have a handful of members: one allocation.
+                let mut members = Vec::with_capacity(8);
+                self.ws();
+                if self.peek(b'}') {
+                    self.i += 1;
+                    return Some(Value::Object(members));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string_value()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    members.push((key, self.build(depth + 1)?));
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(Value::Object(members));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                let mut items = Vec::with_capacity(4);
+                self.ws();
+                if self.peek(b']') {
+                    self.i += 1;
+                    return Some(Value::Array(items));
+                }
+                loop {
+                    self.ws();
+                    items.push(self.build(depth + 1)?);
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(Value::Array(items));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true").map(|()| Value::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| Value::Bool(false)),
+            b'n' => self.literal(b"null").map(|()| Value::Null),
+            _ => {
+                let start = self.i;
+                self.number()?;
+                let text = self.text.get(start..self.i)?;
+                // Small non-negative integers directly; any other number as serde_json
+                // reads it (the same parser).
+                let n = if text.len() <= 18 && text.bytes().all(|c| c.is_ascii_digit()) {
+                    serde_json::Number::from(text.parse::<u64>().ok()?)
+                } else {
+                    serde_json::from_str::<serde_json::Number>(text).ok()?
+                };
+                Some(Value::Number(n))
+            }
+        }
+    }
+
+    /// A string at the cursor, its escapes replaced (a copy only when it has any).
+    fn string_value(&mut self) -> Option<Cow<'a, str>> {
+        let (raw, escaped) = self.string()?;
+        if !escaped {
+            return Some(Cow::Borrowed(raw));
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(p) = rest.find('\\') {
+            out.push_str(&rest[..p]);
+            out.push(match rest.as_bytes().get(p + 1)? {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                _ => return None,
+            });
+            rest = rest.get(p + 2..)?;
+        }
+        out.push_str(rest);
+        Some(Cow::Owned(out))
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -396,5 +515,24 @@ y"}]}"#,
                 );
             }
         }
+    }
+
+    #[test]
+    fn builds_values_like_serde_json() {
+        for text in [
+            r#"{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"},"sessionIssuer":{}},"n":[1,-2,3.5,1e3,-0,12345678901234567890123],"t":true,"f":false,"z":null}"#,
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\t""#,
+            r#"[]"#,
+            r#" { "a" : [ 1 , { } ] } "#,
+            r#"0"#,
+            r#"-7"#,
+        ] {
+            let ours = value(text).unwrap_or_else(|| panic!("refused {text}"));
+            let theirs: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(ours, theirs, "{text}");
+            assert_eq!(ours.to_json(), theirs.to_json(), "{text}");
+        }
+        assert!(value(r#""\u00e9""#).is_none());
     }
 }
