@@ -18,6 +18,7 @@ use crate::rules::exceptions::Exceptions;
 use crate::source::files::{Discovery, Input};
 use crate::source::s3::Reader;
 use crate::util::time::{Millis, parse_event_time};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
@@ -276,10 +277,28 @@ fn unreadable(label: String, message: String) -> FileResult {
     }
 }
 
+thread_local! {
+    /// Each thread's inflate buffer, reused from file to file (at most 16 MiB: larger files
+    /// get their own, see `decode::gunzip_reusing`).
+    static INFLATE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Decodes and matches the bytes of one input (a file or an S3 object) named `label`.
 fn process_file(
     label: String,
     bytes: Vec<u8>,
+    rules: &RuleSet,
+    exceptions: &Exceptions,
+    opts: &BacktestOptions,
+) -> FileResult {
+    INFLATE_BUFFER.with_borrow_mut(|buf| process_bytes(label, bytes, buf, rules, exceptions, opts))
+}
+
+/// [`process_file`] with the thread's inflate buffer.
+fn process_bytes(
+    label: String,
+    bytes: Vec<u8>,
+    buf: &mut Vec<u8>,
     rules: &RuleSet,
     exceptions: &Exceptions,
     opts: &BacktestOptions,
@@ -301,12 +320,14 @@ fn process_file(
         r.skip_reason = Some("not CloudTrail: neither JSON nor gzip");
         return r;
     }
-    // Inflate, then let the compressed copy go (one copy of the file in memory).
-    let plain = if decode::is_gzip(&bytes) {
-        let inflated = decode::gunzip(&bytes);
-        drop(bytes);
-        match inflated {
-            Ok(p) => p,
+    // Inflated into this thread's buffer (no fresh zeroed buffer per file).
+    let inflated;
+    let plain: &[u8] = if decode::is_gzip(&bytes) {
+        match decode::gunzip_reusing(&bytes, buf) {
+            Ok(p) => {
+                inflated = p;
+                &inflated
+            }
             Err(e) => {
                 r.issues.push(Issue {
                     place: r.label.clone(),
@@ -316,7 +337,7 @@ fn process_file(
             }
         }
     } else {
-        bytes
+        &bytes
     };
     if plain.iter().all(u8::is_ascii_whitespace) {
         r.issues.push(Issue {
@@ -326,17 +347,17 @@ fn process_file(
         return r;
     }
     // Invalid UTF-8 is reported, then replaced (U+FFFD) so the file's records still count.
-    let plain = match String::from_utf8(plain) {
-        Ok(text) => text,
+    let plain: Cow<'_, str> = match std::str::from_utf8(plain) {
+        Ok(text) => Cow::Borrowed(text),
         Err(e) => {
             r.issues.push(Issue {
                 place: r.label.clone(),
                 message: format!(
                     "invalid UTF-8 at byte {} (replaced with U+FFFD; records are still read)",
-                    e.utf8_error().valid_up_to()
+                    e.valid_up_to()
                 ),
             });
-            String::from_utf8_lossy(e.as_bytes()).into_owned()
+            Cow::Owned(String::from_utf8_lossy(plain).into_owned())
         }
     };
     let decoded = match decode::decode_text(&plain) {

@@ -140,12 +140,24 @@ thread_local! {
 /// does not match, damage, a size over [`MAX_DECOMPRESSED`] — which the streaming decoder
 /// then reads (and reports).
 fn inflate_single_member(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let n = inflate_single_member_into(bytes, &mut out)?;
+    out.truncate(n);
+    Some(out)
+}
+
+/// [`inflate_single_member`] into `buf`, grown as needed and never shrunk (bytes past the
+/// result are left as they were): returns the inflated length.
+fn inflate_single_member_into(bytes: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
     let trailer: [u8; 4] = bytes.get(bytes.len().checked_sub(4)?..)?.try_into().ok()?;
     let size = u32::from_le_bytes(trailer) as usize;
     if size as u64 > MAX_DECOMPRESSED || bytes.len() < 18 {
         return None;
     }
-    let mut out = vec![0u8; size];
+    if buf.len() < size {
+        buf.resize(size, 0);
+    }
+    let out = &mut buf[..size];
     let (mut used_in, mut used_out) = (0usize, 0usize);
     let ok = LIBDEFLATE.with(|d| {
         let d = d.as_ref()?;
@@ -164,7 +176,31 @@ fn inflate_single_member(bytes: &[u8]) -> Option<Vec<u8>> {
         };
         Some(r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS)
     })?;
-    (ok && used_in == bytes.len() && used_out == size).then_some(out)
+    (ok && used_in == bytes.len() && used_out == size).then_some(size)
+}
+
+/// [`gunzip`] reusing `buf` for the usual single-member file (no fresh, zeroed buffer per
+/// file): the inflated bytes, borrowed from `buf` or, for anything else, owned.
+/// A file larger than this (by its trailer) gets a fresh buffer of its own: the trailer may
+/// be damaged, and a lazily zeroed allocation costs nothing until written, unlike growing
+/// (and filling) the reused one.
+pub(crate) fn gunzip_reusing<'b>(
+    bytes: &[u8],
+    buf: &'b mut Vec<u8>,
+) -> Result<Cow<'b, [u8]>, DecodeError> {
+    const REUSE_UP_TO: usize = 16 << 20;
+    let stated = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.get(at..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map(|t| u32::from_le_bytes(t) as usize);
+    if stated.is_some_and(|n| n <= REUSE_UP_TO)
+        && let Some(n) = inflate_single_member_into(bytes, buf)
+    {
+        return Ok(Cow::Borrowed(&buf[..n]));
+    }
+    gunzip(bytes).map(Cow::Owned)
 }
 
 /// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
