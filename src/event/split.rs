@@ -57,6 +57,19 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
 /// A member's value (its text, already checked to be valid JSON) as a borrowed tree, built
 /// without serde_json; `None` when it has a `\u` escape (serde_json then builds it).
 pub(crate) fn value(text: &str) -> Option<Value<'_>> {
+    // Scalars (most members) straight from their text: a valid value that starts and ends
+    // with a quote is one string, its text as written when it has no escapes.
+    match text.as_bytes() {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+            return text
+                .get(1..text.len() - 1)
+                .map(|t| Value::String(Cow::Borrowed(t)));
+        }
+        b"true" => return Some(Value::Bool(true)),
+        b"false" => return Some(Value::Bool(false)),
+        b"null" => return Some(Value::Null),
+        _ => {}
+    }
     let mut s = Scan {
         text,
         b: text.as_bytes(),
@@ -567,6 +580,10 @@ y"}]}"#,
         for text in [
             r#"{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"},"sessionIssuer":{}},"n":[1,-2,3.5,1e3,-0,12345678901234567890123],"t":true,"f":false,"z":null}"#,
             r#""plain""#,
+            r#""""#,
+            r#"true"#,
+            r#"false"#,
+            r#"null"#,
             r#""a\"b\\c\/d\b\f\n\r\t""#,
             r#"[]"#,
             r#" { "a" : [ 1 , { } ] } "#,

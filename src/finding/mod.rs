@@ -97,8 +97,9 @@ pub struct Finding {
     pub event_count: u64,
     pub summary: String,
     pub details: Details,
-    /// The redacted record, serialised once when the finding is made.
-    pub event: Option<Box<serde_json::value::RawValue>>,
+    /// The redacted record, serialised once when the finding is made (shared by the findings
+    /// of one record).
+    pub event: Option<std::sync::Arc<serde_json::value::RawValue>>,
     /// `time` in milliseconds, for ordering and suppression (not serialised).
     pub time_ms: Option<crate::util::time::Millis>,
     /// The suppression key (values of the rule's `suppress.by` fields), when it has one (not
@@ -170,8 +171,11 @@ impl Finding {
     }
 
     /// The redacted triggering record.
-    pub fn with_event(mut self, event: Box<serde_json::value::RawValue>) -> Finding {
-        self.event = Some(event);
+    pub fn with_event(
+        mut self,
+        event: impl Into<std::sync::Arc<serde_json::value::RawValue>>,
+    ) -> Finding {
+        self.event = Some(event.into());
         self
     }
 
@@ -201,7 +205,7 @@ struct FindingOut<'a> {
     event_count: u64,
     summary: &'a str,
     details: &'a Details,
-    event: &'a Option<Box<serde_json::value::RawValue>>,
+    event: &'a Option<std::sync::Arc<serde_json::value::RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -258,7 +262,7 @@ impl<'de> Deserialize<'de> for Finding {
             event_count: f.event_count,
             summary: f.summary,
             details,
-            event: f.event,
+            event: f.event.map(std::sync::Arc::from),
             time_ms: None,
             suppress_key: None,
         })
@@ -312,7 +316,7 @@ pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
 #[derive(Default)]
 pub struct RecordParts {
     who: Option<String>,
-    event: Option<Box<serde_json::value::RawValue>>,
+    event: Option<std::sync::Arc<serde_json::value::RawValue>>,
 }
 
 impl Finding {
@@ -356,7 +360,12 @@ impl Finding {
             .with_summary(summary(rule, ev, &who))
             .with_who(who, account, ev.aws_region().map(str::to_string))
             .with_events(event_id.into_iter().collect(), 1)
-            .with_event(parts.event.get_or_insert_with(|| redacted_json(ev)).clone());
+            .with_event(
+                parts
+                    .event
+                    .get_or_insert_with(|| redacted_json(ev).into())
+                    .clone(),
+            );
         // A time not from `eventTime` says where it came from.
         f.details.time_field = ev
             .event_time_field()
