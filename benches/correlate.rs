@@ -677,7 +677,7 @@ fn count(findings: &mut Vec<Finding>, r: &mut Full) {
             r.digest = fnv(r.digest, id);
         }
         r.digest = fnv(r.digest, &f.event_count.to_string());
-        *r.per_rule.entry(f.rule.title).or_default() += 1;
+        *r.per_rule.entry(f.rule.title.clone()).or_default() += 1;
     }
 }
 

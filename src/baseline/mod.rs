@@ -243,7 +243,7 @@ type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 /// The per-series models and the open anomalies.
 pub struct Baselines {
     cfg: BaselineConfig,
-    rule: RuleRef,
+    rule: std::sync::Arc<RuleRef>,
     /// Series per metric (indexed by `Metric as usize`), keyed by text so lookups borrow.
     series: [FnvMap<Box<str>, Series>; 3],
     active: BTreeSet<(Metric, Box<str>)>,
@@ -262,12 +262,12 @@ impl Baselines {
     pub fn new(doc: &BaselineDoc) -> Baselines {
         Baselines {
             cfg: doc.config.clone(),
-            rule: RuleRef {
+            rule: std::sync::Arc::new(RuleRef {
                 id: doc.meta.id.clone(),
                 title: doc.meta.title.clone(),
                 level: doc.meta.level,
                 tags: doc.meta.tags.clone(),
-            },
+            }),
             series: Default::default(),
             active: BTreeSet::new(),
             last_minute: None,

@@ -4,7 +4,7 @@ use super::Settings;
 use super::dedup::{effective, event_key};
 use crate::correlate::{EventIds, Hit, KEY_SEP, Who, hash_value};
 use crate::event::Event;
-use crate::finding::{Finding, RecordParts};
+use crate::finding::{Finding, RecordParts, RuleRef};
 use crate::rules::RuleSet;
 use crate::rules::correlation::Suppress;
 use crate::rules::exceptions::Exceptions;
@@ -39,6 +39,8 @@ pub struct Evaluator<'r> {
     rules: &'r RuleSet,
     exceptions: &'r Exceptions,
     default_suppress: Option<&'r Suppress>,
+    /// Each rule as findings name it, made once and shared by its findings.
+    rule_refs: Vec<Arc<RuleRef>>,
     scratch: Vec<u32>,
     /// Group key text being built (reused across hits).
     key_text: String,
@@ -52,6 +54,11 @@ impl<'r> Evaluator<'r> {
             rules,
             exceptions,
             default_suppress: settings.default_suppress.as_ref(),
+            rule_refs: rules
+                .rules()
+                .iter()
+                .map(|r| Arc::new(RuleRef::of(&r.meta)))
+                .collect(),
             scratch: Vec::new(),
             key_text: String::new(),
             excepted: 0,
@@ -88,7 +95,10 @@ impl<'r> Evaluator<'r> {
                 continue;
             }
             if !plans.quiet.get(i).copied().unwrap_or(false) {
-                let mut f = Finding::from_match_sharing(rule, ev, &mut parts);
+                let mut f = match self.rule_refs.get(i) {
+                    Some(r) => Finding::from_match_with(rule, r.clone(), ev, &mut parts),
+                    None => Finding::from_match_sharing(rule, ev, &mut parts),
+                };
                 if let Some(s) = effective(&rule.suppress, self.default_suppress) {
                     f.suppress_key = Some(event_key(s, ev));
                 }

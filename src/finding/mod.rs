@@ -85,7 +85,8 @@ pub struct Finding {
     pub id: String,
     /// Groups findings that belong together; equals `id` when the finding stands alone.
     pub incident: String,
-    pub rule: RuleRef,
+    /// Shared by every finding of the rule (made once per rule where findings are many).
+    pub rule: std::sync::Arc<RuleRef>,
     /// Event time (RFC 3339) of the (last) triggering event, as the record wrote it.
     pub time: Option<String>,
     pub principal: String,
@@ -109,11 +110,11 @@ pub struct Finding {
 
 impl Finding {
     /// A finding of `rule` with id `id` (and incident `id`); the `with_*` steps fill the rest.
-    pub fn new(id: String, rule: RuleRef, body: Body) -> Finding {
+    pub fn new(id: String, rule: impl Into<std::sync::Arc<RuleRef>>, body: Body) -> Finding {
         Finding {
             incident: id.clone(),
             id,
-            rule,
+            rule: rule.into(),
             time: None,
             principal: String::new(),
             account: None,
@@ -253,7 +254,7 @@ impl<'de> Deserialize<'de> for Finding {
         Ok(Finding {
             id: f.id,
             incident: f.incident,
-            rule: f.rule,
+            rule: std::sync::Arc::new(f.rule),
             time: f.time,
             principal: f.principal,
             account: f.account,
@@ -328,6 +329,21 @@ impl Finding {
     /// [`Finding::from_match`] for one of several rules matching the same record: `parts`
     /// keeps what they share.
     pub fn from_match_sharing(rule: &Rule, ev: &Event<'_>, parts: &mut RecordParts) -> Finding {
+        Finding::from_match_with(
+            rule,
+            std::sync::Arc::new(RuleRef::of(&rule.meta)),
+            ev,
+            parts,
+        )
+    }
+
+    /// [`Finding::from_match_sharing`] with the rule's [`RuleRef`] made once by the caller.
+    pub fn from_match_with(
+        rule: &Rule,
+        rule_ref: std::sync::Arc<RuleRef>,
+        ev: &Event<'_>,
+        parts: &mut RecordParts,
+    ) -> Finding {
         let who = parts.who.get_or_insert_with(|| principal(ev)).clone();
         let event_id = ev.event_id().map(str::to_string);
         // eventID is the primary key of real records; time and name are added because test
@@ -352,7 +368,7 @@ impl Finding {
             identity_account,
         });
         let time = ev.event_time();
-        let mut f = Finding::new(id, RuleRef::of(&rule.meta), body)
+        let mut f = Finding::new(id, rule_ref, body)
             .with_time(
                 time.map(str::to_string),
                 time.and_then(crate::util::time::parse_event_time),
