@@ -82,13 +82,20 @@ pub(crate) type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
 pub enum Slot<'a> {
     Object(Members<'a>),
     NotObject(&'static str),
+    /// An object whose member `at` was built while splitting (`userIdentity`, which every
+    /// record has read: its text is not scanned twice).
+    Prebuilt {
+        members: Members<'a>,
+        at: usize,
+        value: Value<'a>,
+    },
 }
 
 impl Slot<'_> {
     /// The element as JSON text again (rare paths only).
     pub fn to_json_text(&self) -> String {
         match self {
-            Slot::Object(m) => {
+            Slot::Object(m) | Slot::Prebuilt { members: m, .. } => {
                 let map: serde_json::Map<String, serde_json::Value> = m
                     .iter()
                     .map(|(k, v)| {
@@ -158,16 +165,20 @@ impl<'a> Event<'a> {
     /// Parses one record (a JSON object) from `text`. The whole text is checked to be valid
     /// JSON; members are built later, on demand.
     pub fn parse(text: &'a str) -> Result<Self, RecordError> {
-        match serde_json::from_str(text)? {
-            Slot::Object(members) => Ok(Self::from_members(members)),
-            Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
-        }
+        Self::from_slot(serde_json::from_str(text)?)
     }
 
-    /// An event from an element already split by [`Slot`]'s deserializer.
+    /// An event from an element already split (by [`Slot`]'s deserializer or the scanner).
     pub fn from_slot(slot: Slot<'a>) -> Result<Self, RecordError> {
         match slot {
             Slot::Object(members) => Ok(Self::from_members(members)),
+            Slot::Prebuilt { members, at, value } => {
+                let ev = Self::from_members(members);
+                if let Some(cell) = ev.parsed.get(at) {
+                    let _ = cell.set(value);
+                }
+                Ok(ev)
+            }
             Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
         }
     }

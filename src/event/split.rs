@@ -38,7 +38,7 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     if !s.peek(b']') {
         loop {
             s.ws();
-            out.push(Slot::Object(s.record(&mut scratch)?));
+            out.push(s.record(&mut scratch)?);
             s.ws();
             if s.peek(b',') {
                 s.i += 1;
@@ -107,11 +107,13 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// One record: an object's members, keys without escapes, values as their text.
-    fn record(&mut self, scratch: &mut Members<'a>) -> Option<Members<'a>> {
+    /// One record: an object's members, keys without escapes, values as their text;
+    /// `userIdentity` (read for every record) built on the way.
+    fn record(&mut self, scratch: &mut Members<'a>) -> Option<Slot<'a>> {
         self.eat(b'{')?;
         self.ws();
         scratch.clear();
+        let mut built = None;
         if !self.peek(b'}') {
             loop {
                 self.ws();
@@ -123,7 +125,18 @@ impl<'a> Scan<'a> {
                 self.eat(b':')?;
                 self.ws();
                 let start = self.i;
-                self.value(1)?;
+                if key == "userIdentity" && built.is_none() && self.peek(b'{') {
+                    match self.build(1) {
+                        Some(v) => built = Some((scratch.len(), v)),
+                        None => {
+                            // A `\u` escape: scanned only; serde_json builds it later.
+                            self.i = start;
+                            self.value(1)?;
+                        }
+                    }
+                } else {
+                    self.value(1)?;
+                }
                 scratch.push((Cow::Borrowed(key), self.text.get(start..self.i)?));
                 self.ws();
                 if self.peek(b',') {
@@ -134,7 +147,11 @@ impl<'a> Scan<'a> {
             }
         }
         self.eat(b'}')?;
-        Some(scratch.clone())
+        let members = scratch.clone();
+        Some(match built {
+            Some((at, value)) => Slot::Prebuilt { members, at, value },
+            None => Slot::Object(members),
+        })
     }
 
     /// A string at the cursor: its text between the quotes and whether it has escapes.
@@ -472,7 +489,7 @@ mod tests {
 
     fn flat(s: &Slot<'_>) -> Vec<(String, String)> {
         match s {
-            Slot::Object(m) => m
+            Slot::Object(m) | Slot::Prebuilt { members: m, .. } => m
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -498,7 +515,7 @@ mod tests {
             );
             // Every member's text parses.
             for slot in &fast {
-                if let Slot::Object(m) = slot {
+                if let Slot::Object(m) | Slot::Prebuilt { members: m, .. } = slot {
                     for (_, v) in m {
                         serde_json::from_str::<serde_json::Value>(v).unwrap();
                     }
@@ -596,5 +613,20 @@ y"}]}"#,
             assert_eq!(ours.to_json(), theirs.to_json(), "{text}");
         }
         assert!(value(r#""\u00e9""#).is_none());
+    }
+
+    #[test]
+    fn user_identity_built_while_splitting_is_the_parsed_one() {
+        let record = r#"{"eventName":"X","userIdentity":{"type":"AssumedRole","arn":"a\"b","sessionContext":{"attributes":{"n":3}}},"z":1}"#;
+        let text = format!(r#"{{"Records":[{record}]}}"#);
+        let mut slots = records(&text).unwrap();
+        assert!(matches!(slots[0], Slot::Prebuilt { at: 1, .. }));
+        let fast = super::super::Event::from_slot(slots.remove(0)).unwrap();
+        let parsed = super::super::Event::parse(record).unwrap();
+        assert_eq!(fast.get("userIdentity"), parsed.get("userIdentity"));
+        assert_eq!(fast.root(), parsed.root());
+        // A \u escape inside: split, left for serde_json to build.
+        let text = r#"{"Records":[{"userIdentity":{"arn":"\u0061"}}]}"#;
+        assert!(records(text).is_none());
     }
 }
