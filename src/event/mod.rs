@@ -165,7 +165,11 @@ impl<'a> Event<'a> {
     /// Parses one record (a JSON object) from `text`. The whole text is checked to be valid
     /// JSON; members are built later, on demand.
     pub fn parse(text: &'a str) -> Result<Self, RecordError> {
-        Self::from_slot(serde_json::from_str(text)?)
+        // The scanner when it is sure of the text, else serde_json (and its error).
+        match split::record(text) {
+            Some(slot) => Self::from_slot(slot),
+            None => Self::from_slot(serde_json::from_str(text)?),
+        }
     }
 
     /// An event from an element already split (by [`Slot`]'s deserializer or the scanner).

@@ -81,6 +81,20 @@ pub(crate) fn value(text: &str) -> Option<Value<'_>> {
     (s.i == s.b.len()).then_some(v)
 }
 
+/// One record as a whole text (a JSON line, a CloudWatch Logs event), split the same way;
+/// `None` when the scanner is not sure (serde_json's path then decides).
+pub(crate) fn record(text: &str) -> Option<Slot<'_>> {
+    let mut s = Scan {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    let slot = s.record(&mut Vec::new())?;
+    s.ws();
+    (s.i == s.b.len()).then_some(slot)
+}
+
 struct Scan<'a> {
     text: &'a str,
     b: &'a [u8],
@@ -628,5 +642,21 @@ y"}]}"#,
         // A \u escape inside: split, left for serde_json to build.
         let text = r#"{"Records":[{"userIdentity":{"arn":"\u0061"}}]}"#;
         assert!(records(text).is_none());
+    }
+
+    #[test]
+    fn a_single_record_splits_like_serde_json() {
+        let text = r#" {"eventName":"X","userIdentity":{"type":"Root"},"n":[1,2]} "#;
+        let fast = record(text).unwrap();
+        let theirs: Slot = serde_json::from_str(text).unwrap();
+        assert_eq!(flat(&fast), flat(&theirs));
+        for refused in [
+            r#"[1]"#,
+            r#"{"a":1} {"b":2}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":1,}"#,
+        ] {
+            assert!(record(refused).is_none(), "{refused}");
+        }
     }
 }
