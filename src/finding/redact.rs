@@ -115,13 +115,22 @@ pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
             return null_raw();
         }
         out.push(b':');
-        if is_secret_key(key) && raw != "null" {
+        let secret = is_secret_key(key);
+        if secret && raw.starts_with('"') && !raw.contains("\\u") {
+            // A secret string (it parses: no `\u` escape to be a lone surrogate).
             out.extend_from_slice(QUOTED_REDACTED);
-        } else if !copy_redacted(raw.as_bytes(), &mut out) {
+        } else if secret || !copy_redacted(raw.as_bytes(), &mut out) {
+            // Anything else as the parsed member says (a member that does not parse is null).
             let Some(v) = ev.member_value(i) else {
                 return null_raw();
             };
-            if serde_json::to_writer(&mut out, &Redacted(v)).is_err() {
+            let written = if secret && !matches!(v, Value::Null) {
+                out.extend_from_slice(QUOTED_REDACTED);
+                Ok(())
+            } else {
+                serde_json::to_writer(&mut out, &Redacted(v))
+            };
+            if written.is_err() {
                 return null_raw();
             }
         }
@@ -152,6 +161,7 @@ fn copy_redacted(raw: &[u8], out: &mut Vec<u8>) -> bool {
         false
     };
     let mut i = 0;
+    let mut depth = 0usize;
     // Bytes before `copied` are in `out` already.
     let mut copied = 0;
     while let Some(&c) = raw.get(i) {
@@ -170,18 +180,38 @@ fn copy_redacted(raw: &[u8], out: &mut Vec<u8>) -> bool {
                     return fail(out);
                 }
                 let value = i + 1;
-                if is_secret_key_bytes(&raw[text_start..end]) && !raw[value..].starts_with(b"null")
-                {
-                    let Some(after) = value_end(raw, value) else {
-                        return fail(out);
-                    };
-                    out.extend_from_slice(&raw[copied..value]);
-                    out.extend_from_slice(QUOTED_REDACTED);
-                    copied = after;
-                    i = after;
+                if is_secret_key_bytes(&raw[text_start..end]) {
+                    match raw.get(value) {
+                        // null stays null.
+                        Some(b'n') => i = value,
+                        // A string is replaced (it parses: no `\u` escape in it).
+                        Some(b'"') => {
+                            let Some(after) = plain_string_end(raw, value + 1) else {
+                                return fail(out);
+                            };
+                            out.extend_from_slice(&raw[copied..value]);
+                            out.extend_from_slice(QUOTED_REDACTED);
+                            copied = after;
+                            i = after;
+                        }
+                        // Objects, arrays, numbers, whitespace: the parsed path decides.
+                        _ => return fail(out),
+                    }
                 } else {
                     i = value;
                 }
+            }
+            b'{' | b'[' => {
+                // Deeper than serde_json would build: the parsed path decides (null).
+                depth += 1;
+                if depth > MAX_COPY_DEPTH {
+                    return fail(out);
+                }
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
             }
             b'-' | b'0'..=b'9' => {
                 let digits_from = if c == b'-' { i + 1 } else { i };
@@ -228,45 +258,21 @@ fn string_end(raw: &[u8], from: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// The index just past the JSON value starting at `from` (valid JSON, any escapes).
-fn value_end(raw: &[u8], from: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = from;
+/// Nesting below which a member is copied (serde_json builds at most 128 levels).
+const MAX_COPY_DEPTH: usize = 100;
+
+/// The index just past the string whose text starts at `from` (escapes allowed, `\u` not).
+fn plain_string_end(raw: &[u8], from: usize) -> Option<usize> {
+    let mut j = from;
     loop {
-        match *raw.get(i)? {
-            b'"' => {
-                let mut j = i + 1;
-                loop {
-                    j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
-                    if raw[j] == b'"' {
-                        break;
-                    }
-                    j += 2;
-                }
-                i = j + 1;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                i += 1;
-            }
-            _ if depth == 0 => {
-                // A number or literal: it runs to the next separator or the end.
-                let rest = &raw[i..];
-                let n = rest
-                    .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']'))
-                    .unwrap_or(rest.len());
-                return Some(i + n);
-            }
-            _ => i += 1,
+        j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
+        if raw[j] == b'"' {
+            return Some(j + 1);
         }
-        if depth == 0 {
-            return Some(i);
+        if raw.get(j + 1)? == &b'u' {
+            return None;
         }
+        j += 2;
     }
 }
 
@@ -375,12 +381,33 @@ mod tests {
             r#"{"k\u0065y":"v","sessionToken":"t","nested":{"we\nird":1}}"#,
             r#"{"uni":"é漢字","emptyObj":{},"emptyArr":[],"s":""}"#,
             r#"{"userAgent":"aws-cli/2 \"quoted\"","secretString":"{\"u\":\"p\"}"}"#,
+            // Whitespace after a secret key's colon, secrets that are not strings, values
+            // that do not parse (the member is null), escapes serde_json would rewrite.
+            r#"{"requestParameters":{"token": null}}"#,
+            r#"{"requestParameters":{"password": {"a":1}}}"#,
+            r#"{"requestParameters":{"token": ["abc","s3cr3t"]}}"#,
+            r#"{"requestParameters":{"password":{"a":1},"token":[1,"x"],"apiKey":7}}"#,
+            r#"{"requestParameters":{"token":1e400}}"#,
+            r#"{"token":1e400,"password":{"a":"b"},"secretKey":null,"apiKey":"\u0041"}"#,
+            r#"{"r":{"secretString":"a\u0041","x":"\ud800"}}"#,
         ];
         for text in texts {
             let ev = Event::parse(text).unwrap();
             let expected = parsed_then_serialised(&ev);
             let fresh = Event::parse(text).unwrap();
             assert_eq!(redacted_json(&fresh).get(), expected, "{text}");
+        }
+        // Nested deeper than the copy goes, and deeper than serde_json builds (null).
+        for depth in [110, 130] {
+            let text = format!(
+                r#"{{"a":{}1{},"b":"x"}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let ev = Event::parse(&text).unwrap();
+            let expected = parsed_then_serialised(&ev);
+            let fresh = Event::parse(&text).unwrap();
+            assert_eq!(redacted_json(&fresh).get(), expected, "depth {depth}");
         }
         let ev = Event::parse(texts[1]).unwrap();
         let out = redacted_json(&ev);
@@ -392,12 +419,12 @@ mod tests {
     fn compact_members_are_copied_and_others_are_not() {
         let mut out = Vec::new();
         assert!(copy_redacted(
-            br#"{"a":[1,-2,"x\"y"],"sessionToken":{"t":[1]},"b":null}"#,
+            br#"{"a":[1,-2,"x\"y"],"sessionToken":"IQo\"z","b":null,"token":null}"#,
             &mut out
         ));
         assert_eq!(
             out,
-            br#"{"a":[1,-2,"x\"y"],"sessionToken":"[REDACTED]","b":null}"#
+            br#"{"a":[1,-2,"x\"y"],"sessionToken":"[REDACTED]","b":null,"token":null}"#
         );
         for not_copied in [
             &br#"{"a": 1}"#[..],
@@ -405,6 +432,9 @@ mod tests {
             br#""a\/b""#,
             br#""\u00e9""#,
             br#"-0"#,
+            br#"{"token":{"t":1}}"#,
+            br#"{"token": "x"}"#,
+            br#"{"token":"\u0041"}"#,
         ] {
             let mut out = b"kept".to_vec();
             assert!(!copy_redacted(not_copied, &mut out));
