@@ -13,7 +13,7 @@
 //! crash, reading resumes after the last record whose findings are safe.
 
 use super::Delivered;
-use super::cloudwatch::{SeenSet, cloudtrail_event_id, id_key};
+use super::cloudwatch::SeenSet;
 use crate::event::decode::{self, Shape};
 use crate::util::aws::{AwsError, AwsErrorClass, Backoff, Stop};
 use crate::util::time::Millis;
@@ -437,18 +437,14 @@ impl Kinesis {
                     for issue in d.issues {
                         self.undecodable(&format!("{place}: {}", issue.loc), &issue.message);
                     }
-                    for rec in d.records {
-                        if let Some(id) = cloudtrail_event_id(&rec.text)
-                            && !self.seen.insert(id_key(id), now, SEEN_CAP)
-                        {
-                            self.stats.duplicates += 1;
-                            continue;
-                        }
-                        out.push(Delivered {
-                            text: rec.text.into_owned(),
-                            origin: format!("{place}: {}", rec.loc),
-                        });
-                    }
+                    self.stats.duplicates += super::deliver_unseen(
+                        d.records,
+                        &place,
+                        &mut self.seen,
+                        SEEN_CAP,
+                        now,
+                        out,
+                    );
                 }
                 Err(e) => self.undecodable(&place, &e.to_string()),
             }

@@ -15,3 +15,30 @@ pub struct Delivered {
     pub text: String,
     pub origin: String,
 }
+
+/// Appends the records of one decoded input read at `place` to `out`, each CloudTrail event
+/// once: a record whose event id `seen` holds (within its window) is skipped. Returns how many
+/// were skipped.
+pub(crate) fn deliver_unseen(
+    records: Vec<crate::event::decode::RecordText<'_>>,
+    place: &str,
+    seen: &mut cloudwatch::SeenSet,
+    cap: usize,
+    now: crate::util::time::Millis,
+    out: &mut Vec<Delivered>,
+) -> u64 {
+    let mut duplicates = 0;
+    for r in records {
+        if let Some(id) = cloudwatch::cloudtrail_event_id(&r.text)
+            && !seen.insert(cloudwatch::id_key(id), now, cap)
+        {
+            duplicates += 1;
+            continue;
+        }
+        out.push(Delivered {
+            text: r.text.into_owned(),
+            origin: format!("{place}: {}", r.loc),
+        });
+    }
+    duplicates
+}

@@ -11,7 +11,7 @@
 //! messages is extended so that slow reads are not handed to another consumer.
 
 use super::Delivered;
-use super::cloudwatch::{SeenSet, cloudtrail_event_id, id_key};
+use super::cloudwatch::{SeenSet, id_key};
 use super::s3::{S3Error, get_object};
 use crate::event::decode::{self, Shape};
 use crate::util::aws::{AwsError, AwsErrorClass, Backoff, Stop};
@@ -531,18 +531,8 @@ impl Sqs {
             tracing::warn!("{url}: {}: {}", issue.loc, issue.message);
         }
         self.events.evict_before(now - EVENT_WINDOW);
-        for r in d.records {
-            if let Some(id) = cloudtrail_event_id(&r.text)
-                && !self.events.insert(id_key(id), now, EVENTS_CAP)
-            {
-                self.stats.duplicate_events += 1;
-                continue;
-            }
-            out.push(Delivered {
-                text: r.text.into_owned(),
-                origin: format!("{url}: {}", r.loc),
-            });
-        }
+        self.stats.duplicate_events +=
+            super::deliver_unseen(d.records, url, &mut self.events, EVENTS_CAP, now, out);
         Ok(())
     }
 
