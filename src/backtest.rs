@@ -453,8 +453,29 @@ fn process_bytes(
     r.excepted = evaluator.excepted();
     // Records inside a file are unordered (LookupEvents exports are even newest first): put
     // them in event-time order (stable; records without a time keep their place at the end).
-    r.items.sort_by_key(|i| i.time.unwrap_or(Millis::MAX));
+    r.items = in_time_order(std::mem::take(&mut r.items));
     r
+}
+
+/// `items` sorted by event time (stable; records without a time last). Items are large, so
+/// their (time, position) pairs are sorted and each item moved once.
+fn in_time_order(items: Vec<Item>) -> Vec<Item> {
+    let time = |i: &Item| i.time.unwrap_or(Millis::MAX);
+    if items.is_sorted_by_key(time) {
+        return items;
+    }
+    // Unique positions make the unstable sort stable.
+    let mut order: Vec<(Millis, u32)> = items
+        .iter()
+        .enumerate()
+        .map(|(at, i)| (time(i), at as u32))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&(_, at)| slots.get_mut(at as usize).and_then(Option::take))
+        .collect()
 }
 
 /// Ids of the findings reported, to report a record delivered twice only once. Bounded by
@@ -963,6 +984,31 @@ mod tests {
             key: None,
             output: output(tag),
         }
+    }
+
+    #[test]
+    fn items_are_put_in_time_order_stably_with_timeless_ones_last() {
+        let tags = |items: &[Item]| -> Vec<String> {
+            items
+                .iter()
+                .map(|i| i.output.findings[0].id.clone())
+                .collect()
+        };
+        let items = vec![
+            item(Some(3 * MIN), "c1"),
+            item(None, "n1"),
+            item(Some(MIN), "a1"),
+            item(Some(3 * MIN), "c2"),
+            item(None, "n2"),
+            item(Some(MIN), "a2"),
+            item(Some(2 * MIN), "b"),
+        ];
+        assert_eq!(
+            tags(&in_time_order(items)),
+            ["a1", "a2", "b", "c1", "c2", "n1", "n2"]
+        );
+        let sorted = vec![item(Some(MIN), "x"), item(Some(MIN), "y"), item(None, "z")];
+        assert_eq!(tags(&in_time_order(sorted)), ["x", "y", "z"]);
     }
 
     #[test]
