@@ -2065,3 +2065,49 @@ fn who_and_where_come_from_the_event_that_completed_the_window() {
     assert_eq!(f.account.as_deref(), Some("111122223333"));
     assert_eq!(f.event_ids, ["e0", "e2", "e1"]);
 }
+
+/// The JSON line a backtest writes for a finding (`Finding::write_json`, which copies the
+/// redacted record without checking it again) is byte for byte what serialising the finding
+/// writes, for every kind of finding the built-in pack makes of the bundled real records.
+#[test]
+fn finding_json_lines_are_exactly_the_serialised_findings() {
+    use trailwatch::backtest::{BacktestOptions, Emitted};
+    let report = trailwatch::rules::load(&[], true, LoadOptions::default());
+    assert!(!report.has_errors());
+    let (rules, dropped) = RuleSet::with_correlations(report.rules, report.correlations);
+    assert!(dropped.is_empty());
+    let rules = rules.with_baseline(report.baseline);
+    let discovery = trailwatch::source::files::discover(&[root().join("fixtures/samples")]);
+    let opts = BacktestOptions {
+        alerts: Some(AlertSettings::default()),
+        ..BacktestOptions::default()
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut n = 0;
+    trailwatch::backtest::run(
+        &discovery,
+        &rules,
+        &Exceptions::default(),
+        &opts,
+        |e| {
+            if let Emitted::Finding(f) = e {
+                let mut line = Vec::new();
+                f.write_json(&mut line).expect("written");
+                let serialised = serde_json::to_vec(f).expect("serialised");
+                assert_eq!(
+                    String::from_utf8_lossy(&line),
+                    String::from_utf8_lossy(&serialised)
+                );
+                kinds.insert(format!("{:?}", f.kind()));
+                n += 1;
+            }
+        },
+        |_| {},
+    );
+    assert!(n > 500, "{n} findings");
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["Correlation", "Match"],
+        "every kind the samples make"
+    );
+}

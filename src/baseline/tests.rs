@@ -128,6 +128,12 @@ fn start_and_end_pair_up() {
     assert!(s.summary.contains("role deploy-bot made"), "{}", s.summary);
     assert!(s.summary.contains("RunInstances"), "{}", s.summary);
     assert_eq!(e.details.to_json()["end_reason"], "returned_to_normal");
+    // The line a backtest writes is the serialised finding.
+    for f in [s, e] {
+        let mut line = Vec::new();
+        f.write_json(&mut line).unwrap();
+        assert_eq!(line, serde_json::to_vec(f).unwrap());
+    }
     assert!(e.event_count >= 12 * 40 - 40, "{}", e.event_count);
     assert!(e.event_ids.len() <= 2 * model::IDS_KEPT);
     assert_eq!(

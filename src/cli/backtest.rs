@@ -576,6 +576,7 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     let mut kept: Vec<Finding> = Vec::new();
     let mut worst: Option<Level> = None;
     let mut write_err: Option<std::io::Error> = None;
+    let mut line: Vec<u8> = Vec::new();
     let summary = backtest::run(
         &discovery,
         &rules,
@@ -592,9 +593,13 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                     worst = worst.max(Some(f.rule.level));
                     match format {
                         FindingFormat::Text => trailwatch::sink::text::finding_line(&mut out, f),
-                        FindingFormat::Jsonl => serde_json::to_writer(&mut out, f)
-                            .map_err(std::io::Error::other)
-                            .and_then(|_| writeln!(out)),
+                        // Each line built whole, then written once.
+                        FindingFormat::Jsonl => {
+                            line.clear();
+                            f.write_json(&mut line).map_err(std::io::Error::other)?;
+                            line.push(b'\n');
+                            out.write_all(&line)
+                        }
                         FindingFormat::Json => {
                             kept.push(f.clone());
                             Ok(())

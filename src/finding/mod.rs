@@ -8,7 +8,7 @@ pub use details::{
     AnomalyDetails, AnomalyPhase, Attributions, Body, CorrelationDetails, CorrelationInfo, Details,
     HealthDetails, MatchDetails, Observed, Statistic, UsualRate, ValueCount, ValueShare, Window,
 };
-pub use redact::{REDACTED, Redacted, is_secret_key, redact, redacted_json};
+pub use redact::{REDACTED, Redacted, RedactedRecord, is_secret_key, redact, redacted_json};
 
 use crate::event::Event;
 use crate::event::identity::principal;
@@ -100,7 +100,7 @@ pub struct Finding {
     pub details: Details,
     /// The redacted record, serialised once when the finding is made (shared by the findings
     /// of one record).
-    pub event: Option<std::sync::Arc<serde_json::value::RawValue>>,
+    pub event: Option<RedactedRecord>,
     /// `time` in milliseconds, for ordering and suppression (not serialised).
     pub time_ms: Option<crate::util::time::Millis>,
     /// The suppression key (values of the rule's `suppress.by` fields), when it has one (not
@@ -172,11 +172,8 @@ impl Finding {
     }
 
     /// The redacted triggering record.
-    pub fn with_event(
-        mut self,
-        event: impl Into<std::sync::Arc<serde_json::value::RawValue>>,
-    ) -> Finding {
-        self.event = Some(event.into());
+    pub fn with_event(mut self, event: RedactedRecord) -> Finding {
+        self.event = Some(event);
         self
     }
 
@@ -206,7 +203,7 @@ struct FindingOut<'a> {
     event_count: u64,
     summary: &'a str,
     details: &'a Details,
-    event: &'a Option<std::sync::Arc<serde_json::value::RawValue>>,
+    event: &'a Option<RedactedRecord>,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +220,7 @@ struct FindingIn {
     event_count: u64,
     summary: String,
     details: serde_json::Value,
-    event: Option<Box<serde_json::value::RawValue>>,
+    event: Option<RedactedRecord>,
 }
 
 impl Serialize for Finding {
@@ -247,6 +244,60 @@ impl Serialize for Finding {
     }
 }
 
+impl Finding {
+    /// Appends the finding's JSON to `out`: exactly what serialising it with `serde_json`
+    /// writes, with the redacted record copied as it is (serialising validates it again).
+    /// The form every finding of a backtest is written in.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let start = out.len();
+        let written = self.write_json_fields(out);
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
+    }
+
+    fn write_json_fields(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        use serde_json::to_writer as json;
+        let field = |out: &mut Vec<u8>, name: &str| {
+            for part in [",\"", name, "\":"] {
+                out.extend_from_slice(part.as_bytes());
+            }
+        };
+        out.extend_from_slice(b"{\"id\":");
+        json(&mut *out, &self.id)?;
+        field(out, "incident");
+        json(&mut *out, &self.incident)?;
+        field(out, "kind");
+        json(&mut *out, &self.kind())?;
+        field(out, "rule");
+        json(&mut *out, &*self.rule)?;
+        field(out, "time");
+        json(&mut *out, &self.time)?;
+        field(out, "principal");
+        json(&mut *out, &self.principal)?;
+        field(out, "account");
+        json(&mut *out, &self.account)?;
+        field(out, "region");
+        json(&mut *out, &self.region)?;
+        field(out, "event_ids");
+        json(&mut *out, &self.event_ids)?;
+        field(out, "event_count");
+        json(&mut *out, &self.event_count)?;
+        field(out, "summary");
+        json(&mut *out, &self.summary)?;
+        field(out, "details");
+        json(&mut *out, &self.details)?;
+        field(out, "event");
+        match &self.event {
+            Some(record) => out.extend_from_slice(record.get().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 impl<'de> Deserialize<'de> for Finding {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Finding, D::Error> {
         let f = FindingIn::deserialize(d)?;
@@ -263,7 +314,7 @@ impl<'de> Deserialize<'de> for Finding {
             event_count: f.event_count,
             summary: f.summary,
             details,
-            event: f.event.map(std::sync::Arc::from),
+            event: f.event,
             time_ms: None,
             suppress_key: None,
         })
@@ -317,7 +368,7 @@ pub fn summary(rule: &Rule, ev: &Event<'_>, who: &str) -> String {
 #[derive(Default)]
 pub struct RecordParts {
     who: Option<String>,
-    event: Option<std::sync::Arc<serde_json::value::RawValue>>,
+    event: Option<RedactedRecord>,
 }
 
 impl Finding {
@@ -376,12 +427,7 @@ impl Finding {
             .with_summary(summary(rule, ev, &who))
             .with_who(who, account, ev.aws_region().map(str::to_string))
             .with_events(event_id.into_iter().collect(), 1)
-            .with_event(
-                parts
-                    .event
-                    .get_or_insert_with(|| redacted_json(ev).into())
-                    .clone(),
-            );
+            .with_event(parts.event.get_or_insert_with(|| redacted_json(ev)).clone());
         // A time not from `eventTime` says where it came from.
         f.details.time_field = ev
             .event_time_field()

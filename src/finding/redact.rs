@@ -87,11 +87,40 @@ impl Serialize for Redacted<'_, '_> {
     }
 }
 
+/// A redacted record as JSON text, shared by the findings of one record. Always valid JSON:
+/// made by [`redacted_json`] from a parsed record, or read back from a finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedactedRecord(std::sync::Arc<str>);
+
+impl RedactedRecord {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for RedactedRecord {
+    /// Embedded as it is (checked again by `serde_json`; `write_json` of a finding copies it).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.to_string()) {
+            Ok(raw) => raw.serialize(s),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RedactedRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RedactedRecord, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(RedactedRecord(raw.get().into()))
+    }
+}
+
 /// The whole record, redacted, as JSON text: exactly what serialising its parsed members
 /// with [`Redacted`] writes. A member whose text is already in that form (compact, integers,
 /// no escapes serde_json writes differently, as CloudTrail writes records) is copied with its
 /// secrets replaced, without being parsed; any other member is parsed and serialised.
-pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
+pub fn redacted_json(ev: &Event<'_>) -> RedactedRecord {
     let n = ev.member_count();
     let size: usize = (0..n)
         .filter_map(|i| ev.raw_member(i))
@@ -136,8 +165,16 @@ pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
         }
     }
     out.push(b'}');
+    // Valid UTF-8 and JSON: member texts the scanner (or serde_json) checked, joined, with
+    // strings replaced by strings.
     match String::from_utf8(out) {
-        Ok(text) => serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| null_raw()),
+        Ok(text) => {
+            debug_assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok(),
+                "redaction wrote invalid JSON: {text}"
+            );
+            RedactedRecord(text.into())
+        }
         Err(_) => null_raw(),
     }
 }
@@ -145,8 +182,8 @@ pub fn redacted_json(ev: &Event<'_>) -> Box<serde_json::value::RawValue> {
 /// `"[REDACTED]"` as JSON.
 const QUOTED_REDACTED: &[u8] = b"\"[REDACTED]\"";
 
-fn null_raw() -> Box<serde_json::value::RawValue> {
-    serde_json::value::RawValue::from_string("null".into()).unwrap_or_default()
+fn null_raw() -> RedactedRecord {
+    RedactedRecord("null".into())
 }
 
 /// Appends `raw` (one valid JSON value) to `out` with every secret replaced, when the text is

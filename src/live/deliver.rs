@@ -94,8 +94,10 @@ impl<'r> Delivery<'r> {
             LiveOutput::Print { json, out } => {
                 for f in &keep {
                     if *json {
-                        serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;
-                        writeln!(out)?;
+                        let mut line = Vec::new();
+                        f.write_json(&mut line).map_err(std::io::Error::other)?;
+                        line.push(b'\n');
+                        out.write_all(&line)?;
                     } else {
                         crate::sink::text::finding_line(&mut *out, f)?;
                     }

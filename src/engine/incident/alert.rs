@@ -159,7 +159,7 @@ struct AlertOut<'a> {
     involved: &'a super::Involved,
     /// The lead finding's redacted record (in the first alert), for the e-mail.
     #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<&'a serde_json::value::RawValue>,
+    event: Option<&'a crate::finding::RedactedRecord>,
 }
 
 impl Serialize for Alert {
@@ -190,7 +190,7 @@ impl Serialize for Alert {
             findings: &self.findings,
             involved: &self.involved,
             event: match self.kind {
-                AlertKind::New => lead.event.as_deref(),
+                AlertKind::New => lead.event.as_ref(),
                 _ => None,
             },
         }
