@@ -69,6 +69,102 @@ pub struct Event<'a> {
     members: Members<'a>,
     parsed: Box<[OnceCell<Value<'a>>]>,
     root: OnceCell<Value<'a>>,
+    /// Where each of the [`KNOWN_KEYS`] is among `members`, found in one pass when the event
+    /// is made (`None` for a record with more members than positions fit in).
+    known: Option<[u16; KNOWN_KEYS.len()]>,
+}
+
+/// The top-level keys of CloudTrail records (and the logstash time field): their positions
+/// are noted once per event, so looking one up (dozens of times per record, by the engine,
+/// the baselines and the rules) does not compare it with every key of the record.
+const KNOWN_KEYS: [&str; 29] = [
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "readOnly",
+    "resources",
+    "eventType",
+    "apiVersion",
+    "managementEvent",
+    "recipientAccountId",
+    "sharedEventID",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "serviceEventDetails",
+    "eventCategory",
+    "sessionCredentialFromConsole",
+    "tlsDetails",
+    FALLBACK_TIME_FIELD,
+];
+
+/// A position not taken (the key is absent).
+const ABSENT: u16 = u16::MAX;
+
+/// The index of `key` in [`KNOWN_KEYS`] (inlined: with a literal key it folds to a constant).
+#[inline(always)]
+fn known_key(key: &str) -> Option<usize> {
+    // A match on the whole key compiles to a switch on its length, then comparisons.
+    Some(match key {
+        "eventVersion" => 0,
+        "userIdentity" => 1,
+        "eventTime" => 2,
+        "eventSource" => 3,
+        "eventName" => 4,
+        "awsRegion" => 5,
+        "sourceIPAddress" => 6,
+        "userAgent" => 7,
+        "errorCode" => 8,
+        "errorMessage" => 9,
+        "requestParameters" => 10,
+        "responseElements" => 11,
+        "additionalEventData" => 12,
+        "requestID" => 13,
+        "eventID" => 14,
+        "readOnly" => 15,
+        "resources" => 16,
+        "eventType" => 17,
+        "apiVersion" => 18,
+        "managementEvent" => 19,
+        "recipientAccountId" => 20,
+        "sharedEventID" => 21,
+        "vpcEndpointId" => 22,
+        "vpcEndpointAccountId" => 23,
+        "serviceEventDetails" => 24,
+        "eventCategory" => 25,
+        "sessionCredentialFromConsole" => 26,
+        "tlsDetails" => 27,
+        FALLBACK_TIME_FIELD => 28,
+        _ => return None,
+    })
+}
+
+/// Where each known key first appears among `members`.
+fn known_positions(members: &Members<'_>) -> Option<[u16; KNOWN_KEYS.len()]> {
+    if members.len() >= usize::from(ABSENT) {
+        return None;
+    }
+    let mut at = [ABSENT; KNOWN_KEYS.len()];
+    for (i, (k, _)) in members.iter().enumerate() {
+        if let Some(slot) = known_key(k).and_then(|n| at.get_mut(n))
+            && *slot == ABSENT
+        {
+            // Fits: fewer members than ABSENT.
+            *slot = i as u16;
+        }
+    }
+    Some(at)
 }
 
 /// The top-level members of a JSON object, values left unparsed (their JSON text, already
@@ -190,6 +286,7 @@ impl<'a> Event<'a> {
     fn from_members(members: Members<'a>) -> Self {
         let parsed = (0..members.len()).map(|_| OnceCell::new()).collect();
         Event {
+            known: known_positions(&members),
             members,
             parsed,
             root: OnceCell::new(),
@@ -197,9 +294,28 @@ impl<'a> Event<'a> {
     }
 
     /// Top-level member `key` (the first one, if a record repeats a key).
+    #[inline(always)]
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        let i = self.members.iter().position(|(k, _)| k == key)?;
+        let i = self.position(key)?;
         Some(self.member(i))
+    }
+
+    /// Where the first member named `key` is.
+    #[inline(always)]
+    fn position(&self, key: &str) -> Option<usize> {
+        match (known_key(key), &self.known) {
+            (Some(n), Some(known)) => known
+                .get(n)
+                .filter(|&&at| at != ABSENT)
+                .map(|&at| usize::from(at)),
+            _ => self.scan_for(key),
+        }
+    }
+
+    /// [`Event::position`] of a key that is not known (or in a huge record): a scan.
+    #[inline(never)]
+    fn scan_for(&self, key: &str) -> Option<usize> {
+        self.members.iter().position(|(k, _)| k == key)
     }
 
     fn member(&self, i: usize) -> &Value<'a> {
@@ -252,6 +368,7 @@ impl<'a> Event<'a> {
     }
 
     /// A top-level string field, if present and a string.
+    #[inline(always)]
     pub fn top_str(&self, key: &str) -> Option<&str> {
         match self.get(key)? {
             Value::String(s) => Some(s),
@@ -375,6 +492,38 @@ mod tests {
         assert_eq!(ev.event_time_field(), Some("@timestamp"));
         let ev = Event::parse(r#"{"eventName":"A"}"#).unwrap();
         assert_eq!((ev.event_time(), ev.event_time_field()), (None, None));
+    }
+
+    #[test]
+    fn known_keys_are_found_where_a_scan_finds_them() {
+        for (n, key) in KNOWN_KEYS.iter().enumerate() {
+            assert_eq!(known_key(key), Some(n), "{key}");
+        }
+        // Repeated keys (the first one counts), absent known keys, other keys.
+        let text =
+            r#"{"eventName":"A","x":1,"eventName":"B","errorCode":"E","y":{"eventName":"C"}}"#;
+        let ev = Event::parse(text).unwrap();
+        assert!(ev.known.is_some());
+        for key in KNOWN_KEYS
+            .iter()
+            .copied()
+            .chain(["x", "y", "z", "EventName"])
+        {
+            assert_eq!(
+                ev.position(key),
+                ev.members.iter().position(|(k, _)| k == key),
+                "{key}"
+            );
+        }
+        assert_eq!(ev.event_name(), Some("A"));
+        assert_eq!(ev.error_code(), Some("E"));
+        assert_eq!(ev.event_source(), None);
+        // A record with more members than positions fit in is scanned.
+        let many: Vec<String> = (0..70_000).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let text = format!(r#"{{{},"eventName":"Z"}}"#, many.join(","));
+        let ev = Event::parse(&text).unwrap();
+        assert!(ev.known.is_none());
+        assert_eq!(ev.event_name(), Some("Z"));
     }
 
     #[test]
