@@ -396,6 +396,8 @@ fn process_bytes(
         });
     }
     let mut evaluator = Evaluator::new(rules, exceptions, &opts.engine);
+    r.items
+        .reserve_exact(decoded.records.len() + decoded.split.len());
     let texts = decoded
         .records
         .iter()
@@ -599,7 +601,7 @@ impl<F: FnMut(Option<Millis>, Evaluated)> Reorder<F> {
         let watermark = self.watermark();
         let mut run = Run {
             file,
-            items: std::collections::VecDeque::new(),
+            items: std::collections::VecDeque::with_capacity(items.len()),
         };
         for (rec, item) in items.into_iter().enumerate() {
             let Item { time, key, output } = item;
