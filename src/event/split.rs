@@ -8,7 +8,7 @@
 //! then gives the same records or the same error as before. What it accepts is valid JSON:
 //! the members it returns parse.
 
-use super::{Members, Slot, Value};
+use super::{Slot, Value};
 use std::borrow::Cow;
 
 /// serde_json's default recursion limit: deeper documents are its error to report.
@@ -34,7 +34,7 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     s.eat(b'[')?;
     s.ws();
     let mut out = Vec::new();
-    let mut scratch: Members<'_> = Vec::with_capacity(32);
+    let mut scratch: Vec<(&str, &str)> = Vec::with_capacity(32);
     if !s.peek(b']') {
         loop {
             s.ws();
@@ -123,7 +123,7 @@ impl<'a> Scan<'a> {
 
     /// One record: an object's members, keys without escapes, values as their text;
     /// `userIdentity` (read for every record) built on the way.
-    fn record(&mut self, scratch: &mut Members<'a>) -> Option<Slot<'a>> {
+    fn record(&mut self, scratch: &mut Vec<(&'a str, &'a str)>) -> Option<Slot<'a>> {
         self.eat(b'{')?;
         self.ws();
         scratch.clear();
@@ -151,7 +151,7 @@ impl<'a> Scan<'a> {
                 } else {
                     self.value(1)?;
                 }
-                scratch.push((Cow::Borrowed(key), self.text.get(start..self.i)?));
+                scratch.push((key, self.text.get(start..self.i)?));
                 self.ws();
                 if self.peek(b',') {
                     self.i += 1;
@@ -161,7 +161,10 @@ impl<'a> Scan<'a> {
             }
         }
         self.eat(b'}')?;
-        let members = scratch.clone();
+        let members = scratch
+            .iter()
+            .map(|&(k, v)| (Cow::Borrowed(k), v))
+            .collect();
         Some(match built {
             Some((at, value)) => Slot::Prebuilt { members, at, value },
             None => Slot::Object(members),

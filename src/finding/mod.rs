@@ -13,7 +13,7 @@ pub use redact::{REDACTED, Redacted, RedactedRecord, is_secret_key, redact, reda
 use crate::event::Event;
 use crate::event::identity::principal;
 use crate::rules::{Level, Rule, RuleMeta};
-use crate::util::ids::stable_id;
+use crate::util::ids::StableId;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -399,15 +399,18 @@ impl Finding {
         let event_id = ev.event_id().map(str::to_string);
         // eventID is the primary key of real records; time and name are added because test
         // and hand-made data reuse ids. Without an eventID, the content identifies the record.
-        let basis = match &event_id {
-            Some(id) => format!(
-                "{id}|{}|{}",
-                ev.event_time().unwrap_or(""),
-                ev.event_name().unwrap_or("")
-            ),
-            None => serde_json::to_string(ev.root()).unwrap_or_default(),
+        // The id of ["match", rule id, basis]; the basis hashed piece by piece.
+        let id = StableId::new().part("match").part(&rule.meta.id);
+        let id = match &event_id {
+            Some(event_id) => id
+                .text(event_id)
+                .text("|")
+                .text(ev.event_time().unwrap_or(""))
+                .text("|")
+                .text(ev.event_name().unwrap_or("")),
+            None => id.text(&serde_json::to_string(ev.root()).unwrap_or_default()),
         };
-        let id = stable_id(&["match", &rule.meta.id, &basis]);
+        let id = id.end_part().finish();
         let account = ev.recipient_account_id().map(str::to_string);
         let identity_account = match (&account, ev.identity_str("accountId")) {
             (Some(acct), Some(own)) if acct != own => Some(own.to_string()),
