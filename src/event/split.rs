@@ -172,6 +172,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string at the cursor: its text between the quotes and whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<(&'a str, bool)> {
         self.eat(b'"')?;
         let start = self.i;
