@@ -347,7 +347,7 @@ fn process_bytes(
         return r;
     }
     // Invalid UTF-8 is reported, then replaced (U+FFFD) so the file's records still count.
-    let plain: Cow<'_, str> = match std::str::from_utf8(plain) {
+    let plain: Cow<'_, str> = match decode::utf8(plain) {
         Ok(text) => Cow::Borrowed(text),
         Err(e) => {
             r.issues.push(Issue {

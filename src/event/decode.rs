@@ -284,9 +284,18 @@ fn first_byte(text: &str) -> Option<u8> {
     text.bytes().find(|b| !b.is_ascii_whitespace())
 }
 
+/// `bytes` as UTF-8 text, checked with SIMD (the whole of every input is checked: std's
+/// check was 2.4 % of a backtest); the error, with its position, is std's.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
+    }
+}
+
 /// Decodes one (already decompressed) input.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
+    let text = utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
     decode_text(text)
 }
 
