@@ -13,6 +13,7 @@ pub mod target;
 mod value;
 
 pub use decode::{DecodeError, gunzip};
+pub(crate) use split::special_from as first_json_special;
 pub use value::{Scalar, Value};
 
 use serde_json::value::RawValue;

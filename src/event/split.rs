@@ -419,7 +419,7 @@ impl<'a> Scan<'a> {
 /// The index of the first quote, backslash or control character at or after `i` (the length
 /// when there is none): sixteen bytes at a time with SSE2 (every x86-64 has it), then eight.
 #[cfg(target_arch = "x86_64")]
-fn special_from(b: &[u8], i: usize) -> usize {
+pub(crate) fn special_from(b: &[u8], i: usize) -> usize {
     // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
     unsafe { special_from_sse2(b, i) }
 }
@@ -456,7 +456,7 @@ fn special_from_sse2(b: &[u8], mut i: usize) -> usize {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn special_from(b: &[u8], i: usize) -> usize {
+pub(crate) fn special_from(b: &[u8], i: usize) -> usize {
     special_from_swar(b, i)
 }
 

@@ -2,6 +2,7 @@
 //! human can act on. Its JSON form is the public contract (keys are added, never renamed).
 
 mod details;
+mod json;
 mod redact;
 
 pub use details::{
@@ -241,60 +242,6 @@ impl Serialize for Finding {
             event: &self.event,
         }
         .serialize(s)
-    }
-}
-
-impl Finding {
-    /// Appends the finding's JSON to `out`: exactly what serialising it with `serde_json`
-    /// writes, with the redacted record copied as it is (serialising validates it again).
-    /// The form every finding of a backtest is written in.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        let start = out.len();
-        let written = self.write_json_fields(out);
-        if written.is_err() {
-            out.truncate(start);
-        }
-        written
-    }
-
-    fn write_json_fields(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        use serde_json::to_writer as json;
-        let field = |out: &mut Vec<u8>, name: &str| {
-            for part in [",\"", name, "\":"] {
-                out.extend_from_slice(part.as_bytes());
-            }
-        };
-        out.extend_from_slice(b"{\"id\":");
-        json(&mut *out, &self.id)?;
-        field(out, "incident");
-        json(&mut *out, &self.incident)?;
-        field(out, "kind");
-        json(&mut *out, &self.kind())?;
-        field(out, "rule");
-        json(&mut *out, &*self.rule)?;
-        field(out, "time");
-        json(&mut *out, &self.time)?;
-        field(out, "principal");
-        json(&mut *out, &self.principal)?;
-        field(out, "account");
-        json(&mut *out, &self.account)?;
-        field(out, "region");
-        json(&mut *out, &self.region)?;
-        field(out, "event_ids");
-        json(&mut *out, &self.event_ids)?;
-        field(out, "event_count");
-        json(&mut *out, &self.event_count)?;
-        field(out, "summary");
-        json(&mut *out, &self.summary)?;
-        field(out, "details");
-        json(&mut *out, &self.details)?;
-        field(out, "event");
-        match &self.event {
-            Some(record) => out.extend_from_slice(record.get().as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b'}');
-        Ok(())
     }
 }
 
