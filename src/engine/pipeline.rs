@@ -80,6 +80,8 @@ pub struct Pipeline<'r> {
     incidents: Option<Incidents>,
     /// Alerts decided and not yet taken ([`Pipeline::drain_alerts`]).
     alerts: Vec<Alert>,
+    /// Findings of the record being pushed (kept for its capacity).
+    produced: Vec<Finding>,
 }
 
 impl<'r> Pipeline<'r> {
@@ -102,6 +104,7 @@ impl<'r> Pipeline<'r> {
             baselines: rules.baseline().map(Baselines::new),
             incidents: None,
             alerts: Vec::new(),
+            produced: Vec::new(),
         }
     }
 
@@ -162,14 +165,27 @@ impl<'r> Pipeline<'r> {
 
     /// The stateful stage for one record's [`Evaluated`] (at event time `time`), in
     /// event-time order: findings ready to go out are appended to `out`.
-    pub fn push(&mut self, time: Option<Millis>, evaluated: Evaluated, out: &mut Vec<Finding>) {
+    pub fn push(&mut self, time: Option<Millis>, mut evaluated: Evaluated, out: &mut Vec<Finding>) {
+        self.push_mut(time, &mut evaluated, out);
+    }
+
+    /// [`Pipeline::push`] that leaves what it is done with to the caller: `evaluated` keeps its
+    /// observation and its emptied vectors, so a parallel driver can drop them on the thread
+    /// that made them.
+    pub fn push_mut(
+        &mut self,
+        time: Option<Millis>,
+        evaluated: &mut Evaluated,
+        out: &mut Vec<Finding>,
+    ) {
         let start = out.len();
         if let Some(t) = time {
             self.correlator.observe(t);
         }
-        let mut produced = evaluated.findings;
+        let mut produced = std::mem::take(&mut self.produced);
+        produced.append(&mut evaluated.findings);
         let plans = self.rules.plans();
-        for h in evaluated.hits {
+        for h in evaluated.hits.drain(..) {
             self.correlator.hit(plans, h, &mut produced);
         }
         self.correlator.advance(plans, false, &mut produced);
@@ -180,9 +196,10 @@ impl<'r> Pipeline<'r> {
                 (None, None) => {}
             }
         }
-        for f in produced {
+        for f in produced.drain(..) {
             self.route(f, out);
         }
+        self.produced = produced;
         let watermark = self.correlator.watermark();
         self.feed_incidents(out, start, watermark, false);
     }
