@@ -14,7 +14,6 @@
 
 use super::{Field, Metric, Obs};
 use std::collections::VecDeque;
-use std::hash::Hasher as _;
 
 /// Observations kept at most (about 400 bytes each with typical values).
 pub(crate) const RECENT_CAP: usize = 100_000;
@@ -36,11 +35,8 @@ pub(crate) fn bounded(v: &str) -> &str {
 /// The series' id in the buffer: FNV-1a of the metric and the key. Two series sharing an id
 /// (about one chance in 10^12 with a million series) would share their Start attributions.
 pub(crate) fn series_id(metric: Metric, key: &str) -> u64 {
-    let mut h = super::Fnv::default();
-    h.write(metric.as_str().as_bytes());
-    h.write(&[0]);
-    h.write(key.as_bytes());
-    h.finish()
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(metric as u64).hash_one(key)
 }
 
 /// The fields an entry keeps.
