@@ -12,48 +12,56 @@ pub fn is_secret_key(key: &str) -> bool {
     is_secret_key_bytes(key.as_bytes())
 }
 
-/// [`is_secret_key`] on the key's bytes (UTF-8).
+/// [`is_secret_key`] on the key's bytes (UTF-8). This runs for every key of every record a
+/// finding shows: compared in place, case-insensitively (no lower-cased copy), the exact
+/// names by their length first.
 fn is_secret_key_bytes(key: &[u8]) -> bool {
-    // Lower-cased on the stack: this runs for every key of every record a finding shows.
-    let mut buf = [0u8; 64];
-    let Some(dst) = buf.get_mut(..key.len()) else {
-        return secret_lowercase(&key.to_ascii_lowercase());
+    let is = |name: &[u8]| key.eq_ignore_ascii_case(name);
+    let exact = match key.len() {
+        5 => is(b"token"),
+        6 => is(b"apikey"),
+        7 => is(b"idtoken"),
+        9 => is(b"secretkey") || is(b"authtoken") || is(b"assertion") || is(b"plaintext"),
+        10 => is(b"privatekey"),
+        11 => is(b"accesstoken") || is(b"keymaterial"),
+        12 => {
+            is(b"sessiontoken")
+                || is(b"refreshtoken")
+                || is(b"clientsecret")
+                || is(b"secretstring")
+                || is(b"secretbinary")
+                || is(b"samlresponse")
+        }
+        15 => is(b"secretaccesskey"),
+        16 => is(b"webidentitytoken"),
+        _ => false,
     };
-    dst.copy_from_slice(key);
-    dst.make_ascii_lowercase();
-    secret_lowercase(dst)
+    exact
+        || ends_with_ignoring_case(key, b"secret")
+        || ends_with_ignoring_case(key, b"_token")
+        || names_a_password(key)
 }
 
-fn secret_lowercase(k: &[u8]) -> bool {
-    // A match on the whole key compiles to a switch on its length, then one comparison.
-    matches!(
-        k,
-        b"sessiontoken"
-            | b"secretaccesskey"
-            | b"secretkey"
-            | b"privatekey"
-            | b"token"
-            | b"accesstoken"
-            | b"refreshtoken"
-            | b"idtoken"
-            | b"authtoken"
-            | b"clientsecret"
-            | b"secretstring"
-            | b"secretbinary"
-            | b"apikey"
-            | b"samlresponse"
-            | b"assertion"
-            | b"webidentitytoken"
-            | b"keymaterial"
-            | b"plaintext"
-    ) || k.ends_with(b"secret")
-        || k.ends_with(b"_token")
-        || (contains(k, b"pass") && (contains(k, b"password") || contains(k, b"passphrase")))
+#[inline]
+fn ends_with_ignoring_case(hay: &[u8], suffix: &[u8]) -> bool {
+    hay.len() >= suffix.len() && hay[hay.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
-/// Does `hay` contain `needle`? (Keys are short: a plain scan.)
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Does `key` contain `password` or `passphrase`, ignoring ASCII case? Keys are short: one
+/// scan for a `p`, then comparisons.
+fn names_a_password(key: &[u8]) -> bool {
+    key.iter().enumerate().any(|(i, &b)| {
+        b | 0x20 == b'p' && {
+            let rest = &key[i..];
+            starts_with_ignoring_case(rest, b"password")
+                || starts_with_ignoring_case(rest, b"passphrase")
+        }
+    })
+}
+
+#[inline]
+fn starts_with_ignoring_case(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Serialises a value with every secret replaced by [`REDACTED`], straight from the borrowed
@@ -337,6 +345,93 @@ pub fn redact(v: &Value<'_>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rule as first written: lower-case the key, then match it.
+    fn secret_by_lowercasing(key: &str) -> bool {
+        let k = key.to_ascii_lowercase();
+        matches!(
+            k.as_str(),
+            "sessiontoken"
+                | "secretaccesskey"
+                | "secretkey"
+                | "privatekey"
+                | "token"
+                | "accesstoken"
+                | "refreshtoken"
+                | "idtoken"
+                | "authtoken"
+                | "clientsecret"
+                | "secretstring"
+                | "secretbinary"
+                | "apikey"
+                | "samlresponse"
+                | "assertion"
+                | "webidentitytoken"
+                | "keymaterial"
+                | "plaintext"
+        ) || k.ends_with("secret")
+            || k.ends_with("_token")
+            || k.contains("password")
+            || k.contains("passphrase")
+    }
+
+    #[test]
+    fn secret_key_check_agrees_with_lowercasing() {
+        let names = [
+            "sessionToken",
+            "SecretAccessKey",
+            "secretKey",
+            "PRIVATEKEY",
+            "token",
+            "accessToken",
+            "refreshToken",
+            "idToken",
+            "authToken",
+            "clientSecret",
+            "SecretString",
+            "secretBinary",
+            "apiKey",
+            "SAMLResponse",
+            "assertion",
+            "WebIdentityToken",
+            "keyMaterial",
+            "plaintext",
+            "password",
+            "Passphrase",
+            "x_token",
+            "tokens",
+            "tokenx",
+            "oken",
+            "",
+            "p",
+            "pass",
+            "passwor",
+            "userName",
+            "bucketName",
+            "x-amz-security-token",
+            "dbPassword",
+            "masterUserPassword",
+            "PasswordPolicy",
+            "newPassphraseHint",
+            "secre",
+            "ecret",
+            "clientsecreT",
+            "ünïcode_secret",
+            "pässword",
+            "_TOKEN",
+            "Secret",
+            "secrets",
+        ];
+        let affixes = ["", "a", "X_", "_", "pp", "ss"];
+        for n in names {
+            for pre in affixes {
+                for post in affixes {
+                    let k = format!("{pre}{n}{post}");
+                    assert_eq!(is_secret_key(&k), secret_by_lowercasing(&k), "{k:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn secret_keys_whatever_their_case_and_length() {
