@@ -417,42 +417,68 @@ impl<'a> Scan<'a> {
 }
 
 /// The index of the first quote, backslash or control character at or after `i` (the length
-/// when there is none): sixteen bytes at a time with SSE2 (every x86-64 has it), then eight.
+/// when there is none): sixteen bytes at a time with SSE2 (every x86-64 has it).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn special_from(b: &[u8], i: usize) -> usize {
-    // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
-    unsafe { special_from_sse2(b, i) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-fn special_from_sse2(b: &[u8], mut i: usize) -> usize {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
-        _mm_set1_epi8,
-    };
-    let quote = _mm_set1_epi8(b'"' as i8);
-    let backslash = _mm_set1_epi8(b'\\' as i8);
-    let below_space = _mm_set1_epi8(0x1f);
-    while let Some(chunk) = b.get(i..i + 16) {
-        let word = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&chunk[at..at + 8]);
-            i64::from_le_bytes(w)
-        };
-        let v = _mm_set_epi64x(word(8), word(0));
-        // A byte is a control character when max(byte, 0x1f) is 0x1f (unsigned).
-        let hits = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space),
-        );
-        let mask = _mm_movemask_epi8(hits);
+#[inline(always)]
+pub(crate) fn special_from(b: &[u8], mut i: usize) -> usize {
+    while let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+        // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
+        let mask = unsafe { specials_sse2(block) };
         if mask != 0 {
             return i + mask.trailing_zeros() as usize;
         }
         i += 16;
     }
-    special_from_swar(b, i)
+    special_in_tail(b, i)
+}
+
+/// Bit j: byte j of `block` is a quote, a backslash or a control character.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn specials_sse2(block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&block[at..at + 8]);
+        i64::from_le_bytes(w)
+    };
+    let v = _mm_set_epi64x(word(8), word(0));
+    let below_space = _mm_set1_epi8(0x1f);
+    // A byte is a control character when max(byte, 0x1f) is 0x1f (unsigned).
+    let hits = _mm_or_si128(
+        _mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+        ),
+        _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space),
+    );
+    _mm_movemask_epi8(hits) as u32
+}
+
+/// [`special_from`] in the last bytes of `b` (fewer than sixteen from `i`): the buffer's
+/// last sixteen with the bytes before `i` ignored; a buffer shorter than that, by
+/// [`special_from_swar`].
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn special_in_tail(b: &[u8], i: usize) -> usize {
+    let last = b.len().checked_sub(16).and_then(|at| {
+        let block = b.get(at..).and_then(|c| <&[u8; 16]>::try_from(c).ok())?;
+        Some((at, block))
+    });
+    match last {
+        Some((at, block)) if at < i && i <= b.len() => {
+            // SAFETY: as in `special_from`.
+            match unsafe { specials_sse2(block) } >> (i - at) {
+                0 => b.len(),
+                mask => i + mask.trailing_zeros() as usize,
+            }
+        }
+        _ => special_from_swar(b, i),
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -460,9 +486,8 @@ pub(crate) fn special_from(b: &[u8], i: usize) -> usize {
     special_from_swar(b, i)
 }
 
-/// [`special_from`] eight bytes at a time in plain integers (on x86-64 only for the last
-/// bytes of a buffer: kept out of line so its constants do not crowd the hot loop).
-#[cfg_attr(target_arch = "x86_64", cold, inline(never))]
+/// [`special_from`] eight bytes at a time in plain integers (on x86-64 only for buffers
+/// shorter than sixteen bytes).
 fn special_from_swar(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -601,9 +626,11 @@ y"}]}"#,
                 })
                 .collect();
             for start in 0..=bytes.len() {
+                let expected = naive(&bytes, start);
+                assert_eq!(special_from(&bytes, start), expected, "{bytes:?} {start}");
                 assert_eq!(
-                    special_from(&bytes, start),
-                    naive(&bytes, start),
+                    special_from_swar(&bytes, start),
+                    expected,
                     "{bytes:?} {start}"
                 );
             }
