@@ -431,8 +431,7 @@ impl Baselines {
         out: &mut Vec<Finding>,
     ) {
         let minute = minute_of(obs.time);
-        // One lookup for a known series (nearly every observation).
-        if self.series[metric as usize].get(key).is_none() {
+        if !self.series[metric as usize].contains_key(key) {
             self.make_room();
             let first_of_principal = match metric {
                 Metric::WriteVolume => true,

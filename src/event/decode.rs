@@ -332,7 +332,7 @@ pub(crate) fn looks_like_input(bytes: &[u8]) -> bool {
     }
 }
 
-fn decode_base64_cwl(text: &str) -> Result<Decoded<'static>, DecodeError> {
+fn decode_base64_cwl<'b>(text: &str) -> Result<Decoded<'b>, DecodeError> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let raw = base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
@@ -358,7 +358,7 @@ pub(crate) fn decode_owned(bytes: &[u8]) -> Result<Decoded<'static>, DecodeError
     Ok(into_owned(decode(&plain)?))
 }
 
-fn into_owned(d: Decoded<'_>) -> Decoded<'static> {
+fn into_owned<'b>(d: Decoded<'_>) -> Decoded<'b> {
     let split_texts = d.split.iter().map(|(loc, slot)| RecordText {
         text: Cow::Owned(slot.to_json_text()),
         loc: *loc,

@@ -68,7 +68,6 @@ pub const FALLBACK_TIME_FIELD: &str = "@timestamp";
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
     members: Members<'a>,
-    parsed: Box<[OnceCell<Value<'a>>]>,
     root: OnceCell<Value<'a>>,
     /// Where each of the [`KNOWN_KEYS`] is among `members`, found in one pass when the event
     /// is made (`None` for a record with more members than positions fit in).
@@ -157,8 +156,8 @@ fn known_positions(members: &Members<'_>) -> Option<[u16; KNOWN_KEYS.len()]> {
         return None;
     }
     let mut at = [ABSENT; KNOWN_KEYS.len()];
-    for (i, (k, _)) in members.iter().enumerate() {
-        if let Some(slot) = known_key(k).and_then(|n| at.get_mut(n))
+    for (i, m) in members.iter().enumerate() {
+        if let Some(slot) = known_key(&m.key).and_then(|n| at.get_mut(n))
             && *slot == ABSENT
         {
             // Fits: fewer members than ABSENT.
@@ -169,36 +168,50 @@ fn known_positions(members: &Members<'_>) -> Option<[u16; KNOWN_KEYS.len()]> {
 }
 
 /// The top-level members of a JSON object, values left unparsed (their JSON text, already
-/// checked to be valid).
-pub(crate) type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
+/// checked to be valid) until asked for.
+pub(crate) type Members<'a> = Vec<Member<'a>>;
+
+/// A top-level member: its key, its value's JSON text, and the value once built (one
+/// allocation per record holds all three).
+#[derive(Debug, Clone)]
+pub(crate) struct Member<'a> {
+    key: Cow<'a, str>,
+    raw: &'a str,
+    value: OnceCell<Value<'a>>,
+}
+
+impl<'a> Member<'a> {
+    pub(crate) fn new(key: Cow<'a, str>, raw: &'a str) -> Member<'a> {
+        Member {
+            key,
+            raw,
+            value: OnceCell::new(),
+        }
+    }
+}
 
 /// One element of a record list, split into members in the same pass that reads the list
 /// (a `{"Records":[…]}` file is scanned once). Elements that are not objects are kept as
 /// their type name, to be reported.
 #[derive(Debug)]
-pub enum Slot<'a> {
+pub(crate) enum Slot<'a> {
+    /// An object (the scanner builds `userIdentity`, which every record has read, while
+    /// splitting: its text is not scanned twice).
     Object(Members<'a>),
     NotObject(&'static str),
-    /// An object whose member `at` was built while splitting (`userIdentity`, which every
-    /// record has read: its text is not scanned twice).
-    Prebuilt {
-        members: Members<'a>,
-        at: usize,
-        value: Value<'a>,
-    },
 }
 
 impl Slot<'_> {
     /// The element as JSON text again (rare paths only).
     pub fn to_json_text(&self) -> String {
         match self {
-            Slot::Object(m) | Slot::Prebuilt { members: m, .. } => {
+            Slot::Object(m) => {
                 let map: serde_json::Map<String, serde_json::Value> = m
                     .iter()
-                    .map(|(k, v)| {
+                    .map(|m| {
                         (
-                            k.to_string(),
-                            serde_json::from_str(v).unwrap_or(serde_json::Value::Null),
+                            m.key.to_string(),
+                            serde_json::from_str(m.raw).unwrap_or(serde_json::Value::Null),
                         )
                     })
                     .collect();
@@ -224,7 +237,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Slot<'a> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(32));
                 while let Some(value::BorrowedStr(k)) = map.next_key()? {
                     let v: &'a RawValue = map.next_value()?;
-                    members.push((k, v.get()));
+                    members.push(Member::new(k, v.get()));
                 }
                 Ok(Slot::Object(members))
             }
@@ -270,26 +283,17 @@ impl<'a> Event<'a> {
     }
 
     /// An event from an element already split (by [`Slot`]'s deserializer or the scanner).
-    pub fn from_slot(slot: Slot<'a>) -> Result<Self, RecordError> {
+    pub(crate) fn from_slot(slot: Slot<'a>) -> Result<Self, RecordError> {
         match slot {
             Slot::Object(members) => Ok(Self::from_members(members)),
-            Slot::Prebuilt { members, at, value } => {
-                let ev = Self::from_members(members);
-                if let Some(cell) = ev.parsed.get(at) {
-                    let _ = cell.set(value);
-                }
-                Ok(ev)
-            }
             Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
         }
     }
 
     fn from_members(members: Members<'a>) -> Self {
-        let parsed = (0..members.len()).map(|_| OnceCell::new()).collect();
         Event {
             known: known_positions(&members),
             members,
-            parsed,
             root: OnceCell::new(),
         }
     }
@@ -316,12 +320,13 @@ impl<'a> Event<'a> {
     /// [`Event::position`] of a key that is not known (or in a huge record): a scan.
     #[inline(never)]
     fn scan_for(&self, key: &str) -> Option<usize> {
-        self.members.iter().position(|(k, _)| k == key)
+        self.members.iter().position(|m| m.key == key)
     }
 
     fn member(&self, i: usize) -> &Value<'a> {
-        self.parsed[i].get_or_init(|| {
-            let raw: &'a str = self.members[i].1;
+        let m = &self.members[i];
+        m.value.get_or_init(|| {
+            let raw: &'a str = m.raw;
             // The text was validated as JSON when the record was split; it parses (by the
             // scanner, or by serde_json when it has `\u` escapes).
             split::value(raw).unwrap_or_else(|| serde_json::from_str(raw).unwrap_or(Value::Null))
@@ -336,8 +341,8 @@ impl<'a> Event<'a> {
     /// Top-level member `i`: its key, whether the key was written without escapes, and its
     /// value's JSON text as the record wrote it (not parsed).
     pub fn raw_member(&self, i: usize) -> Option<(&str, bool, &'a str)> {
-        let (k, raw) = self.members.get(i)?;
-        Some((k.as_ref(), matches!(k, Cow::Borrowed(_)), *raw))
+        let m = self.members.get(i)?;
+        Some((m.key.as_ref(), matches!(m.key, Cow::Borrowed(_)), m.raw))
     }
 
     /// Top-level member `i`, parsed (on first use).
@@ -348,7 +353,7 @@ impl<'a> Event<'a> {
     /// Every top-level member (parsing those not yet parsed), in document order.
     pub fn members(&self) -> Vec<(&str, &Value<'a>)> {
         (0..self.members.len())
-            .map(|i| (self.members[i].0.as_ref(), self.member(i)))
+            .map(|i| (self.members[i].key.as_ref(), self.member(i)))
             .collect()
     }
 
@@ -357,7 +362,7 @@ impl<'a> Event<'a> {
         self.root.get_or_init(|| {
             Value::Object(
                 (0..self.members.len())
-                    .map(|i| (self.members[i].0.clone(), self.member(i).clone()))
+                    .map(|i| (self.members[i].key.clone(), self.member(i).clone()))
                     .collect(),
             )
         })
@@ -512,7 +517,7 @@ mod tests {
         {
             assert_eq!(
                 ev.position(key),
-                ev.members.iter().position(|(k, _)| k == key),
+                ev.members.iter().position(|m| m.key == key),
                 "{key}"
             );
         }

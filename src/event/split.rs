@@ -8,7 +8,7 @@
 //! then gives the same records or the same error as before. What it accepts is valid JSON:
 //! the members it returns parse.
 
-use super::{Slot, Value};
+use super::{Member, Members, Slot, Value};
 use std::borrow::Cow;
 
 /// serde_json's default recursion limit: deeper documents are its error to report.
@@ -161,14 +161,16 @@ impl<'a> Scan<'a> {
             }
         }
         self.eat(b'}')?;
-        let members = scratch
+        let mut members: Members<'a> = scratch
             .iter()
-            .map(|&(k, v)| (Cow::Borrowed(k), v))
+            .map(|&(k, v)| Member::new(Cow::Borrowed(k), v))
             .collect();
-        Some(match built {
-            Some((at, value)) => Slot::Prebuilt { members, at, value },
-            None => Slot::Object(members),
-        })
+        if let Some((at, value)) = built
+            && let Some(m) = members.get_mut(at)
+        {
+            m.value = value.into();
+        }
+        Some(Slot::Object(members))
     }
 
     /// A string at the cursor: its text between the quotes and whether it has escapes.
@@ -532,9 +534,9 @@ mod tests {
 
     fn flat(s: &Slot<'_>) -> Vec<(String, String)> {
         match s {
-            Slot::Object(m) | Slot::Prebuilt { members: m, .. } => m
+            Slot::Object(m) => m
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|m| (m.key.to_string(), m.raw.to_string()))
                 .collect(),
             Slot::NotObject(t) => vec![("not".into(), t.to_string())],
         }
@@ -558,9 +560,9 @@ mod tests {
             );
             // Every member's text parses.
             for slot in &fast {
-                if let Slot::Object(m) | Slot::Prebuilt { members: m, .. } = slot {
-                    for (_, v) in m {
-                        serde_json::from_str::<serde_json::Value>(v).unwrap();
+                if let Slot::Object(m) = slot {
+                    for m in m {
+                        serde_json::from_str::<serde_json::Value>(m.raw).unwrap();
                     }
                 }
             }
@@ -665,7 +667,9 @@ y"}]}"#,
         let record = r#"{"eventName":"X","userIdentity":{"type":"AssumedRole","arn":"a\"b","sessionContext":{"attributes":{"n":3}}},"z":1}"#;
         let text = format!(r#"{{"Records":[{record}]}}"#);
         let mut slots = records(&text).unwrap();
-        assert!(matches!(slots[0], Slot::Prebuilt { at: 1, .. }));
+        assert!(
+            matches!(&slots[0], Slot::Object(m) if m[1].value.get().is_some() && m[0].value.get().is_none())
+        );
         let fast = super::super::Event::from_slot(slots.remove(0)).unwrap();
         let parsed = super::super::Event::parse(record).unwrap();
         assert_eq!(fast.get("userIdentity"), parsed.get("userIdentity"));
