@@ -10,6 +10,7 @@
 
 use super::{Member, Members, Slot, Value};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 /// serde_json's default recursion limit: deeper documents are its error to report.
 const MAX_DEPTH: usize = 128;
@@ -34,7 +35,7 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     s.eat(b'[')?;
     s.ws();
     let mut out = Vec::new();
-    let mut scratch: Vec<(&str, &str)> = Vec::with_capacity(32);
+    let mut scratch: Vec<Scratch<'_>> = Vec::with_capacity(32);
     if !s.peek(b']') {
         loop {
             s.ws();
@@ -95,6 +96,10 @@ pub(crate) fn record(text: &str) -> Option<Slot<'_>> {
     (s.i == s.b.len()).then_some(slot)
 }
 
+/// A member while its record is scanned: key, value text, and the text of a string value
+/// without escapes (its value, ready).
+type Scratch<'a> = (&'a str, &'a str, Option<&'a str>);
+
 struct Scan<'a> {
     text: &'a str,
     b: &'a [u8],
@@ -123,7 +128,7 @@ impl<'a> Scan<'a> {
 
     /// One record: an object's members, keys without escapes, values as their text;
     /// `userIdentity` (read for every record) built on the way.
-    fn record(&mut self, scratch: &mut Vec<(&'a str, &'a str)>) -> Option<Slot<'a>> {
+    fn record(&mut self, scratch: &mut Vec<Scratch<'a>>) -> Option<Slot<'a>> {
         self.eat(b'{')?;
         self.ws();
         scratch.clear();
@@ -139,6 +144,7 @@ impl<'a> Scan<'a> {
                 self.eat(b':')?;
                 self.ws();
                 let start = self.i;
+                let mut plain = None;
                 if key == "userIdentity" && built.is_none() && self.peek(b'{') {
                     match self.build(1) {
                         Some(v) => built = Some((scratch.len(), v)),
@@ -148,10 +154,14 @@ impl<'a> Scan<'a> {
                             self.value(1)?;
                         }
                     }
+                } else if self.peek(b'"') {
+                    // A string (most members): its value is its text when it has no escape.
+                    let (text, escaped) = self.string()?;
+                    plain = (!escaped).then_some(text);
                 } else {
                     self.value(1)?;
                 }
-                scratch.push((key, self.text.get(start..self.i)?));
+                scratch.push((key, self.text.get(start..self.i)?, plain));
                 self.ws();
                 if self.peek(b',') {
                     self.i += 1;
@@ -163,7 +173,14 @@ impl<'a> Scan<'a> {
         self.eat(b'}')?;
         let mut members: Members<'a> = scratch
             .iter()
-            .map(|&(k, v)| Member::new(Cow::Borrowed(k), v))
+            .map(|&(key, raw, plain)| Member {
+                key: Cow::Borrowed(key),
+                raw,
+                value: match plain {
+                    Some(text) => Value::String(Cow::Borrowed(text)).into(),
+                    None => OnceCell::new(),
+                },
+            })
             .collect();
         if let Some((at, value)) = built
             && let Some(m) = members.get_mut(at)
@@ -550,6 +567,7 @@ mod tests {
             r#" { "Records" : [ { "a" : 1 , "b" : [ true , false , null ] } , {"c":{"d":"e\"\\\/\n"}} ] } "#,
             r#"{"Records":[{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}},"n":-1.5e-3,"z":0,"big":123456789012345678901234,"empty":"","arr":[]}]}"#,
             r#"{"Records":[{"a":"é漢字"}]}"#,
+            r#"{"Records":[{"plain":"x","escaped":"a\"b\\c\/d","n":1,"t":true}]}"#,
         ];
         for text in texts {
             let fast = records(text).unwrap_or_else(|| panic!("fast path refused {text}"));
@@ -558,12 +576,17 @@ mod tests {
                 by_serde(text),
                 "{text}"
             );
-            // Every member's text parses.
-            for slot in &fast {
-                if let Slot::Object(m) = slot {
-                    for m in m {
-                        serde_json::from_str::<serde_json::Value>(m.raw).unwrap();
-                    }
+            // Every member's text parses, to the value the event gives (some built while
+            // splitting, the others on demand).
+            for slot in fast {
+                let ev = super::super::Event::from_slot(slot).unwrap();
+                for (i, m) in ev.members.iter().enumerate() {
+                    let theirs: serde_json::Value = serde_json::from_str(m.raw).unwrap();
+                    assert_eq!(
+                        ev.member_value(i).map(|v| v.to_json()),
+                        Some(theirs),
+                        "{text}"
+                    );
                 }
             }
         }
@@ -667,9 +690,9 @@ y"}]}"#,
         let record = r#"{"eventName":"X","userIdentity":{"type":"AssumedRole","arn":"a\"b","sessionContext":{"attributes":{"n":3}}},"z":1}"#;
         let text = format!(r#"{{"Records":[{record}]}}"#);
         let mut slots = records(&text).unwrap();
-        assert!(
-            matches!(&slots[0], Slot::Object(m) if m[1].value.get().is_some() && m[0].value.get().is_none())
-        );
+        // userIdentity and the plain string are built while splitting, the number later.
+        assert!(matches!(&slots[0], Slot::Object(m)
+            if m[0].value.get().is_some() && m[1].value.get().is_some() && m[2].value.get().is_none()));
         let fast = super::super::Event::from_slot(slots.remove(0)).unwrap();
         let parsed = super::super::Event::parse(record).unwrap();
         assert_eq!(fast.get("userIdentity"), parsed.get("userIdentity"));
