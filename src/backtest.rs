@@ -399,8 +399,11 @@ fn process_bytes(
         });
     }
     let mut evaluator = Evaluator::new(rules, exceptions, &opts.engine);
-    r.items
-        .reserve_exact(decoded.records.len() + decoded.split.len());
+    if opts.since.is_none() && opts.until.is_none() {
+        // Every record is kept (a time window may drop most of them: then grown as needed).
+        r.items
+            .reserve_exact(decoded.records.len() + decoded.split.len());
+    }
     let texts = decoded
         .records
         .iter()
@@ -670,7 +673,13 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
         let mut run = Run {
             file,
             producer,
-            items: std::collections::VecDeque::with_capacity(items.len()),
+            // Sized for what waits (records with an output and a time), not every record.
+            items: std::collections::VecDeque::with_capacity(
+                items
+                    .iter()
+                    .filter(|i| i.time.is_some() && !i.output.is_empty())
+                    .count(),
+            ),
         };
         for (rec, item) in items.into_iter().enumerate() {
             let Item { time, key, output } = item;

@@ -32,7 +32,7 @@ pub(crate) fn bounded(v: &str) -> &str {
     &v[..end]
 }
 
-/// The series' id in the buffer: FNV-1a of the metric and the key. Two series sharing an id
+/// The series' id in the buffer: the key hashed (foldhash, seeded by the metric). Two series sharing an id
 /// (about one chance in 10^12 with a million series) would share their Start attributions.
 pub(crate) fn series_id(metric: Metric, key: &str) -> u64 {
     use std::hash::BuildHasher;
