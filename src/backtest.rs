@@ -480,10 +480,13 @@ fn in_time_order(items: Vec<Item>) -> Vec<Item> {
         .collect();
     order.sort_unstable();
     let mut slots: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-    order
-        .iter()
-        .filter_map(|&(_, at)| slots.get_mut(at as usize).and_then(Option::take))
-        .collect()
+    let mut sorted = Vec::with_capacity(order.len());
+    sorted.extend(
+        order
+            .iter()
+            .filter_map(|&(_, at)| slots.get_mut(at as usize).and_then(Option::take)),
+    );
+    sorted
 }
 
 /// Ids of the findings reported, to report a record delivered twice only once. Bounded by

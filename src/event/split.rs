@@ -34,7 +34,8 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     s.ws();
     s.eat(b'[')?;
     s.ws();
-    let mut out = Vec::new();
+    // Room for records of 1 KiB (CloudTrail's are 1–3 KiB): the list rarely grows.
+    let mut out = Vec::with_capacity(text.len() / 1024 + 1);
     let mut scratch: Vec<Scratch<'_>> = Vec::with_capacity(32);
     if !s.peek(b']') {
         loop {
