@@ -57,6 +57,7 @@ impl Finding {
 }
 
 /// `,"name":`
+#[inline]
 fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());

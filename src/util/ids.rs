@@ -45,10 +45,12 @@ impl StableId {
     /// The id: 32 lower-case hex digits.
     pub fn finish(self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        (0..32)
-            .rev()
-            .map(|digit| char::from(HEX[((self.0 >> (4 * digit)) & 0xf) as usize]))
-            .collect()
+        let mut text = [0u8; 32];
+        for (i, b) in text.iter_mut().enumerate() {
+            *b = HEX[((self.0 >> (4 * (31 - i))) & 0xf) as usize];
+        }
+        // Hex digits: ASCII.
+        String::from_utf8_lossy(&text).into_owned()
     }
 }
 
