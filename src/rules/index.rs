@@ -16,7 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 /// The index's maps: looked up two or three times per event with short lower-case keys, so a
 /// fast fixed-seed hasher (SipHash was 2 % of a backtest; the keys come from rule files).
-type Map<V> = HashMap<Box<str>, V, foldhash::fast::FixedState>;
+/// Keyed by the lower-cased text's bytes (looked up without re-checking it as UTF-8).
+type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::FixedState>;
 
 const EVENT_NAME: &str = "eventName";
 const EVENT_SOURCE: &str = "eventSource";
@@ -177,19 +178,24 @@ pub struct CandidateIndex {
     guards: Vec<FieldGuard>,
 }
 
-/// Lower-cases ASCII `s` on the stack and calls `f`; other text goes through the heap.
-fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+/// Lower-cases ASCII `s` on the stack and calls `f` with its bytes; other text goes through
+/// the heap (`str::to_lowercase`, as the keys were made).
+fn with_lower<R>(s: &str, f: impl FnOnce(&[u8]) -> R) -> R {
     const N: usize = 128;
     if s.is_ascii() && s.len() <= N {
         let mut buf = [0u8; N];
         let b = &mut buf[..s.len()];
         b.copy_from_slice(s.as_bytes());
         b.make_ascii_lowercase();
-        // ASCII stays ASCII: valid UTF-8.
-        f(std::str::from_utf8(b).unwrap_or(""))
+        f(b)
     } else {
-        f(&s.to_lowercase())
+        f(s.to_lowercase().as_bytes())
     }
+}
+
+/// A map key from a lower-cased text.
+fn key_of(text: &str) -> Box<[u8]> {
+    text.as_bytes().into()
 }
 
 impl CandidateIndex {
@@ -200,20 +206,20 @@ impl CandidateIndex {
             match key_for(r) {
                 IndexKey::Names(names) => {
                     for n in names {
-                        idx.by_name.entry(n.into()).or_default().push(i);
+                        idx.by_name.entry(key_of(&n)).or_default().push(i);
                     }
                     idx.keyed.push(i);
                 }
                 IndexKey::Sources(sources) => {
                     for s in sources {
-                        idx.by_source.entry(s.into()).or_default().push(i);
+                        idx.by_source.entry(key_of(&s)).or_default().push(i);
                     }
                     idx.keyed.push(i);
                 }
                 IndexKey::FieldValues(field, values) => {
                     let g = idx.guard(&field);
                     for v in values {
-                        g.by_value.entry(v.into()).or_default().push(i);
+                        g.by_value.entry(key_of(&v)).or_default().push(i);
                     }
                     g.valued.push(i);
                 }
