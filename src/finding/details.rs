@@ -271,21 +271,31 @@ impl Details {
     }
 }
 
+impl Details {
+    /// A match's keys and values in sorted key order (absent ones `None`, left out of the
+    /// JSON); `None` for other kinds. One list for both ways a match is written.
+    pub(crate) fn match_entries(&self) -> Option<[(&'static str, Option<&str>); 5]> {
+        let Body::Match(m) = &self.body else {
+            return None;
+        };
+        Some([
+            ("event_type", m.event_type.as_deref()),
+            ("identity_account", m.identity_account.as_deref()),
+            ("origin", self.origin.as_deref()),
+            ("rule_file", Some(m.rule_file.as_str())),
+            ("time_field", self.time_field.as_deref()),
+        ])
+    }
+}
+
 /// Keys in sorted order whatever serde_json's map keeps (its `preserve_order` feature may be
 /// on in a build that links a crate enabling it).
 impl Serialize for Details {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // A match (most findings): its keys written in sorted order directly, without a JSON
         // tree in between.
-        if let Body::Match(m) = &self.body {
+        if let Some(entries) = self.match_entries() {
             use serde::ser::SerializeMap;
-            let entries = [
-                ("event_type", m.event_type.as_deref()),
-                ("identity_account", m.identity_account.as_deref()),
-                ("origin", self.origin.as_deref()),
-                ("rule_file", Some(m.rule_file.as_str())),
-                ("time_field", self.time_field.as_deref()),
-            ];
             let mut map = s.serialize_map(None)?;
             for (k, v) in entries {
                 if let Some(v) = v {

@@ -3,7 +3,7 @@
 //! and without serde's machinery for the fields every finding has. The form every finding of a
 //! backtest is written in.
 
-use super::details::{Body, Details};
+use super::details::Details;
 use super::{Finding, RuleRef};
 use crate::event::first_json_special;
 
@@ -118,16 +118,9 @@ fn rule(out: &mut Vec<u8>, r: &RuleRef) -> Written {
 /// A match's details (most findings) with its keys in sorted order, absent ones left out,
 /// as `Details`' serialisation writes them; any other kind through that serialisation.
 fn details(out: &mut Vec<u8>, d: &Details) -> Written {
-    let Body::Match(m) = &d.body else {
+    let Some(entries) = d.match_entries() else {
         return serde_json::to_writer(&mut *out, d);
     };
-    let entries = [
-        ("event_type", m.event_type.as_deref()),
-        ("identity_account", m.identity_account.as_deref()),
-        ("origin", d.origin.as_deref()),
-        ("rule_file", Some(m.rule_file.as_str())),
-        ("time_field", d.time_field.as_deref()),
-    ];
     out.push(b'{');
     let mut first = true;
     for (name, value) in entries {
@@ -149,7 +142,7 @@ fn details(out: &mut Vec<u8>, d: &Details) -> Written {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::MatchDetails;
+    use crate::finding::{Body, MatchDetails};
     use crate::rules::Level;
 
     /// Strings that need escaping, and some that do not, in every field.
