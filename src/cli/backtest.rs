@@ -10,6 +10,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 use trailwatch::backtest::{self, BacktestSummary, Emitted};
 use trailwatch::finding::Finding;
+
+/// JSON lines are written in batches of about this many bytes: each finding's line is made
+/// straight in the batch (no second copy into the writer's small buffer) and a backtest with
+/// many findings makes few system calls.
+const GATHERED_LINES: usize = 128 * 1024;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
 use trailwatch::source::files::{DeliveryRange, Selection, discover_in};
@@ -576,7 +581,9 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     let mut kept: Vec<Finding> = Vec::new();
     let mut worst: Option<Level> = None;
     let mut write_err: Option<std::io::Error> = None;
-    let mut line: Vec<u8> = Vec::new();
+    // JSON lines waiting to be written (see `GATHERED_LINES`), unless a person is watching.
+    let gather = via_bar.is_none() && (args.output.is_some() || !std::io::stdout().is_terminal());
+    let mut line: Vec<u8> = Vec::with_capacity(if gather { GATHERED_LINES * 2 } else { 0 });
     let summary = backtest::run(
         &discovery,
         &rules,
@@ -593,12 +600,16 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                     worst = worst.max(Some(f.rule.level));
                     match format {
                         FindingFormat::Text => trailwatch::sink::text::finding_line(&mut out, f),
-                        // Each line built whole, then written once.
+                        // Lines are gathered into large writes (written once, not copied
+                        // again into a small buffer); one at a time to a terminal.
                         FindingFormat::Jsonl => {
-                            line.clear();
                             f.write_json(&mut line).map_err(std::io::Error::other)?;
                             line.push(b'\n');
-                            out.write_all(&line)
+                            if !gather || line.len() >= GATHERED_LINES {
+                                out.write_all(&line)?;
+                                line.clear();
+                            }
+                            Ok(())
                         }
                         FindingFormat::Json => {
                             kept.push(f.clone());
@@ -629,6 +640,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
     );
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if write_err.is_none()
+        && let Err(e) = out.write_all(&line)
+    {
+        write_err = Some(e);
     }
     if let Some(e) = write_err {
         return Err(e).context("cannot write findings");
