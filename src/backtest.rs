@@ -625,21 +625,46 @@ struct Run {
     /// The worker thread that made them.
     producer: usize,
     items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
+    /// The key of the first item, kept here: the heap compares runs at every release, and
+    /// reading it from the items would touch every run's buffer on the way.
+    head: Key,
 }
 
 impl Run {
-    fn head(&self) -> Key {
+    fn new(
+        file: u32,
+        producer: usize,
+        items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
+    ) -> Run {
+        let mut run = Run {
+            file,
+            producer,
+            items,
+            head: (Millis::MAX, file, u32::MAX),
+        };
+        run.head = run.first_key();
+        run
+    }
+
+    fn first_key(&self) -> Key {
         self.items
             .front()
             .map_or((Millis::MAX, self.file, u32::MAX), |(t, rec, _)| {
                 (*t, self.file, *rec)
             })
     }
+
+    /// Takes the first item (the head moves to the next).
+    fn pop(&mut self) -> Option<(Millis, u32, Evaluated)> {
+        let first = self.items.pop_front();
+        self.head = self.first_key();
+        first
+    }
 }
 
 impl PartialEq for Run {
     fn eq(&self, other: &Self) -> bool {
-        self.head() == other.head()
+        self.head == other.head
     }
 }
 impl Eq for Run {}
@@ -650,7 +675,7 @@ impl PartialOrd for Run {
 }
 impl Ord for Run {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.head().cmp(&other.head())
+        self.head.cmp(&other.head)
     }
 }
 
@@ -673,17 +698,13 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
     /// without a time (nothing to order it by).
     fn push_file(&mut self, file: u32, producer: usize, items: Vec<Item>) {
         let watermark = self.watermark();
-        let mut run = Run {
-            file,
-            producer,
-            // Sized for what waits (records with an output and a time), not every record.
-            items: std::collections::VecDeque::with_capacity(
-                items
-                    .iter()
-                    .filter(|i| i.time.is_some() && !i.output.is_empty())
-                    .count(),
-            ),
-        };
+        // Sized for what waits (records with an output and a time), not every record.
+        let mut waiting = std::collections::VecDeque::with_capacity(
+            items
+                .iter()
+                .filter(|i| i.time.is_some() && !i.output.is_empty())
+                .count(),
+        );
         for (rec, item) in items.into_iter().enumerate() {
             let Item { time, key, output } = item;
             if let Some(k) = key
@@ -703,26 +724,23 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
                 (self.emit)(Some(t), output, producer);
             } else if !output.is_empty() {
                 // `rec` is the position after sorting by time: it breaks ties in a fixed way.
-                run.items.push_back((t, rec as u32, output));
+                waiting.push_back((t, rec as u32, output));
             }
             self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         }
-        if !run.items.is_empty() {
-            self.runs.push(Reverse(run));
+        if !waiting.is_empty() {
+            self.runs.push(Reverse(Run::new(file, producer, waiting)));
         }
     }
 
     /// Releases, in order, everything at or before `up_to` (everything when `None`).
     fn release(&mut self, up_to: Option<Millis>) {
         while let Some(mut top) = self.runs.peek_mut() {
-            let Some((t, _, _)) = top.0.items.front() else {
-                std::collections::binary_heap::PeekMut::pop(top);
-                continue;
-            };
-            if up_to.is_some_and(|u| *t > u) {
+            if up_to.is_some_and(|u| top.0.head.0 > u) {
                 break;
             }
-            let Some((t, _, output)) = top.0.items.pop_front() else {
+            let Some((t, _, output)) = top.0.pop() else {
+                std::collections::binary_heap::PeekMut::pop(top);
                 continue;
             };
             let producer = top.0.producer;
