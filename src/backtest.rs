@@ -72,6 +72,9 @@ pub struct Issue {
     pub message: String,
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Per-rule tally.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RuleTally {
@@ -80,8 +83,6 @@ pub struct RuleTally {
     pub findings: u64,
     /// Distinct principals behind the findings.
     pub principals: usize,
-    #[serde(skip)]
-    principal_set: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -827,37 +828,47 @@ pub fn run(
         0 | 1 => None,
         n => rayon::ThreadPoolBuilder::new().num_threads(n).build().ok(),
     };
-    let mut principals: HashMap<String, u64> = HashMap::new();
-    let mut tallies: BTreeMap<String, RuleTally> = BTreeMap::new();
+    // Findings per principal, and each principal's number (its order of first finding).
+    let mut principals: FastMap<String, (u64, u32)> = FastMap::default();
+    // Per rule: its tally and the numbers of the principals behind its findings.
+    let mut tallies: FastMap<String, (RuleTally, FastSet<u32>)> = FastMap::default();
     let mut seen_ids: SeenIds<u128> = SeenIds::new(opts.reorder_window.max(0).saturating_mul(2));
     let mut duplicates = 0u64;
-    // Per finding on the in-order stage: no allocation once a rule and a principal are known.
+    // Per finding on the in-order stage: one lookup of the principal and one of the rule
+    // (hashed, no ordered search comparing long ARNs), no allocation once both are known.
     let mut count = |f: &Finding| -> bool {
         // CloudTrail occasionally delivers a record twice; its finding is reported once.
         if !seen_ids.insert(&finding_key(&f.id), f.time_ms) {
             duplicates += 1;
             return false;
         }
-        if !tallies.contains_key(&f.rule.id) {
-            let fresh = RuleTally {
-                title: f.rule.title.clone(),
-                level: f.rule.level.to_string(),
-                ..RuleTally::default()
-            };
-            tallies.insert(f.rule.id.clone(), fresh);
-        }
-        if let Some(t) = tallies.get_mut(&f.rule.id) {
-            t.findings += 1;
-            if !t.principal_set.contains(&f.principal) {
-                t.principal_set.insert(f.principal.clone());
-                t.principals = t.principal_set.len();
+        let who = match principals.get_mut(&f.principal) {
+            Some((n, who)) => {
+                *n += 1;
+                *who
             }
-        }
-        match principals.get_mut(&f.principal) {
-            Some(n) => *n += 1,
             None => {
-                principals.insert(f.principal.clone(), 1);
+                let who = u32::try_from(principals.len()).unwrap_or(u32::MAX);
+                principals.insert(f.principal.clone(), (1, who));
+                who
             }
+        };
+        let (tally, seen) = match tallies.get_mut(&f.rule.id) {
+            Some(t) => t,
+            None => {
+                let fresh = RuleTally {
+                    title: f.rule.title.clone(),
+                    level: f.rule.level.to_string(),
+                    ..RuleTally::default()
+                };
+                tallies
+                    .entry(f.rule.id.clone())
+                    .or_insert((fresh, FastSet::default()))
+            }
+        };
+        tally.findings += 1;
+        if seen.insert(who) {
+            tally.principals = seen.len();
         }
         true
     };
@@ -1047,9 +1058,9 @@ pub fn run(
         }
     }
     s.duplicate_findings = duplicates;
-    s.findings = tallies.values().map(|t| t.findings).sum();
-    s.by_rule = tallies;
-    let mut top: Vec<(String, u64)> = principals.into_iter().collect();
+    s.by_rule = tallies.into_iter().map(|(id, (t, _))| (id, t)).collect();
+    s.findings = s.by_rule.values().map(|t| t.findings).sum();
+    let mut top: Vec<(String, u64)> = principals.into_iter().map(|(p, (n, _))| (p, n)).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(10);
     s.top_principals = top;
