@@ -231,6 +231,8 @@ pub struct Baselines {
     /// Recent counted observations of every series, for the attributions of a Start.
     recent: Recent,
     pub stats: BaselineStats,
+    /// The `api_volume` key of the observation being taken (reused, not allocated each time).
+    api_key: String,
 }
 
 fn minute_of(t: Millis) -> i64 {
@@ -253,6 +255,7 @@ impl Baselines {
             last_sweep: i64::MIN,
             recent: Recent::new(recent::RECENT_CAP),
             stats: BaselineStats::default(),
+            api_key: String::new(),
         }
     }
 
@@ -376,15 +379,21 @@ impl Baselines {
     }
 
     /// Makes room for one more series: at the cap, the idlest 1% (at least one) go.
-    fn make_room(&mut self) {
-        if self.len() < self.cfg.max_series {
+    /// Room for one more series: at the `max_series` cap, the idlest 1 % (not in an anomaly)
+    /// go.
+    fn make_room(
+        series: &mut [SeriesMap<Series>; 3],
+        cfg: &BaselineConfig,
+        stats: &mut BaselineStats,
+    ) {
+        if series.iter().map(SeriesMap::len).sum::<usize>() < cfg.max_series {
             return;
         }
-        let n = (self.cfg.max_series / 100).max(1);
+        let n = (cfg.max_series / 100).max(1);
         let mut idle: Vec<(i64, Metric, Box<str>)> = METRICS
             .iter()
             .flat_map(|m| {
-                self.series[*m as usize]
+                series[*m as usize]
                     .iter()
                     .filter(|(_, s)| s.active.is_none())
                     .map(|(k, s)| (s.last_minute, *m, k.clone()))
@@ -392,9 +401,36 @@ impl Baselines {
             .collect();
         idle.sort();
         for (_, m, k) in idle.into_iter().take(n) {
-            self.series[m as usize].remove(&k);
-            self.stats.evicted_series += 1;
+            series[m as usize].remove(&k);
+            stats.evicted_series += 1;
         }
+    }
+
+    /// A series seen for the first time (its principal's first, for the first metric).
+    fn new_series<'s>(
+        series: &'s mut [SeriesMap<Series>; 3],
+        cfg: &BaselineConfig,
+        stats: &mut BaselineStats,
+        metric: Metric,
+        key: &str,
+        minute: i64,
+    ) -> &'s mut Series {
+        Self::make_room(series, cfg, stats);
+        let first_of_principal = match metric {
+            Metric::WriteVolume => true,
+            Metric::ErrorRate => !cfg.write_volume,
+            Metric::ApiVolume => false,
+        };
+        if first_of_principal {
+            stats.new_principals += 1;
+            if stats.new_principal_samples.len() < NEW_PRINCIPAL_SAMPLES {
+                stats.new_principal_samples.push(key.to_string());
+            }
+        }
+        let weekly = cfg.day_of_week && metric != Metric::ErrorRate;
+        series[metric as usize]
+            .entry(key.into())
+            .or_insert_with(|| Series::new(minute, weekly))
     }
 
     /// Takes one observation (in event-time order), appending any findings to `out`.
@@ -411,14 +447,25 @@ impl Baselines {
             self.observe_in(Metric::ErrorRate, obs.key(), obs, counts, out);
         }
         if obs.api_write {
-            let key = format!(
-                "{}|{}|{}:{}",
-                obs.get(Field::Account).unwrap_or("-"),
-                obs.get(Field::Region).unwrap_or("-"),
-                obs.get(Field::EventSource).unwrap_or("-"),
-                obs.get(Field::EventName).unwrap_or("-"),
-            );
+            // `account|region|source:name`, in a buffer kept between observations.
+            let mut key = std::mem::take(&mut self.api_key);
+            key.clear();
+            for (i, f) in [
+                Field::Account,
+                Field::Region,
+                Field::EventSource,
+                Field::EventName,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    key.push(if i == 3 { ':' } else { '|' });
+                }
+                key.push_str(obs.get(f).unwrap_or("-"));
+            }
             self.observe_in(Metric::ApiVolume, &key, obs, true, out);
+            self.api_key = key;
         }
     }
 
@@ -431,25 +478,11 @@ impl Baselines {
         out: &mut Vec<Finding>,
     ) {
         let minute = minute_of(obs.time);
-        if !self.series[metric as usize].contains_key(key) {
-            self.make_room();
-            let first_of_principal = match metric {
-                Metric::WriteVolume => true,
-                Metric::ErrorRate => !self.cfg.write_volume,
-                Metric::ApiVolume => false,
-            };
-            if first_of_principal {
-                self.stats.new_principals += 1;
-                if self.stats.new_principal_samples.len() < NEW_PRINCIPAL_SAMPLES {
-                    self.stats.new_principal_samples.push(key.to_string());
-                }
-            }
-            let weekly = self.cfg.day_of_week && metric != Metric::ErrorRate;
-            self.series[metric as usize].insert(key.into(), Series::new(minute, weekly));
-        }
         let cfg = &self.cfg;
-        let Some(s) = self.series[metric as usize].get_mut(key) else {
-            return;
+        // One lookup for a known series.
+        let s = match self.series[metric as usize].get_mut(key) {
+            Some(s) => s,
+            None => Self::new_series(&mut self.series, cfg, &mut self.stats, metric, key, minute),
         };
         s.roll(minute, cfg.history_days);
         if !counts {
