@@ -224,10 +224,27 @@ struct Item {
 fn record_key(ev: &Event<'_>) -> Option<u128> {
     use std::hash::BuildHasher;
     let id = ev.event_id()?;
+    let parts = [Some(id), ev.event_time(), ev.event_name()];
     // Two independently seeded 64-bit hashes (foldhash's quality variant, fixed seeds: the same
-    // key in every worker); SipHash was 2 % of a backtest.
-    let key = (id, ev.event_time(), ev.event_name());
-    let half = |seed: u64| foldhash::quality::FixedState::with_seed(seed).hash_one(key);
+    // key in every worker; SipHash was 2 % of a backtest) of the parts written once, each with
+    // its length (or absence) before it, into one buffer: one pass over the bytes per hash,
+    // not one per part.
+    let mut buf = [0u8; 256];
+    let mut n = 0;
+    for part in parts {
+        let bytes = part.map_or(&[][..], str::as_bytes);
+        let Some(dst) = buf.get_mut(n..n + 8 + bytes.len()) else {
+            // Ids this long are not CloudTrail's: hashed part by part.
+            let half = |seed: u64| foldhash::quality::FixedState::with_seed(seed).hash_one(parts);
+            return Some((u128::from(half(1)) << 64) | u128::from(half(2)));
+        };
+        let tag = part.map_or(u64::MAX, |p| p.len() as u64);
+        dst[..8].copy_from_slice(&tag.to_le_bytes());
+        dst[8..8 + bytes.len()].copy_from_slice(bytes);
+        n += 8 + bytes.len();
+    }
+    let bytes = &buf[..n];
+    let half = |seed: u64| foldhash::quality::FixedState::with_seed(seed).hash_one(bytes);
     Some((u128::from(half(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(half(0xc2b2_ae3d_27d4_eb4f)))
 }
 
