@@ -194,6 +194,16 @@ impl<'a> Scan<'a> {
     /// A string at the cursor: its text between the quotes and whether it has escapes.
     #[inline(always)]
     fn string(&mut self) -> Option<(&'a str, bool)> {
+        let (start, escaped) = self.skip_string()?;
+        // The quotes around it are ASCII: its ends are character boundaries.
+        let text = self.text.get(start..self.i - 1)?;
+        Some((text, escaped))
+    }
+
+    /// A string at the cursor, checked and passed: where its text starts and whether it has
+    /// escapes (the cursor is after the closing quote).
+    #[inline(always)]
+    fn skip_string(&mut self) -> Option<(usize, bool)> {
         self.eat(b'"')?;
         let start = self.i;
         let mut escaped = false;
@@ -203,9 +213,8 @@ impl<'a> Scan<'a> {
             self.i = special_from(self.b, self.i);
             match *self.b.get(self.i)? {
                 b'"' => {
-                    let text = self.text.get(start..self.i)?;
                     self.i += 1;
-                    return Some((text, escaped));
+                    return Some((start, escaped));
                 }
                 b'\\' => {}
                 _ => return None,
@@ -224,7 +233,7 @@ impl<'a> Scan<'a> {
     /// Any value at the cursor, checked; `depth` counts the containers around it.
     fn value(&mut self, depth: usize) -> Option<()> {
         match *self.b.get(self.i)? {
-            b'"' => self.string().map(|_| ()),
+            b'"' => self.skip_string().map(|_| ()),
             b'{' => {
                 if depth >= MAX_DEPTH {
                     return None;
@@ -237,7 +246,7 @@ impl<'a> Scan<'a> {
                 }
                 loop {
                     self.ws();
-                    self.string()?;
+                    self.skip_string()?;
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
