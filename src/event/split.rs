@@ -36,11 +36,12 @@ pub(crate) fn records(text: &str) -> Option<Vec<Slot<'_>>> {
     s.ws();
     // Room for records of 1 KiB (CloudTrail's are 1–3 KiB): the list rarely grows.
     let mut out = Vec::with_capacity(text.len() / 1024 + 1);
-    let mut scratch: Vec<Scratch<'_>> = Vec::with_capacity(32);
+    // Members of the last record (records of one file are alike): the next one's room.
+    let mut room = 24;
     if !s.peek(b']') {
         loop {
             s.ws();
-            out.push(s.record(&mut scratch)?);
+            out.push(s.record(&mut room)?);
             s.ws();
             if s.peek(b',') {
                 s.i += 1;
@@ -92,14 +93,10 @@ pub(crate) fn record(text: &str) -> Option<Slot<'_>> {
         i: 0,
     };
     s.ws();
-    let slot = s.record(&mut Vec::new())?;
+    let slot = s.record(&mut 24)?;
     s.ws();
     (s.i == s.b.len()).then_some(slot)
 }
-
-/// A member while its record is scanned: key, value text, and the text of a string value
-/// without escapes (its value, ready).
-type Scratch<'a> = (&'a str, &'a str, Option<&'a str>);
 
 struct Scan<'a> {
     text: &'a str,
@@ -128,12 +125,13 @@ impl<'a> Scan<'a> {
     }
 
     /// One record: an object's members, keys without escapes, values as their text;
-    /// `userIdentity` (read for every record) built on the way.
-    fn record(&mut self, scratch: &mut Vec<Scratch<'a>>) -> Option<Slot<'a>> {
+    /// `userIdentity` (read for every record) built on the way. `room`: members to make room
+    /// for (then the number this record had, plus a little).
+    fn record(&mut self, room: &mut usize) -> Option<Slot<'a>> {
         self.eat(b'{')?;
         self.ws();
-        scratch.clear();
-        let mut built = None;
+        let mut members: Members<'a> = Vec::with_capacity(*room);
+        let mut built = false;
         if !self.peek(b'}') {
             loop {
                 self.ws();
@@ -145,10 +143,13 @@ impl<'a> Scan<'a> {
                 self.eat(b':')?;
                 self.ws();
                 let start = self.i;
-                let mut plain = None;
-                if key == "userIdentity" && built.is_none() && self.peek(b'{') {
+                let mut value = OnceCell::new();
+                if key == "userIdentity" && !built && self.peek(b'{') {
                     match self.build(1) {
-                        Some(v) => built = Some((scratch.len(), v)),
+                        Some(v) => {
+                            value = v.into();
+                            built = true;
+                        }
                         None => {
                             // A `\u` escape: scanned only; serde_json builds it later.
                             self.i = start;
@@ -158,11 +159,17 @@ impl<'a> Scan<'a> {
                 } else if self.peek(b'"') {
                     // A string (most members): its value is its text when it has no escape.
                     let (text, escaped) = self.string()?;
-                    plain = (!escaped).then_some(text);
+                    if !escaped {
+                        value = Value::String(Cow::Borrowed(text)).into();
+                    }
                 } else {
                     self.value(1)?;
                 }
-                scratch.push((key, self.text.get(start..self.i)?, plain));
+                members.push(Member {
+                    key: Cow::Borrowed(key),
+                    raw: self.text.get(start..self.i)?,
+                    value,
+                });
                 self.ws();
                 if self.peek(b',') {
                     self.i += 1;
@@ -172,22 +179,7 @@ impl<'a> Scan<'a> {
             }
         }
         self.eat(b'}')?;
-        let mut members: Members<'a> = scratch
-            .iter()
-            .map(|&(key, raw, plain)| Member {
-                key: Cow::Borrowed(key),
-                raw,
-                value: match plain {
-                    Some(text) => Value::String(Cow::Borrowed(text)).into(),
-                    None => OnceCell::new(),
-                },
-            })
-            .collect();
-        if let Some((at, value)) = built
-            && let Some(m) = members.get_mut(at)
-        {
-            m.value = value.into();
-        }
+        *room = members.len() + 2;
         Some(Slot::Object(members))
     }
 
