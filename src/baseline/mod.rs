@@ -150,7 +150,7 @@ impl Obs {
         if !write && !api_write && !err {
             // Activity only (most records are reads): the key is all that is needed.
             let mut fields = [None; FIELDS];
-            fields[Field::Key as usize] = Some(who.key.as_str());
+            fields[Field::Key as usize] = Some(&*who.key);
             return Some(Obs::new(time, false, false, fields));
         }
         Some(Obs::new(
@@ -159,7 +159,7 @@ impl Obs {
             api_write,
             [
                 Some(&who.key),
-                who.session.as_deref(),
+                who.session,
                 if err { error } else { None },
                 ev.event_name(),
                 ev.event_source(),

@@ -3,29 +3,31 @@
 //! [`crate::event::identity::classify`].
 
 use crate::event::Event;
-use crate::event::identity::{issuer_arn, principal};
+use crate::event::identity::{issuer_arn, principal_text};
 use crate::rules::baseline::RoleGrouping;
+use std::borrow::Cow;
 
-/// A principal's grouping key and the session behind this record, if grouped by role.
+/// A principal's grouping key and the session behind this record, if grouped by role
+/// (borrowed from the record where they are its texts: this is made for every record).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PrincipalKey {
-    pub key: String,
-    pub session: Option<String>,
+pub(crate) struct PrincipalKey<'e> {
+    pub key: Cow<'e, str>,
+    pub session: Option<&'e str>,
 }
 
 /// The grouping key: assumed roles by role ARN (or session ARN, per `grouping`); IAM users
 /// by ARN; root per account (`arn:aws:iam::<account>:root`); everything else as in the
 /// finding contract ([`principal`]), with `@<recipientAccountId>` appended
 /// when that is not an ARN (service identities are the same text in every account).
-pub(crate) fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
+pub(crate) fn who<'e>(ev: &'e Event<'_>, grouping: RoleGrouping) -> PrincipalKey<'e> {
     let ty = ev.identity_str("type");
     if ty == Some("AssumedRole")
         && grouping == RoleGrouping::Role
         && let Some(role) = issuer_arn(ev)
     {
         return PrincipalKey {
-            key: role.to_string(),
-            session: ev.identity_str("arn").map(str::to_string),
+            key: role.into(),
+            session: ev.identity_str("arn"),
         };
     }
     if ty == Some("Root")
@@ -35,15 +37,15 @@ pub(crate) fn who(ev: &Event<'_>, grouping: RoleGrouping) -> PrincipalKey {
             .or_else(|| ev.recipient_account_id())
     {
         return PrincipalKey {
-            key: format!("arn:aws:iam::{acct}:root"),
+            key: format!("arn:aws:iam::{acct}:root").into(),
             session: None,
         };
     }
-    let key = principal(ev);
+    let key = principal_text(ev);
     // Identities without an ARN (`AWSService:ec2.amazonaws.com`, …) are the same text in
     // every account: keep accounts apart.
     let key = match ev.recipient_account_id() {
-        Some(acct) if !key.starts_with("arn:") => format!("{key}@{acct}"),
+        Some(acct) if !key.starts_with("arn:") => format!("{key}@{acct}").into(),
         _ => key,
     };
     PrincipalKey { key, session: None }
@@ -75,36 +77,37 @@ pub(crate) fn display(key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn ev(text: &str) -> Event<'_> {
-        Event::parse(text).unwrap()
+    /// The grouping key and session of the record `text`, owned.
+    fn who_of(text: &str, grouping: RoleGrouping) -> (String, Option<String>) {
+        let ev = Event::parse(text).unwrap();
+        let w = who(&ev, grouping);
+        (w.key.into_owned(), w.session.map(str::to_string))
     }
 
     #[test]
     fn grouping() {
         let text = r#"{"userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/deploy-bot/s1",
             "sessionContext":{"sessionIssuer":{"arn":"arn:aws:iam::1:role/deploy-bot"}}}}"#;
-        let w = who(&ev(text), RoleGrouping::Role);
-        assert_eq!(w.key, "arn:aws:iam::1:role/deploy-bot");
+        let (key, session) = who_of(text, RoleGrouping::Role);
+        assert_eq!(key, "arn:aws:iam::1:role/deploy-bot");
         assert_eq!(
-            w.session.as_deref(),
+            session.as_deref(),
             Some("arn:aws:sts::1:assumed-role/deploy-bot/s1")
         );
-        assert_eq!(display(&w.key), "role deploy-bot");
-        let w = who(&ev(text), RoleGrouping::Session);
-        assert_eq!(w.key, "arn:aws:sts::1:assumed-role/deploy-bot/s1");
-        let w = who(
-            &ev(r#"{"userIdentity":{"type":"Root","accountId":"2"}}"#),
+        assert_eq!(display(&key), "role deploy-bot");
+        let (key, _) = who_of(text, RoleGrouping::Session);
+        assert_eq!(key, "arn:aws:sts::1:assumed-role/deploy-bot/s1");
+        let (key, _) = who_of(
+            r#"{"userIdentity":{"type":"Root","accountId":"2"}}"#,
             RoleGrouping::Role,
         );
-        assert_eq!(w.key, "arn:aws:iam::2:root");
-        assert_eq!(display(&w.key), "root of 2");
+        assert_eq!(key, "arn:aws:iam::2:root");
+        assert_eq!(display(&key), "root of 2");
         assert_eq!(display("arn:aws:iam::1:user/ops/alice"), "user alice");
-        let w = who(
-            &ev(
-                r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"recipientAccountId":"3"}"#,
-            ),
+        let (key, _) = who_of(
+            r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"recipientAccountId":"3"}"#,
             RoleGrouping::Role,
         );
-        assert_eq!(w.key, "AWSService:ec2.amazonaws.com@3");
+        assert_eq!(key, "AWSService:ec2.amazonaws.com@3");
     }
 }

@@ -16,8 +16,13 @@ use super::{Event, Value};
 /// Who acted, per the finding contract: the identity ARN; else the session issuer; else
 /// `<type>:<invokedBy or principalId>`.
 pub(crate) fn principal(ev: &Event<'_>) -> String {
+    principal_text(ev).into_owned()
+}
+
+/// [`principal`], borrowed from the record when it is one of its texts.
+pub(crate) fn principal_text<'e>(ev: &'e Event<'_>) -> std::borrow::Cow<'e, str> {
     if let Some(arn) = ev.identity_str("arn") {
-        return arn.to_string();
+        return arn.into();
     }
     let ui = ev.get("userIdentity");
     if let Some(issuer) = ui
@@ -26,7 +31,7 @@ pub(crate) fn principal(ev: &Event<'_>) -> String {
         .and_then(|s| s.get("arn"))
         .and_then(Value::as_str)
     {
-        return issuer.to_string();
+        return issuer.into();
     }
     let ty = ev.identity_str("type").unwrap_or("unknown");
     let who = ev
@@ -34,7 +39,7 @@ pub(crate) fn principal(ev: &Event<'_>) -> String {
         .or_else(|| ev.identity_str("principalId"))
         .or_else(|| ev.top_str("sourceIPAddress"))
         .unwrap_or("unknown");
-    format!("{ty}:{who}")
+    format!("{ty}:{who}").into()
 }
 
 /// The ARN of the role (or user) that issued an assumed-role session.
