@@ -1,7 +1,7 @@
 //! Redaction: secret values in records (session tokens, passwords, keys) replaced by
 //! [`REDACTED`] before anything is output; the key is kept so people see something was there.
 
-use crate::event::{Event, Value};
+use crate::event::{Event, Value, first_json_special};
 use serde::Serialize;
 
 /// Replaces secret values in findings; the key is kept so people see something was there.
@@ -50,7 +50,9 @@ fn ends_with_ignoring_case(hay: &[u8], suffix: &[u8]) -> bool {
 /// Does `key` contain `password` or `passphrase`, ignoring ASCII case? Keys are short: one
 /// scan for a `p`, then comparisons.
 fn names_a_password(key: &[u8]) -> bool {
-    key.iter().enumerate().any(|(i, &b)| {
+    // Only where eight bytes (`password`, the shorter) still fit.
+    let starts = key.len().saturating_sub(7);
+    key[..starts].iter().enumerate().any(|(i, &b)| {
         b | 0x20 == b'p' && {
             let rest = &key[i..];
             starts_with_ignoring_case(rest, b"password")
@@ -289,9 +291,13 @@ fn string_end(raw: &[u8], from: usize) -> Option<(usize, bool)> {
     let mut j = from;
     let mut escaped = false;
     loop {
-        j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
-        if raw[j] == b'"' {
-            return Some((j, escaped));
+        // To the next quote or backslash (a control character, invalid in a string, ends
+        // the copy: the caller then serialises the parsed value).
+        j = first_json_special(raw, j);
+        match raw.get(j)? {
+            b'"' => return Some((j, escaped)),
+            b'\\' => {}
+            _ => return None,
         }
         match raw.get(j + 1)? {
             b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => {
@@ -310,9 +316,11 @@ const MAX_COPY_DEPTH: usize = 100;
 fn plain_string_end(raw: &[u8], from: usize) -> Option<usize> {
     let mut j = from;
     loop {
-        j += memchr::memchr2(b'"', b'\\', raw.get(j..)?)?;
-        if raw[j] == b'"' {
-            return Some(j + 1);
+        j = first_json_special(raw, j);
+        match raw.get(j)? {
+            b'"' => return Some(j + 1),
+            b'\\' => {}
+            _ => return None,
         }
         if raw.get(j + 1)? == &b'u' {
             return None;
