@@ -445,11 +445,19 @@ impl<'a> Event<'a> {
     /// Calls `f` with every value the path reaches; a path that crosses an array visits every
     /// element. Stops early (and returns `true`) as soon as `f` returns `true`.
     pub fn any_at(&self, path: &FieldPath, f: &mut dyn FnMut(&Value<'a>) -> bool) -> bool {
-        match path.segments.split_first() {
-            Some((first, rest)) => match self.get(first) {
-                Some(v) => v.any_at(rest, f),
-                None => false,
-            },
+        let Some((first, rest)) = path.segments.split_first() else {
+            return false;
+        };
+        // The first segment's place among the known keys was found when the path was made.
+        let at = match (path.known, &self.known) {
+            (Some(n), Some(known)) => known
+                .get(usize::from(n))
+                .filter(|&&at| at != ABSENT)
+                .map(|&at| usize::from(at)),
+            _ => self.scan_for(first),
+        };
+        match at {
+            Some(i) => self.member(i).any_at(rest, f),
             None => false,
         }
     }
@@ -461,13 +469,21 @@ impl<'a> Event<'a> {
 pub struct FieldPath {
     raw: Box<str>,
     segments: Box<[Box<str>]>,
+    /// The first segment's index among the [`KNOWN_KEYS`], when it is one.
+    known: Option<u8>,
 }
 
 impl FieldPath {
     pub fn new(raw: &str) -> Self {
+        let segments: Box<[Box<str>]> = raw.split('.').map(Into::into).collect();
+        let known = segments
+            .first()
+            .and_then(|s| known_key(s))
+            .and_then(|n| u8::try_from(n).ok());
         FieldPath {
             raw: raw.into(),
-            segments: raw.split('.').map(Into::into).collect(),
+            segments,
+            known,
         }
     }
     pub fn as_str(&self) -> &str {
