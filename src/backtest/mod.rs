@@ -18,9 +18,15 @@ use crate::rules::exceptions::Exceptions;
 use crate::source::files::{Discovery, Input};
 use crate::source::s3::Reader;
 use crate::util::time::{Millis, parse_event_time};
+mod order;
+mod spent;
+mod summary;
+
+use order::{Reorder, SeenIds};
+use spent::Spent;
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
+pub use summary::{AlertSummary, BacktestSummary, BaselineSummary, Issue, MAX_ISSUES, RuleTally};
 
 /// How long results wait for older records by default: CloudTrail delivers a record within
 /// minutes (its files are ordered by delivery time), and the engine allows events the same
@@ -64,152 +70,8 @@ impl Default for BacktestOptions {
     }
 }
 
-/// A problem with one input or record; the run goes on.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Issue {
-    /// `file`, `file: record N` or `file: line N`.
-    pub place: String,
-    pub message: String,
-}
-
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-
-/// Per-rule tally.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct RuleTally {
-    pub title: String,
-    pub level: String,
-    pub findings: u64,
-    /// Distinct principals behind the findings.
-    pub principals: usize,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct BacktestSummary {
-    pub files_read: usize,
-    /// Inputs that are not CloudTrail: neither JSON nor gzip (a README, …), or JSON that is
-    /// neither a record nor an envelope of records (an IAM policy, …).
-    pub files_skipped: usize,
-    /// Those inputs and why each was skipped (the first [`MAX_ISSUES`]).
-    pub skipped: Vec<Issue>,
-    pub digest_files_skipped: usize,
-    /// Files not read because their delivery date cannot hold events of --since/--until.
-    pub files_pruned_by_date: usize,
-    /// S3-layout day directories not listed for the same reason.
-    pub days_pruned_by_date: usize,
-    /// S3 objects listed (every key under the `s3://` prefixes that were listed).
-    pub objects_listed: usize,
-    /// S3 objects read (downloaded whole).
-    pub objects_read: usize,
-    /// S3 objects not read because their delivery date cannot hold events of
-    /// --since/--until (counted in `files_pruned_by_date` too).
-    pub objects_pruned_by_date: usize,
-    /// Bytes of every input read (files and S3 objects, as stored: compressed).
-    pub bytes_read: u64,
-    pub control_messages_skipped: usize,
-    /// Records read (in the time range or not).
-    pub records: u64,
-    pub malformed_records: u64,
-    /// Records outside `--since`/`--until`.
-    pub records_out_of_range: u64,
-    /// Records without a usable event time, neither `eventTime` nor `@timestamp` (processed
-    /// in arrival order).
-    pub records_without_time: u64,
-    /// Records without `eventTime` whose event time came from `@timestamp` (logstash
-    /// exports): used for ordering, the time range, windows and their findings' `time`.
-    pub records_time_from_fallback: u64,
-    /// Records older than what the re-order window had already released.
-    pub late_records: u64,
-    /// Records delivered twice (same eventID, time and name): the copy is not read again.
-    pub duplicate_records: u64,
-    /// Findings identical to one already reported.
-    pub duplicate_findings: u64,
-    /// Matches dropped by `--exceptions`.
-    pub excepted_findings: u64,
-    /// Correlation inputs older than the allowed lateness (not counted in windows).
-    pub late_hits: u64,
-    /// Event ids of the first of those.
-    pub late_hit_samples: Vec<String>,
-    /// Correlation group keys evicted at the key cap.
-    pub evicted_keys: u64,
-    pub first_event_time: Option<String>,
-    pub last_event_time: Option<String>,
-    pub findings: u64,
-    pub by_rule: BTreeMap<String, RuleTally>,
-    /// Principals with the most findings (at most 10).
-    pub top_principals: Vec<(String, u64)>,
-    pub issues: Vec<Issue>,
-    /// Issues beyond the first [`MAX_ISSUES`] are counted, not kept.
-    pub issues_not_shown: u64,
-    /// Counters of the baselines, when they ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baselines: Option<BaselineSummary>,
-    /// Incidents and alerts, with [`BacktestOptions::alerts`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerts: Option<AlertSummary>,
-    /// The baselines' final state (with [`BacktestOptions::keep_baseline_state`]).
-    #[serde(skip)]
-    pub baseline_state: Option<crate::baseline::Snapshot>,
-}
-
-/// What the alert stage decided in a run.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct AlertSummary {
-    pub incidents: u64,
-    /// Every alert: new + updates + closes.
-    pub alerts: u64,
-    pub new: u64,
-    pub updates: u64,
-    pub closes: u64,
-    /// Incidents below the minimum level (not alerted).
-    pub below_min_level: u64,
-}
-
-impl BacktestSummary {
-    /// Alerts per day of event time covered (at least one day).
-    pub fn alerts_per_day(&self) -> Option<f64> {
-        let a = self.alerts.as_ref()?;
-        let first = self.first_event_time.as_deref().and_then(parse_event_time);
-        let last = self.last_event_time.as_deref().and_then(parse_event_time);
-        let days = match (first, last) {
-            (Some(f), Some(l)) => ((l - f) as f64 / 86_400_000.0).max(1.0),
-            _ => 1.0,
-        };
-        Some(a.alerts as f64 / days)
-    }
-}
-
-/// What the baselines did in a run.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct BaselineSummary {
-    /// Series tracked at the end.
-    pub series: usize,
-    #[serde(flatten)]
-    pub stats: crate::baseline::BaselineStats,
-}
-
-pub const MAX_ISSUES: usize = 200;
-
-impl BacktestSummary {
-    fn issue(&mut self, place: String, message: String) {
-        if self.issues.len() < MAX_ISSUES {
-            self.issues.push(Issue { place, message });
-        } else {
-            self.issues_not_shown += 1;
-        }
-    }
-
-    /// Any input problem (for `--strict`): an unreadable input, a malformed record, or an
-    /// input skipped as not CloudTrail. (Digest files and CloudWatch Logs control messages
-    /// are CloudTrail's own and not problems.)
-    pub fn has_input_problems(&self) -> bool {
-        !self.issues.is_empty()
-            || self.issues_not_shown > 0
-            || self.malformed_records > 0
-            || self.files_skipped > 0
-    }
-}
 
 /// One record in range: its event time, its identity (to read a record delivered twice only
 /// once) and what the stateless stage produced.
@@ -505,276 +367,6 @@ fn in_time_order(items: Vec<Item>) -> Vec<Item> {
             .filter_map(|&(_, at)| slots.get_mut(at as usize).and_then(Option::take)),
     );
     sorted
-}
-
-/// Ids of the findings reported, to report a record delivered twice only once. Bounded by
-/// event time, not by the number of findings: an id is forgotten once the newest finding is
-/// `horizon` past it (a copy delivered that much later is counted again).
-struct SeenIds<K> {
-    /// Ids are hashes already: a fast fixed-seed hasher (SipHash was 3 % of a backtest).
-    ids: std::collections::HashSet<K, foldhash::fast::FixedState>,
-    /// (event time, id) in the order reported; findings leave in event-time order.
-    by_time: std::collections::VecDeque<(Millis, K)>,
-    newest: Millis,
-    horizon: Millis,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> SeenIds<K> {
-    fn new(horizon: Millis) -> SeenIds<K> {
-        SeenIds {
-            ids: Default::default(),
-            by_time: Default::default(),
-            newest: Millis::MIN,
-            horizon,
-        }
-    }
-
-    /// `false` when `id` was seen (within the horizon).
-    fn insert<Q>(&mut self, id: &Q, time: Option<Millis>) -> bool
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        if !self.ids.insert(id.to_owned()) {
-            return false;
-        }
-        // Findings without a time are remembered for the whole run.
-        if let Some(t) = time {
-            self.newest = self.newest.max(t);
-            self.by_time.push_back((t, id.to_owned()));
-            let oldest = self.newest.saturating_sub(self.horizon);
-            while let Some((t, _)) = self.by_time.front() {
-                if *t >= oldest {
-                    break;
-                }
-                if let Some((_, old)) = self.by_time.pop_front() {
-                    self.ids.remove::<K>(&old);
-                }
-            }
-        }
-        true
-    }
-}
-
-/// What the in-order stage is done with (a record's findings, once written, and its
-/// observation), handed back to the worker thread that made it, to be dropped there: freeing
-/// memory another thread allocated costs mimalloc a remote free and a later collection of
-/// cache-cold blocks (over 4 % of a two-thread backtest); freeing its own is its fast path.
-struct Spent {
-    /// Per worker thread, batches waiting for it.
-    bins: Vec<std::sync::Mutex<Vec<Evaluated>>>,
-}
-
-/// Outputs handed back per batch (one lock per batch).
-const SPENT_BATCH: usize = 256;
-
-impl Spent {
-    /// Bins for `threads` workers (none: outputs are dropped where they are given).
-    fn new(threads: usize) -> Spent {
-        Spent {
-            bins: (0..threads).map(|_| Default::default()).collect(),
-        }
-    }
-
-    /// The in-order side: batches outputs per worker.
-    fn collector(&self) -> SpentCollector<'_> {
-        SpentCollector {
-            spent: self,
-            batches: self.bins.iter().map(|_| Vec::new()).collect(),
-        }
-    }
-
-    /// On a worker: drops what was handed back to this thread.
-    fn drop_own(&self) {
-        let Some(bin) = rayon::current_thread_index().and_then(|i| self.bins.get(i)) else {
-            return;
-        };
-        let batch = std::mem::take(&mut *bin.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(batch);
-    }
-}
-
-struct SpentCollector<'s> {
-    spent: &'s Spent,
-    batches: Vec<Vec<Evaluated>>,
-}
-
-impl SpentCollector<'_> {
-    /// Hands `output` back to worker `producer` (dropped here without workers).
-    fn give(&mut self, producer: usize, output: Evaluated) {
-        let Some(batch) = self.batches.get_mut(producer) else {
-            return;
-        };
-        batch.push(output);
-        if batch.len() >= SPENT_BATCH
-            && let Some(bin) = self.spent.bins.get(producer)
-        {
-            let mut bin = bin.lock().unwrap_or_else(|e| e.into_inner());
-            if bin.is_empty() {
-                std::mem::swap(&mut *bin, batch);
-            } else {
-                bin.append(batch);
-            }
-        }
-    }
-}
-
-/// Ordering key of a buffered result.
-type Key = (Millis, u32, u32);
-
-struct Reorder<F: FnMut(Option<Millis>, Evaluated, usize)> {
-    /// Records already taken (CloudTrail sometimes delivers a record twice): a copy is read
-    /// once, so it counts once in correlations and baselines too.
-    seen: SeenIds<u128>,
-    /// Copies dropped.
-    duplicates: u64,
-    /// Waiting outputs as runs (one per file, each in key order), the run with the earliest
-    /// head first: the heap holds one entry per file in the window, not one per record.
-    runs: BinaryHeap<Reverse<Run>>,
-    max_seen: Option<Millis>,
-    window: Millis,
-    late: u64,
-    emit: F,
-}
-
-/// A file's waiting outputs, in key order (its head first).
-struct Run {
-    file: u32,
-    /// The worker thread that made them.
-    producer: usize,
-    items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
-    /// The key of the first item, kept here: the heap compares runs at every release, and
-    /// reading it from the items would touch every run's buffer on the way.
-    head: Key,
-}
-
-impl Run {
-    fn new(
-        file: u32,
-        producer: usize,
-        items: std::collections::VecDeque<(Millis, u32, Evaluated)>,
-    ) -> Run {
-        let mut run = Run {
-            file,
-            producer,
-            items,
-            head: (Millis::MAX, file, u32::MAX),
-        };
-        run.head = run.first_key();
-        run
-    }
-
-    fn first_key(&self) -> Key {
-        self.items
-            .front()
-            .map_or((Millis::MAX, self.file, u32::MAX), |(t, rec, _)| {
-                (*t, self.file, *rec)
-            })
-    }
-
-    /// Takes the first item (the head moves to the next).
-    fn pop(&mut self) -> Option<(Millis, u32, Evaluated)> {
-        let first = self.items.pop_front();
-        self.head = self.first_key();
-        first
-    }
-}
-
-impl PartialEq for Run {
-    fn eq(&self, other: &Self) -> bool {
-        self.head == other.head
-    }
-}
-impl Eq for Run {}
-impl PartialOrd for Run {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Run {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.head.cmp(&other.head)
-    }
-}
-
-impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
-    fn new(window: Millis, emit: F) -> Self {
-        Reorder {
-            seen: SeenIds::new(window.saturating_mul(2)),
-            duplicates: 0,
-            runs: BinaryHeap::new(),
-            max_seen: None,
-            window,
-            late: 0,
-            emit,
-        }
-    }
-
-    /// Takes one file's outputs, sorted by event time (records without a time last). A
-    /// record older than the watermark (newest time seen before this file, minus the window)
-    /// is late: its output leaves at once and it is counted; so does the output of a record
-    /// without a time (nothing to order it by).
-    fn push_file(&mut self, file: u32, producer: usize, items: Vec<Item>) {
-        let watermark = self.watermark();
-        // Sized for what waits (records with an output and a time), not every record.
-        let mut waiting = std::collections::VecDeque::with_capacity(
-            items
-                .iter()
-                .filter(|i| i.time.is_some() && !i.output.is_empty())
-                .count(),
-        );
-        for (rec, item) in items.into_iter().enumerate() {
-            let Item { time, key, output } = item;
-            if let Some(k) = key
-                && !self.seen.insert(&k, time)
-            {
-                self.duplicates += 1;
-                continue;
-            }
-            let Some(t) = time else {
-                if !output.is_empty() {
-                    (self.emit)(None, output, producer);
-                }
-                continue;
-            };
-            if watermark.is_some_and(|w| t < w) {
-                self.late += 1;
-                (self.emit)(Some(t), output, producer);
-            } else if !output.is_empty() {
-                // `rec` is the position after sorting by time: it breaks ties in a fixed way.
-                waiting.push_back((t, rec as u32, output));
-            }
-            self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
-        }
-        if !waiting.is_empty() {
-            self.runs.push(Reverse(Run::new(file, producer, waiting)));
-        }
-    }
-
-    /// Releases, in order, everything at or before `up_to` (everything when `None`).
-    fn release(&mut self, up_to: Option<Millis>) {
-        while let Some(mut top) = self.runs.peek_mut() {
-            if up_to.is_some_and(|u| top.0.head.0 > u) {
-                break;
-            }
-            let Some((t, _, output)) = top.0.pop() else {
-                std::collections::binary_heap::PeekMut::pop(top);
-                continue;
-            };
-            let producer = top.0.producer;
-            if top.0.items.is_empty() {
-                std::collections::binary_heap::PeekMut::pop(top);
-            } else {
-                // The run's new head: dropping `top` moves it to its place in the heap.
-                drop(top);
-            }
-            (self.emit)(Some(t), output, producer);
-        }
-    }
-
-    fn watermark(&self) -> Option<Millis> {
-        self.max_seen.map(|m| m - self.window)
-    }
 }
 
 /// What a run hands to its caller, in event-time order.
@@ -1092,10 +684,10 @@ mod tests {
     use crate::finding::{Body, MatchDetails, RuleRef};
     use crate::rules::Level;
 
-    const MIN: Millis = 60_000;
+    pub(super) const MIN: Millis = 60_000;
 
     /// One record's output holding one finding, tagged `tag` in its summary.
-    fn output(tag: &str) -> Evaluated {
+    pub(super) fn output(tag: &str) -> Evaluated {
         let rule = RuleRef {
             id: "r".into(),
             title: "R".into(),
@@ -1113,7 +705,7 @@ mod tests {
         }
     }
 
-    fn item(time: Option<Millis>, tag: &str) -> Item {
+    pub(super) fn item(time: Option<Millis>, tag: &str) -> Item {
         Item {
             time,
             key: None,
@@ -1144,99 +736,5 @@ mod tests {
         );
         let sorted = vec![item(Some(MIN), "x"), item(Some(MIN), "y"), item(None, "z")];
         assert_eq!(tags(&in_time_order(sorted)), ["x", "y", "z"]);
-    }
-
-    #[test]
-    fn spent_outputs_reach_the_worker_that_made_them() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let spent = Spent::new(2);
-        let mut here = spent.collector();
-        for _ in 0..SPENT_BATCH {
-            here.give(1, output("x"));
-        }
-        here.give(0, output("y"));
-        let lens =
-            || -> Vec<usize> { spent.bins.iter().map(|b| b.lock().unwrap().len()).collect() };
-        assert_eq!(
-            lens(),
-            [0, SPENT_BATCH],
-            "a full batch is handed over, a partial one waits"
-        );
-        // Worker 0 drops only its own.
-        pool.broadcast(|c| {
-            if c.index() == 0 {
-                spent.drop_own();
-            }
-        });
-        assert_eq!(lens(), [0, SPENT_BATCH]);
-        pool.broadcast(|c| {
-            if c.index() == 1 {
-                spent.drop_own();
-            }
-        });
-        assert_eq!(lens(), [0, 0]);
-        // Without workers, nothing is kept.
-        let none = Spent::new(0);
-        let mut c = none.collector();
-        c.give(0, output("z"));
-        assert!(c.batches.is_empty());
-    }
-
-    #[test]
-    fn seen_ids_forget_what_is_past_the_horizon() {
-        let mut s: SeenIds<String> = SeenIds::new(10 * MIN);
-        assert!(s.insert("a", Some(0)));
-        assert!(
-            !s.insert("a", Some(0)),
-            "a copy within the horizon is a duplicate"
-        );
-        assert!(s.insert("n", None));
-        assert!(s.insert("b", Some(11 * MIN)));
-        assert_eq!(s.ids.len(), 2, "`a` is forgotten, the timeless `n` kept");
-        assert!(!s.insert("n", None));
-        assert!(s.insert("a", Some(0)), "too late to be recognised");
-    }
-
-    #[test]
-    fn reorder_releases_in_event_time_order_and_counts_late_records() {
-        let mut seen: Vec<(Option<Millis>, String, usize)> = Vec::new();
-        let mut r = Reorder::new(10 * MIN, |t: Option<Millis>, o: Evaluated, producer| {
-            seen.push((t, o.findings[0].id.clone(), producer))
-        });
-        // Files come sorted by time, records without a time last.
-        r.push_file(
-            1,
-            10,
-            vec![
-                item(Some(3 * MIN), "a"),
-                item(Some(5 * MIN), "b"),
-                item(None, "no-time"),
-            ],
-        );
-        // Equal times: the file, then the record position decides.
-        r.push_file(0, 00, vec![item(Some(4 * MIN), "a0")]);
-        r.push_file(
-            2,
-            20,
-            vec![item(Some(20 * MIN), "d"), item(Some(20 * MIN), "e")],
-        );
-        r.push_file(3, 30, vec![item(Some(20 * MIN), "f")]);
-        let wm = r.watermark();
-        assert_eq!(wm, Some(10 * MIN));
-        r.release(wm);
-        // Older than the watermark: out at once, counted.
-        r.push_file(4, 40, vec![item(Some(8 * MIN), "late")]);
-        assert_eq!(r.late, 1);
-        r.release(None);
-        drop(r);
-        let order: Vec<&str> = seen.iter().map(|(_, id, _)| id.as_str()).collect();
-        assert_eq!(order, ["no-time", "a", "a0", "b", "late", "d", "e", "f"]);
-        assert_eq!(seen[0].0, None);
-        // Each output goes with the worker that made its file (to be dropped there).
-        let producers: Vec<usize> = seen.iter().map(|(_, _, p)| *p).collect();
-        assert_eq!(producers, [10, 10, 0, 10, 40, 20, 20, 30]);
     }
 }
