@@ -420,6 +420,29 @@ fn a_closed_pipe_ends_the_output_quietly_with_the_status_earned() {
 }
 
 #[test]
+fn a_full_disk_stops_the_findings_with_one_clear_error() {
+    // /dev/full refuses every write (ENOSPC): the run reports it once, as an error naming
+    // what could not be written, and exits 2 without piling up what it could not write.
+    if !std::path::Path::new("/dev/full").exists() {
+        panic!("this test needs /dev/full (Linux)");
+    }
+    for format in ["jsonl", "json", "text", "alerts"] {
+        let o = run(&[
+            "backtest",
+            "--format",
+            format,
+            "--output",
+            "/dev/full",
+            "fixtures/samples/",
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{format}: {err}");
+        assert!(err.contains("cannot write findings"), "{format}: {err}");
+        assert!(!err.contains("panicked"), "{format}: {err}");
+    }
+}
+
+#[test]
 fn the_builtin_set_is_counted_and_described_one_way() {
     let list = run(&["rules", "list"]);
     assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));

@@ -96,7 +96,8 @@ fn record_key(ev: &Event<'_>) -> Option<u128> {
     for part in parts {
         let bytes = part.map_or(&[][..], str::as_bytes);
         let Some(dst) = buf.get_mut(n..n + 8 + bytes.len()) else {
-            // Ids this long are not CloudTrail's: hashed part by part.
+            // Parts this long (with their length tags, over 256 bytes) are not CloudTrail's:
+            // hashed part by part.
             let half = |seed: u64| foldhash::quality::FixedState::with_seed(seed).hash_one(parts);
             return Some((u128::from(half(1)) << 64) | u128::from(half(2)));
         };

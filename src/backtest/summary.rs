@@ -82,10 +82,10 @@ pub struct BacktestSummary {
     /// Counters of the baselines, when they ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baselines: Option<BaselineSummary>,
-    /// Incidents and alerts, with [`BacktestOptions::alerts`].
+    /// Incidents and alerts, with [`super::BacktestOptions::alerts`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertSummary>,
-    /// The baselines' final state (with [`BacktestOptions::keep_baseline_state`]).
+    /// The baselines' final state (with [`super::BacktestOptions::keep_baseline_state`]).
     #[serde(skip)]
     pub baseline_state: Option<crate::baseline::Snapshot>,
 }

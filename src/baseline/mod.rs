@@ -378,9 +378,8 @@ impl Baselines {
         }
     }
 
-    /// Makes room for one more series: at the cap, the idlest 1% (at least one) go.
-    /// Room for one more series: at the `max_series` cap, the idlest 1 % (not in an anomaly)
-    /// go.
+    /// Makes room for one more series: at the `max_series` cap, the idlest 1 % (at least one,
+    /// none in an anomaly) go.
     fn make_room(
         series: &mut [SeriesMap<Series>; 3],
         cfg: &BaselineConfig,

@@ -17,7 +17,7 @@ pub(crate) struct PrincipalKey<'e> {
 
 /// The grouping key: assumed roles by role ARN (or session ARN, per `grouping`); IAM users
 /// by ARN; root per account (`arn:aws:iam::<account>:root`); everything else as in the
-/// finding contract ([`principal`]), with `@<recipientAccountId>` appended
+/// finding contract ([`crate::event::identity::principal`]), with `@<recipientAccountId>` appended
 /// when that is not an ARN (service identities are the same text in every account).
 pub(crate) fn who<'e>(ev: &'e Event<'_>, grouping: RoleGrouping) -> PrincipalKey<'e> {
     let ty = ev.identity_str("type");

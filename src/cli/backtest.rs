@@ -10,17 +10,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 use trailwatch::backtest::{self, BacktestSummary, Emitted};
 use trailwatch::finding::Finding;
-
-/// JSON lines are written in batches of about this many bytes: each finding's line is made
-/// straight in the batch (no second copy into the writer's small buffer) and a backtest with
-/// many findings makes few system calls.
-const GATHERED_LINES: usize = 128 * 1024;
 use trailwatch::rules::Level;
 use trailwatch::rules::yaml;
 use trailwatch::source::files::{DeliveryRange, Selection, discover_in};
 use trailwatch::source::s3::{self, S3Url};
 use trailwatch::util::text::count;
 use trailwatch::util::time::{Millis, parse_duration, parse_time_arg};
+
+/// JSON lines are written in batches of about this many bytes: each finding's line is made
+/// straight in the batch (no second copy into the writer's small buffer) and a backtest with
+/// many findings makes few system calls.
+const GATHERED_LINES: usize = 128 * 1024;
 
 #[derive(Args, Debug)]
 #[command(
@@ -606,8 +606,11 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
                             f.write_json(&mut line).map_err(std::io::Error::other)?;
                             line.push(b'\n');
                             if !gather || line.len() >= GATHERED_LINES {
-                                out.write_all(&line)?;
+                                // Written or failed, a batch is gone: after an error (the
+                                // first is reported) nothing is retried or piled up.
+                                let written = out.write_all(&line);
                                 line.clear();
+                                written?;
                             }
                             Ok(())
                         }
@@ -657,14 +660,18 @@ pub fn run(args: BacktestArgs) -> Result<Outcome> {
         eprintln!("warning: … and {} more problems", summary.issues_not_shown);
     }
     match args.format {
-        FindingFormat::Text => write_summary_text(&mut out, &summary, secs)?,
+        FindingFormat::Text => {
+            write_summary_text(&mut out, &summary, secs).context("cannot write findings")?
+        }
         FindingFormat::Jsonl | FindingFormat::Alerts => {
             write_summary_text(&mut std::io::stderr(), &summary, secs)?
         }
         FindingFormat::Json => {
             let doc = serde_json::json!({"findings": kept, "summary": summary});
-            serde_json::to_writer_pretty(&mut out, &doc)?;
-            writeln!(out)?;
+            serde_json::to_writer_pretty(&mut out, &doc)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+                .context("cannot write findings")?;
         }
     }
     out.flush().context("cannot write findings")?;

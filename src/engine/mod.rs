@@ -8,7 +8,7 @@
 //! - the stateful stage (one, fed in event-time order by [`Pipeline::push`]): correlations
 //!   ([`crate::correlate`]) and baselines ([`crate::baseline`]), then — when alerts are asked
 //!   for — the [`incident`] stage, which groups findings into incidents (keyed by rule and
-//!   principal, or a rule's `suppress:` fields: [`dedup`]) and decides the alerts.
+//!   principal, or a rule's `suppress:` fields: `engine::dedup`) and decides the alerts.
 //!
 //! A single-threaded driver calls [`Pipeline::feed`] (both stages); a parallel one runs
 //! [`Evaluator`]s on its workers and hands their results to [`Pipeline::push`] in event-time

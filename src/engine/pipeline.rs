@@ -108,7 +108,7 @@ impl<'r> Pipeline<'r> {
         }
     }
 
-    /// Groups findings into incidents and decides alerts ([`incident`]); each finding
+    /// Groups findings into incidents and decides alerts ([`crate::engine::incident`]); each finding
     /// then carries its incident's id.
     pub fn enable_alerts(&mut self, settings: AlertSettings) {
         // A rule's `suppress:` sets its incidents' dedup key (its `by` fields) and window.

@@ -203,7 +203,7 @@ pub(crate) fn gunzip_reusing<'b>(
     gunzip(bytes).map(Cow::Owned)
 }
 
-/// Decompresses gzip (all members), bounded by [`MAX_DECOMPRESSED`].
+/// Decompresses gzip (all members), bounded by `MAX_DECOMPRESSED`.
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if let Some(out) = inflate_single_member(bytes) {
         return Ok(out);
