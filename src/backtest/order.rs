@@ -72,8 +72,16 @@ pub(super) struct Reorder<F: FnMut(Option<Millis>, Evaluated, usize)> {
     max_seen: Option<Millis>,
     window: Millis,
     pub(super) late: u64,
+    /// Outputs taken from the runs and not yet emitted (see [`LOOKAHEAD`]).
+    ahead: std::collections::VecDeque<(Millis, Evaluated, usize)>,
     emit: F,
 }
+
+/// Outputs taken ahead of the one being emitted. What the in-order stage reads of an output
+/// (findings, their texts and record, the observation) was made by a worker long before and
+/// has left the caches: it is asked for ([`Evaluated::prefetch`]) a few outputs early, so the
+/// reads overlap instead of each waiting for memory in turn.
+const LOOKAHEAD: usize = 4;
 
 /// A file's waiting outputs, in key order (its head first).
 struct Run {
@@ -144,6 +152,7 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
             max_seen: None,
             window,
             late: 0,
+            ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD + 1),
             emit,
         }
     }
@@ -191,7 +200,11 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
 
     /// Releases, in order, everything at or before `up_to` (everything when `None`).
     pub(super) fn release(&mut self, up_to: Option<Millis>) {
-        while let Some(mut top) = self.runs.peek_mut() {
+        loop {
+            // (Not `while let`: its scrutinee would hold the heap borrowed through the body.)
+            let Some(mut top) = self.runs.peek_mut() else {
+                break;
+            };
             if up_to.is_some_and(|u| top.0.head.0 > u) {
                 break;
             }
@@ -206,6 +219,26 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
                 // The run's new head: dropping `top` moves it to its place in the heap.
                 drop(top);
             }
+            // Taken ahead: its findings and observation are asked for now, the findings'
+            // texts and record once those are in (halfway along), and it is emitted last.
+            output.prefetch_parts();
+            self.ahead.push_back((t, output, producer));
+            if let Some(i) = self.ahead.len().checked_sub(1 + LOOKAHEAD / 2)
+                && let Some((_, halfway, _)) = self.ahead.get(i)
+            {
+                halfway.prefetch();
+            }
+            if self.ahead.len() > LOOKAHEAD {
+                self.emit_first_ahead();
+            }
+        }
+        while !self.ahead.is_empty() {
+            self.emit_first_ahead();
+        }
+    }
+
+    fn emit_first_ahead(&mut self) {
+        if let Some((t, output, producer)) = self.ahead.pop_front() {
             (self.emit)(Some(t), output, producer);
         }
     }
@@ -233,6 +266,44 @@ mod tests {
         assert_eq!(s.ids.len(), 2, "`a` is forgotten, the timeless `n` kept");
         assert!(!s.insert("n", None));
         assert!(s.insert("a", Some(0)), "too late to be recognised");
+    }
+
+    /// Outputs taken ahead (for prefetching) leave in the same order, all of them, whatever
+    /// the number released at once.
+    #[test]
+    fn outputs_taken_ahead_leave_in_order_and_none_is_kept() {
+        let seen = std::cell::RefCell::new(Vec::<String>::new());
+        // A window longer than the files span: nothing is late.
+        let mut r = Reorder::new(60 * MIN, |_, o: Evaluated, _| {
+            seen.borrow_mut().push(o.findings[0].id.clone())
+        });
+        let mut expected: Vec<(Millis, u32, u32, String)> = Vec::new();
+        for file in 0..3u32 {
+            let items: Vec<Item> = (0..10u32)
+                .map(|k| {
+                    let t = Millis::from(k * 3 + file) * MIN;
+                    let tag = format!("f{file}-{k}");
+                    expected.push((t, file, k, tag.clone()));
+                    item(Some(t), &tag)
+                })
+                .collect();
+            r.push_file(file, 0, items);
+        }
+        // A few at a time (fewer than are taken ahead), then the rest.
+        for up_to in [2, 3, 4, 9, 10] {
+            r.release(Some(up_to * MIN));
+            let released = expected.iter().filter(|e| e.0 <= up_to * MIN).count();
+            assert_eq!(
+                seen.borrow().len(),
+                released,
+                "everything up to {up_to} min is out"
+            );
+        }
+        r.release(None);
+        drop(r);
+        expected.sort();
+        let order: Vec<String> = expected.into_iter().map(|e| e.3).collect();
+        assert_eq!(seen.into_inner(), order);
     }
 
     #[test]

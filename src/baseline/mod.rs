@@ -121,6 +121,12 @@ impl Obs {
         self.text.get(start..self.ends[i] as usize)
     }
 
+    /// Asks for the observation's text to be fetched into the cache (see
+    /// [`crate::util::prefetch`]): it is read on another thread than the one that made it.
+    pub fn prefetch(&self) {
+        crate::util::prefetch::read(self.text.as_ptr());
+    }
+
     /// The grouping key of the principal.
     pub fn key(&self) -> &str {
         self.get(Field::Key).unwrap_or("")
