@@ -79,8 +79,10 @@ pub(super) struct Reorder<F: FnMut(Option<Millis>, Evaluated, usize)> {
 
 /// Outputs taken ahead of the one being emitted. What the in-order stage reads of an output
 /// (findings, their texts and record, the observation) was made by a worker long before and
-/// has left the caches: it is asked for ([`Evaluated::prefetch`]) a few outputs early, so the
-/// reads overlap instead of each waiting for memory in turn.
+/// has left the caches: it is asked for a few outputs early, so the reads overlap instead of
+/// each waiting for memory in turn: the findings and the observation when the output is taken
+/// ([`Evaluated::prefetch_parts`], `LOOKAHEAD` outputs ahead), the findings' texts and record
+/// halfway along ([`Evaluated::prefetch`]), or one ahead while the last are emitted.
 const LOOKAHEAD: usize = 4;
 
 /// A file's waiting outputs, in key order (its head first).
@@ -232,7 +234,11 @@ impl<F: FnMut(Option<Millis>, Evaluated, usize)> Reorder<F> {
                 self.emit_first_ahead();
             }
         }
+        // The last ones (they did not reach halfway): each asked for one ahead.
         while !self.ahead.is_empty() {
+            if let Some((_, next, _)) = self.ahead.get(1) {
+                next.prefetch();
+            }
             self.emit_first_ahead();
         }
     }
