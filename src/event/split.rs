@@ -146,6 +146,65 @@ fn push_string_member<'a>(
     }
 }
 
+/// Appends `item` to `items`, written straight into the vector's free room (see
+/// [`push_member`]).
+#[inline(always)]
+fn push_in_place<T>(items: &mut Vec<T>, item: T) {
+    items.reserve(1);
+    let len = items.len();
+    match items.spare_capacity_mut().first_mut() {
+        Some(slot) => {
+            slot.write(item);
+            // SAFETY: the slot at `len` (within capacity) was written just above.
+            unsafe { items.set_len(len + 1) };
+        }
+        // Not reached (`reserve` made room): pushed the plain way.
+        None => items.push(item),
+    }
+}
+
+/// Appends a member named `key` (its value `Null`, to be built in its place) to a built
+/// object, written straight into the vector's free room (see [`push_member`]).
+#[inline(always)]
+fn push_key<'a>(members: &mut Vec<(Cow<'a, str>, Value<'a>)>, key: &'a str) {
+    members.reserve(1);
+    let len = members.len();
+    match members.spare_capacity_mut().first_mut() {
+        Some(slot) => {
+            slot.write((Cow::Borrowed(key), Value::Null));
+            // SAFETY: the slot at `len` (within capacity) was written just above.
+            unsafe { members.set_len(len + 1) };
+        }
+        // Not reached (`reserve` made room): pushed the plain way.
+        None => members.push((Cow::Borrowed(key), Value::Null)),
+    }
+}
+
+/// A checked string's text (between its quotes, escapes other than `\u`) with its escapes
+/// replaced.
+#[cold]
+fn unescape(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(p) = rest.find('\\') {
+        out.push_str(&rest[..p]);
+        out.push(match rest.as_bytes().get(p + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => return None,
+        });
+        rest = rest.get(p + 2..)?;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 struct Scan<'a> {
     text: &'a str,
     b: &'a [u8],
@@ -337,33 +396,59 @@ impl<'a> Scan<'a> {
 
     /// The value at the cursor as a tree (strings borrowed unless they have escapes).
     fn build(&mut self, depth: usize) -> Option<Value<'a>> {
+        let mut v = Value::Null;
+        self.build_into(depth, &mut v)?;
+        Some(v)
+    }
+
+    /// [`Scan::build`] into `out`, the value's own place (`Null` on entry): strings, members
+    /// and items are written where they are kept, never returned and moved (a moved value is
+    /// copied with 16-byte loads of what narrower stores had just written: see
+    /// [`push_member`]). On `None`, `out` may hold part of the value.
+    fn build_into(&mut self, depth: usize, out: &mut Value<'a>) -> Option<()> {
         match *self.b.get(self.i)? {
-            b'"' => self.string_value().map(Value::String),
+            b'"' => {
+                let (raw, escaped) = self.string()?;
+                *out = if escaped {
+                    Value::String(Cow::Owned(unescape(raw)?))
+                } else {
+                    Value::String(Cow::Borrowed(raw))
+                };
+            }
             b'{' => {
                 if depth >= MAX_DEPTH {
                     return None;
                 }
                 self.i += 1;
                 // Most CloudTrail objects have a handful of members: one allocation.
-                let mut members = Vec::with_capacity(8);
+                *out = Value::Object(Vec::with_capacity(8));
+                let Value::Object(members) = out else {
+                    return None;
+                };
                 self.ws();
                 if self.peek(b'}') {
                     self.i += 1;
-                    return Some(Value::Object(members));
+                    return Some(());
                 }
                 loop {
                     self.ws();
-                    let key = self.string_value()?;
+                    let (key, escaped) = self.string()?;
+                    if escaped {
+                        members.push((Cow::Owned(unescape(key)?), Value::Null));
+                    } else {
+                        push_key(members, key);
+                    }
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
-                    members.push((key, self.build(depth + 1)?));
+                    let (_, value) = members.last_mut()?;
+                    self.build_into(depth + 1, value)?;
                     self.ws();
                     match *self.b.get(self.i)? {
                         b',' => self.i += 1,
                         b'}' => {
                             self.i += 1;
-                            return Some(Value::Object(members));
+                            return Some(());
                         }
                         _ => return None,
                     }
@@ -374,29 +459,40 @@ impl<'a> Scan<'a> {
                     return None;
                 }
                 self.i += 1;
-                let mut items = Vec::with_capacity(4);
+                *out = Value::Array(Vec::with_capacity(4));
+                let Value::Array(items) = out else {
+                    return None;
+                };
                 self.ws();
                 if self.peek(b']') {
                     self.i += 1;
-                    return Some(Value::Array(items));
+                    return Some(());
                 }
                 loop {
                     self.ws();
-                    items.push(self.build(depth + 1)?);
+                    push_in_place(items, Value::Null);
+                    let item = items.last_mut()?;
+                    self.build_into(depth + 1, item)?;
                     self.ws();
                     match *self.b.get(self.i)? {
                         b',' => self.i += 1,
                         b']' => {
                             self.i += 1;
-                            return Some(Value::Array(items));
+                            return Some(());
                         }
                         _ => return None,
                     }
                 }
             }
-            b't' => self.literal(b"true").map(|()| Value::Bool(true)),
-            b'f' => self.literal(b"false").map(|()| Value::Bool(false)),
-            b'n' => self.literal(b"null").map(|()| Value::Null),
+            b't' => {
+                self.literal(b"true")?;
+                *out = Value::Bool(true);
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                *out = Value::Bool(false);
+            }
+            b'n' => self.literal(b"null")?,
             _ => {
                 let start = self.i;
                 self.number()?;
@@ -408,36 +504,10 @@ impl<'a> Scan<'a> {
                 } else {
                     serde_json::from_str::<serde_json::Number>(text).ok()?
                 };
-                Some(Value::Number(n))
+                *out = Value::Number(n);
             }
         }
-    }
-
-    /// A string at the cursor, its escapes replaced (a copy only when it has any).
-    fn string_value(&mut self) -> Option<Cow<'a, str>> {
-        let (raw, escaped) = self.string()?;
-        if !escaped {
-            return Some(Cow::Borrowed(raw));
-        }
-        let mut out = String::with_capacity(raw.len());
-        let mut rest = raw;
-        while let Some(p) = rest.find('\\') {
-            out.push_str(&rest[..p]);
-            out.push(match rest.as_bytes().get(p + 1)? {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                _ => return None,
-            });
-            rest = rest.get(p + 2..)?;
-        }
-        out.push_str(rest);
-        Some(Cow::Owned(out))
+        Some(())
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -767,5 +837,39 @@ y"}]}"#,
         ] {
             assert!(record(refused).is_none(), "{refused}");
         }
+    }
+
+    /// Any JSON value without `\u` escapes, compact or pretty-printed, is built exactly as
+    /// serde_json builds it (strings with and without escapes, numbers of every form, nested
+    /// objects and arrays).
+    #[test]
+    fn builds_any_value_like_serde_json() {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            (-1e12f64..1e12).prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 \"\\\\/\n\t\u{e9}\u{1f600}]{0,12}".prop_map(serde_json::Value::String),
+        ];
+        let json = leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                prop::collection::vec(("[a-z\"\\\\]{0,6}", inner), 0..6)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        });
+        proptest!(ProptestConfig::with_cases(2000), |(v in json)| {
+            for text in [
+                serde_json::to_string(&v).unwrap(),
+                serde_json::to_string_pretty(&v).unwrap(),
+            ] {
+                let ours = value(&text);
+                prop_assert!(ours.is_some(), "refused {}", text);
+                let theirs: Value = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(ours.unwrap(), theirs, "{}", text);
+            }
+        });
     }
 }
