@@ -71,8 +71,12 @@ pub struct Event<'a> {
     root: OnceCell<Value<'a>>,
     /// Where each of the [`KNOWN_KEYS`] is among `members`, found in one pass when the event
     /// is made (`None` for a record with more members than positions fit in).
-    known: Option<[u16; KNOWN_KEYS.len()]>,
+    known: Known,
 }
+
+/// Where each of the [`KNOWN_KEYS`] first appears among a record's members ([`ABSENT`] when
+/// it does not); `None` for a record with more members than positions fit in.
+pub(crate) type Known = Option<[u16; KNOWN_KEYS.len()]>;
 
 /// The top-level keys of CloudTrail records (and the logstash time field): their positions
 /// are noted once per event, so looking one up (dozens of times per record, by the engine,
@@ -151,7 +155,7 @@ fn known_key(key: &str) -> Option<usize> {
 }
 
 /// Where each known key first appears among `members`.
-fn known_positions(members: &Members<'_>) -> Option<[u16; KNOWN_KEYS.len()]> {
+fn known_positions(members: &Members<'_>) -> Known {
     if members.len() >= usize::from(ABSENT) {
         return None;
     }
@@ -196,8 +200,9 @@ impl<'a> Member<'a> {
 #[derive(Debug)]
 pub(crate) enum Slot<'a> {
     /// An object (the scanner builds `userIdentity`, which every record has read, while
-    /// splitting: its text is not scanned twice).
-    Object(Members<'a>),
+    /// splitting: its text is not scanned twice), with where its known keys are (noted while
+    /// its keys are read, not in a second pass over the members).
+    Object(Members<'a>, Known),
     NotObject(&'static str),
 }
 
@@ -205,7 +210,7 @@ impl Slot<'_> {
     /// The element as JSON text again (rare paths only).
     pub fn to_json_text(&self) -> String {
         match self {
-            Slot::Object(m) => {
+            Slot::Object(m, _) => {
                 let map: serde_json::Map<String, serde_json::Value> = m
                     .iter()
                     .map(|m| {
@@ -239,7 +244,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Slot<'a> {
                     let v: &'a RawValue = map.next_value()?;
                     members.push(Member::new(k, v.get()));
                 }
-                Ok(Slot::Object(members))
+                let known = known_positions(&members);
+                Ok(Slot::Object(members, known))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
@@ -285,16 +291,12 @@ impl<'a> Event<'a> {
     /// An event from an element already split (by [`Slot`]'s deserializer or the scanner).
     pub(crate) fn from_slot(slot: Slot<'a>) -> Result<Self, RecordError> {
         match slot {
-            Slot::Object(members) => Ok(Self::from_members(members)),
+            Slot::Object(members, known) => Ok(Event {
+                known,
+                members,
+                root: OnceCell::new(),
+            }),
             Slot::NotObject(found) => Err(RecordError::NotAnObject { found }),
-        }
-    }
-
-    fn from_members(members: Members<'a>) -> Self {
-        Event {
-            known: known_positions(&members),
-            members,
-            root: OnceCell::new(),
         }
     }
 

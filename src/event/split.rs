@@ -8,7 +8,7 @@
 //! then gives the same records or the same error as before. What it accepts is valid JSON:
 //! the members it returns parse.
 
-use super::{Member, Members, Slot, Value};
+use super::{ABSENT, KNOWN_KEYS, Member, Members, Slot, Value, known_key};
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
@@ -239,12 +239,20 @@ impl<'a> Scan<'a> {
         self.ws();
         let mut members: Members<'a> = Vec::with_capacity(*room);
         let mut built = false;
+        // Where the known keys are (see `super::known_positions`), noted as keys are read.
+        let mut known = [ABSENT; KNOWN_KEYS.len()];
         if !self.peek(b'}') {
             loop {
                 self.ws();
                 let (key, escaped) = self.string()?;
                 if escaped {
                     return None;
+                }
+                if let Some(slot) = known_key(key).and_then(|n| known.get_mut(n))
+                    && *slot == ABSENT
+                {
+                    // Past `ABSENT` members the positions are not kept (below).
+                    *slot = u16::try_from(members.len()).unwrap_or(ABSENT);
                 }
                 self.ws();
                 self.eat(b':')?;
@@ -288,7 +296,8 @@ impl<'a> Scan<'a> {
         }
         self.eat(b'}')?;
         *room = members.len() + 2;
-        Some(Slot::Object(members))
+        let known = (members.len() < usize::from(ABSENT)).then_some(known);
+        Some(Slot::Object(members, known))
     }
 
     /// A string at the cursor: its text between the quotes and whether it has escapes.
@@ -672,7 +681,7 @@ mod tests {
 
     fn flat(s: &Slot<'_>) -> Vec<(String, String)> {
         match s {
-            Slot::Object(m) => m
+            Slot::Object(m, _) => m
                 .iter()
                 .map(|m| (m.key.to_string(), m.raw.to_string()))
                 .collect(),
@@ -812,7 +821,7 @@ y"}]}"#,
         let text = format!(r#"{{"Records":[{record}]}}"#);
         let mut slots = records(&text).unwrap();
         // userIdentity and the plain string are built while splitting, the number later.
-        assert!(matches!(&slots[0], Slot::Object(m)
+        assert!(matches!(&slots[0], Slot::Object(m, _)
             if m[0].value.get().is_some() && m[1].value.get().is_some() && m[2].value.get().is_none()));
         let fast = super::super::Event::from_slot(slots.remove(0)).unwrap();
         let parsed = super::super::Event::parse(record).unwrap();
