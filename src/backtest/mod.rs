@@ -328,16 +328,20 @@ fn process_bytes(
                 r.without_time += 1;
             }
         }
-        let mut evaluated = evaluator.evaluate_at(&ev, time);
-        if !evaluated.findings.is_empty() {
-            // Where the record was read, so people can find it in their archive.
-            evaluated.set_origin(&format!("{}: {loc}", r.label));
-        }
+        // The output is made in its place among the items (see `Evaluator::evaluate_into`).
         r.items.push(Item {
             time,
             key: record_key(&ev),
-            output: evaluated,
+            output: Evaluated::default(),
         });
+        let Some(item) = r.items.last_mut() else {
+            continue;
+        };
+        evaluator.evaluate_into(&ev, time, &mut item.output);
+        if !item.output.findings.is_empty() {
+            // Where the record was read, so people can find it in their archive.
+            item.output.set_origin(&format!("{}: {loc}", r.label));
+        }
     }
     r.excepted = evaluator.excepted();
     // Records inside a file are unordered (LookupEvents exports are even newest first): put

@@ -89,26 +89,48 @@ pub struct Obs {
 impl Obs {
     /// An observation from its parts (`fields` in [`Field`] order; `Key` must be present).
     pub fn new(time: Millis, write: bool, api_write: bool, fields: [Option<&str>; FIELDS]) -> Obs {
-        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
-        let mut text = String::with_capacity(len);
-        let mut ends = [0u32; FIELDS];
-        let mut present = 0u16;
-        for (i, f) in fields.iter().enumerate() {
-            if let Some(v) = f {
-                text.push_str(v);
-                present |= 1 << i;
-            }
-            // Offsets fit: a record is at most a few MB (CloudTrail's limit is far lower).
-            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
-        Obs {
+        let mut slot = None;
+        Self::make_in(&mut slot, time, write, api_write, fields);
+        slot.unwrap_or_else(|| Obs {
             time,
             write,
             api_write,
-            text: text.into_boxed_str(),
-            ends,
-            present,
+            text: Box::default(),
+            ends: [0; FIELDS],
+            present: 0,
+        })
+    }
+
+    /// [`Obs::new`] made in `slot`, its own place: made elsewhere and moved there, the copy
+    /// read back, in 16-byte loads, offsets and flags written by narrower stores (two
+    /// store-forwarding stalls per record).
+    #[inline(always)]
+    fn make_in(
+        slot: &mut Option<Obs>,
+        time: Millis,
+        write: bool,
+        api_write: bool,
+        fields: [Option<&str>; FIELDS],
+    ) {
+        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        let mut text = String::with_capacity(len);
+        let obs = slot.insert(Obs {
+            time,
+            write,
+            api_write,
+            text: Box::default(),
+            ends: [0; FIELDS],
+            present: 0,
+        });
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(v) = f {
+                text.push_str(v);
+                obs.present |= 1 << i;
+            }
+            // Offsets fit: a record is at most a few MB (CloudTrail's limit is far lower).
+            obs.ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
+        obs.text = text.into_boxed_str();
     }
 
     /// A text field, when present.
@@ -139,9 +161,21 @@ impl Obs {
 
     /// The observation of one record at event time `time`, when it counts in any series.
     pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &BaselineConfig) -> Option<Obs> {
+        let mut slot = None;
+        Self::from_event_in(&mut slot, ev, time, cfg);
+        slot
+    }
+
+    /// [`Obs::from_event`] made in `slot` (left as it is when the record counts in no series).
+    pub fn from_event_in(
+        slot: &mut Option<Obs>,
+        ev: &Event<'_>,
+        time: Millis,
+        cfg: &BaselineConfig,
+    ) {
         let class = classify(ev);
         if class == Class::Ignored {
-            return None;
+            return;
         }
         let error = ev.error_code();
         let is_write = class == Class::Write;
@@ -150,16 +184,18 @@ impl Obs {
         let err = cfg.error_rate && error.is_some();
         // Reads still count as activity of the principal (its warm-up and idleness).
         if !write && !api_write && !err && !cfg.write_volume && !cfg.error_rate {
-            return None;
+            return;
         }
         let who = principal::who(ev, cfg.assumed_roles);
         if !write && !api_write && !err {
             // Activity only (most records are reads): the key is all that is needed.
             let mut fields = [None; FIELDS];
             fields[Field::Key as usize] = Some(&*who.key);
-            return Some(Obs::new(time, false, false, fields));
+            Self::make_in(slot, time, false, false, fields);
+            return;
         }
-        Some(Obs::new(
+        Self::make_in(
+            slot,
             time,
             write,
             api_write,
@@ -175,7 +211,7 @@ impl Obs {
                 ev.recipient_account_id(),
                 ev.event_id(),
             ],
-        ))
+        );
     }
 }
 

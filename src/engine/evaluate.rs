@@ -94,13 +94,21 @@ impl<'r> Evaluator<'r> {
 
     /// [`Evaluator::evaluate`] when the caller has already parsed the event time.
     pub fn evaluate_at(&mut self, ev: &Event<'_>, time: Option<Millis>) -> Evaluated {
-        self.rules.matching(ev, &mut self.scratch);
         let mut out = Evaluated::default();
+        self.evaluate_into(ev, time, &mut out);
+        out
+    }
+
+    /// [`Evaluator::evaluate_at`] into `out` (an empty output), where the caller keeps it: an
+    /// output made here and returned was copied right after its observation was written, in
+    /// loads wider than the stores that wrote it (a store-forwarding stall per record).
+    pub fn evaluate_into(&mut self, ev: &Event<'_>, time: Option<Millis>, out: &mut Evaluated) {
+        self.rules.matching(ev, &mut self.scratch);
         if let (Some(b), Some(t)) = (self.rules.baseline(), time) {
-            out.observation = crate::baseline::Obs::from_event(ev, t, &b.config);
+            crate::baseline::Obs::from_event_in(&mut out.observation, ev, t, &b.config);
         }
         if self.scratch.is_empty() {
-            return out;
+            return;
         }
         let plans = self.rules.plans();
         // Shared by the hits of this record: group keys made so far; who/where and event ids.
@@ -185,7 +193,6 @@ impl<'r> Evaluator<'r> {
                 });
             }
         }
-        out
     }
 
     /// Only the findings (for callers without correlations).
