@@ -2,7 +2,8 @@
 //! management calls and of failed calls per minute; optionally, like CloudTrail Insights,
 //! the volume per (account, region, API). See docs/baselines.md.
 //!
-//! Two stages, like the rest of the engine: [`Obs::from_event`] extracts a compact
+//! Two stages, like the rest of the engine: [`Obs::from_event`] (or
+//! [`Obs::from_event_in`], into the output's own place) extracts a compact
 //! observation in the parallel, stateless stage (only when a `baseline` document is loaded),
 //! and [`Baselines::observe`] updates the models in event-time order and emits `anomaly`
 //! findings: a Start when a series becomes anomalous and an End when it has been back to
@@ -89,16 +90,9 @@ pub struct Obs {
 impl Obs {
     /// An observation from its parts (`fields` in [`Field`] order; `Key` must be present).
     pub fn new(time: Millis, write: bool, api_write: bool, fields: [Option<&str>; FIELDS]) -> Obs {
-        let mut slot = None;
-        Self::make_in(&mut slot, time, write, api_write, fields);
-        slot.unwrap_or_else(|| Obs {
-            time,
-            write,
-            api_write,
-            text: Box::default(),
-            ends: [0; FIELDS],
-            present: 0,
-        })
+        let mut obs = Obs::empty(time, write, api_write);
+        obs.fill(fields);
+        obs
     }
 
     /// [`Obs::new`] made in `slot`, its own place: made elsewhere and moved there, the copy
@@ -112,25 +106,35 @@ impl Obs {
         api_write: bool,
         fields: [Option<&str>; FIELDS],
     ) {
-        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
-        let mut text = String::with_capacity(len);
-        let obs = slot.insert(Obs {
+        slot.insert(Obs::empty(time, write, api_write)).fill(fields);
+    }
+
+    #[inline(always)]
+    fn empty(time: Millis, write: bool, api_write: bool) -> Obs {
+        Obs {
             time,
             write,
             api_write,
             text: Box::default(),
             ends: [0; FIELDS],
             present: 0,
-        });
+        }
+    }
+
+    /// Sets the text fields (see [`Obs::new`]).
+    #[inline(always)]
+    fn fill(&mut self, fields: [Option<&str>; FIELDS]) {
+        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        let mut text = String::with_capacity(len);
         for (i, f) in fields.iter().enumerate() {
             if let Some(v) = f {
                 text.push_str(v);
-                obs.present |= 1 << i;
+                self.present |= 1 << i;
             }
             // Offsets fit: a record is at most a few MB (CloudTrail's limit is far lower).
-            obs.ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            self.ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
-        obs.text = text.into_boxed_str();
+        self.text = text.into_boxed_str();
     }
 
     /// A text field, when present.

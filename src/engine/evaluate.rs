@@ -103,6 +103,7 @@ impl<'r> Evaluator<'r> {
     /// output made here and returned was copied right after its observation was written, in
     /// loads wider than the stores that wrote it (a store-forwarding stall per record).
     pub fn evaluate_into(&mut self, ev: &Event<'_>, time: Option<Millis>, out: &mut Evaluated) {
+        debug_assert!(out.is_empty(), "evaluate_into fills an empty output");
         self.rules.matching(ev, &mut self.scratch);
         if let (Some(b), Some(t)) = (self.rules.baseline(), time) {
             crate::baseline::Obs::from_event_in(&mut out.observation, ev, t, &b.config);

@@ -69,8 +69,9 @@ pub const FALLBACK_TIME_FIELD: &str = "@timestamp";
 pub struct Event<'a> {
     members: Members<'a>,
     root: OnceCell<Value<'a>>,
-    /// Where each of the [`KNOWN_KEYS`] is among `members`, found in one pass when the event
-    /// is made (`None` for a record with more members than positions fit in).
+    /// Where each of the [`KNOWN_KEYS`] is among `members`, noted by the scanner as it read the
+    /// keys (by [`known_positions`] on serde_json's path); `None` for a record with more
+    /// members than positions fit in.
     known: Known,
 }
 
@@ -154,7 +155,8 @@ fn known_key(key: &str) -> Option<usize> {
     })
 }
 
-/// Where each known key first appears among `members`.
+/// Where each known key first appears among `members` (for records split by serde_json; the
+/// scanner notes them as it reads the keys).
 fn known_positions(members: &Members<'_>) -> Known {
     if members.len() >= usize::from(ABSENT) {
         return None;
@@ -523,25 +525,34 @@ mod tests {
         for (n, key) in KNOWN_KEYS.iter().enumerate() {
             assert_eq!(known_key(key), Some(n), "{key}");
         }
-        // Repeated keys (the first one counts), absent known keys, other keys.
-        let text =
-            r#"{"eventName":"A","x":1,"eventName":"B","errorCode":"E","y":{"eventName":"C"}}"#;
-        let ev = Event::parse(text).unwrap();
-        assert!(ev.known.is_some());
-        for key in KNOWN_KEYS
-            .iter()
-            .copied()
-            .chain(["x", "y", "z", "EventName"])
-        {
-            assert_eq!(
-                ev.position(key),
-                ev.members.iter().position(|m| m.key == key),
-                "{key}"
-            );
+        // Repeated keys (the first one counts), absent known keys, other keys; split by the
+        // scanner, and by serde_json (the scanner leaves records with a `\u` escape to it).
+        for text in [
+            r#"{"eventName":"A","x":1,"eventName":"B","errorCode":"E","y":{"eventName":"C"}}"#,
+            r#"{"x":"\u0041","eventName":"A","eventName":"B","errorCode":"E","y":{"eventName":"C"}}"#,
+        ] {
+            let ev = Event::parse(text).unwrap();
+            assert!(ev.known.is_some());
+            assert_eq!(ev.known, known_positions(&ev.members), "{text}");
+            for key in KNOWN_KEYS
+                .iter()
+                .copied()
+                .chain(["x", "y", "z", "EventName"])
+            {
+                assert_eq!(
+                    ev.position(key),
+                    ev.members.iter().position(|m| m.key == key),
+                    "{key}"
+                );
+            }
+            assert_eq!(ev.event_name(), Some("A"));
+            assert_eq!(ev.error_code(), Some("E"));
+            assert_eq!(ev.event_source(), None);
         }
-        assert_eq!(ev.event_name(), Some("A"));
-        assert_eq!(ev.error_code(), Some("E"));
-        assert_eq!(ev.event_source(), None);
+        assert!(
+            split::record(r#"{"x":"\u0041"}"#).is_none(),
+            "the serde path was taken"
+        );
         // A record with more members than positions fit in is scanned.
         let many: Vec<String> = (0..70_000).map(|i| format!(r#""k{i}":{i}"#)).collect();
         let text = format!(r#"{{{},"eventName":"Z"}}"#, many.join(","));

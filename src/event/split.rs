@@ -850,7 +850,8 @@ y"}]}"#,
 
     /// Any JSON value without `\u` escapes, compact or pretty-printed, is built exactly as
     /// serde_json builds it (strings with and without escapes, numbers of every form, nested
-    /// objects and arrays).
+    /// objects and arrays). serde_json writes only the `\"`, `\\`, `\n` and `\t` escapes of
+    /// these strings; the others are in `builds_values_like_serde_json`.
     #[test]
     fn builds_any_value_like_serde_json() {
         use proptest::prelude::*;
