@@ -147,7 +147,10 @@ fn push_string_member<'a>(
 }
 
 /// Appends `item` to `items`, written straight into the vector's free room (see
-/// [`push_member`]).
+/// [`push_member`]). Only for items that are constants or already in place: an item built by
+/// the caller and passed in is copied through a temporary again (measured: `push_member` and
+/// [`push_key`] through this function brought the stalls back), which is why those two
+/// construct their item inside.
 #[inline(always)]
 fn push_in_place<T>(items: &mut Vec<T>, item: T) {
     items.reserve(1);
