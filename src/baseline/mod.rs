@@ -2,8 +2,7 @@
 //! management calls and of failed calls per minute; optionally, like CloudTrail Insights,
 //! the volume per (account, region, API). See docs/baselines.md.
 //!
-//! Two stages, like the rest of the engine: [`Obs::from_event`] (or
-//! [`Obs::from_event_in`], into the output's own place) extracts a compact
+//! Two stages, like the rest of the engine: [`Obs::from_event_in`] extracts a compact
 //! observation in the parallel, stateless stage (only when a `baseline` document is loaded),
 //! and [`Baselines::observe`] updates the models in event-time order and emits `anomaly`
 //! findings: a Start when a series becomes anomalous and an End when it has been back to
@@ -163,14 +162,10 @@ impl Obs {
         self.get(Field::Error)
     }
 
-    /// The observation of one record at event time `time`, when it counts in any series.
-    pub fn from_event(ev: &Event<'_>, time: Millis, cfg: &BaselineConfig) -> Option<Obs> {
-        let mut slot = None;
-        Self::from_event_in(&mut slot, ev, time, cfg);
-        slot
-    }
-
-    /// [`Obs::from_event`] made in `slot` (left as it is when the record counts in no series).
+    /// The observation of one record at event time `time`, made in `slot` (the output's own
+    /// place: made elsewhere and moved, it cost a store-forwarding stall) when it counts in any
+    /// series; `slot` is left as it is
+    /// otherwise.
     pub fn from_event_in(
         slot: &mut Option<Obs>,
         ev: &Event<'_>,
